@@ -1,0 +1,407 @@
+//! The voice bank: every voice's state in 8-lane chunks (array of structs of
+//! arrays), so the per-sample chain vectorises across voices.
+//!
+//! Hot per-sample state lives in [`VoiceChunk`]; control state that changes
+//! only at segment ends or commands lives in [`VoiceControl`]. Both are plain
+//! `#[repr(C)]` data, which is also the snapshot format.
+//!
+//! Determinism rules that make the output independent of block splitting and
+//! of skipping idle chunks:
+//! * the per-sample kernel uses the same scalar functions as [`crate::Voice`];
+//! * an idle voice holds a canonical state (filter memories 0, ramps landed),
+//!   so it outputs exact zeros and skipping it changes nothing;
+//! * a note-on on an idle voice restarts its phase at 0.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::adsr::{AdsrTimes, EnvState, Stage, env_tick};
+use crate::biquad::{BiquadCoefs, biquad_tick, flush_tiny};
+use crate::gain::{GainRamp, pan_gains};
+use crate::param::{Param, VoiceParams};
+use crate::sine::{phase_increment, sine_from_phase};
+
+/// Voices per chunk: one AVX register of `f32`, two SSE registers.
+pub const LANES: usize = 8;
+
+/// Per-sample state of [`LANES`] voices, one array per field.
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+#[repr(C, align(64))]
+pub struct VoiceChunk {
+    /// Oscillator phase (fraction of a turn).
+    pub phase: [u32; LANES],
+    /// Oscillator phase increment per sample.
+    pub inc: [u32; LANES],
+    /// Envelope segment start level.
+    pub env_base: [f32; LANES],
+    /// Envelope level change per sample.
+    pub env_slope: [f32; LANES],
+    /// Envelope samples done in the segment.
+    pub env_pos: [f32; LANES],
+    /// Filter coefficient b0.
+    pub b0: [f32; LANES],
+    /// Filter coefficient b1.
+    pub b1: [f32; LANES],
+    /// Filter coefficient b2.
+    pub b2: [f32; LANES],
+    /// Filter coefficient a1.
+    pub a1: [f32; LANES],
+    /// Filter coefficient a2.
+    pub a2: [f32; LANES],
+    /// Ramp step of b0.
+    pub db0: [f32; LANES],
+    /// Ramp step of b1.
+    pub db1: [f32; LANES],
+    /// Ramp step of b2.
+    pub db2: [f32; LANES],
+    /// Ramp step of a1.
+    pub da1: [f32; LANES],
+    /// Ramp step of a2.
+    pub da2: [f32; LANES],
+    /// Filter memory z1.
+    pub z1: [f32; LANES],
+    /// Filter memory z2.
+    pub z2: [f32; LANES],
+    /// Left gain.
+    pub gl: [f32; LANES],
+    /// Right gain.
+    pub gr: [f32; LANES],
+    /// Ramp step of the left gain.
+    pub dgl: [f32; LANES],
+    /// Ramp step of the right gain.
+    pub dgr: [f32; LANES],
+    /// Padding to a whole number of cache lines.
+    pub _pad: [u32; LANES],
+}
+
+/// Control state of one voice.
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+#[repr(C)]
+pub struct VoiceControl {
+    /// The voice's settings.
+    pub params: VoiceParams,
+    /// Envelope settings in samples.
+    pub times: AdsrTimes,
+    /// Envelope [`Stage`] code.
+    pub env_stage: u32,
+    /// Samples left in the envelope segment.
+    pub env_remaining: u32,
+    /// Level the envelope segment ends on.
+    pub env_target: f32,
+    /// Samples left in the filter coefficient ramp.
+    pub coef_remaining: u32,
+    /// Coefficients the ramp ends on.
+    pub coef_target: BiquadCoefs,
+    /// Samples left in the gain ramp.
+    pub gain_remaining: u32,
+    /// Gains the ramp ends on.
+    pub gain_target: [f32; 2],
+}
+
+impl VoiceChunk {
+    /// A chunk of idle voices with `params`.
+    pub(crate) fn idle(params: &VoiceParams, sample_rate: u32) -> Self {
+        let mut c = Self::zeroed();
+        let coefs = BiquadCoefs::design(params.filter_kind(), params.cutoff, params.q, sample_rate);
+        let [gl, gr] = pan_gains(params.amp, params.pan);
+        for l in 0..LANES {
+            c.inc[l] = phase_increment(params.freq, sample_rate);
+            c.set_coefs(l, &coefs);
+            c.gl[l] = gl;
+            c.gr[l] = gr;
+        }
+        c
+    }
+
+    fn set_coefs(&mut self, l: usize, c: &BiquadCoefs) {
+        self.b0[l] = c.b0;
+        self.b1[l] = c.b1;
+        self.b2[l] = c.b2;
+        self.a1[l] = c.a1;
+        self.a2[l] = c.a2;
+    }
+
+    fn coefs(&self, l: usize) -> BiquadCoefs {
+        BiquadCoefs {
+            b0: self.b0[l],
+            b1: self.b1[l],
+            b2: self.b2[l],
+            a1: self.a1[l],
+            a2: self.a2[l],
+        }
+    }
+
+    fn set_coef_steps(&mut self, l: usize, s: &BiquadCoefs) {
+        self.db0[l] = s.b0;
+        self.db1[l] = s.b1;
+        self.db2[l] = s.b2;
+        self.da1[l] = s.a1;
+        self.da2[l] = s.a2;
+    }
+
+    /// Flushes denormal-range filter memories of every lane to 0.
+    pub(crate) fn flush(&mut self) {
+        for l in 0..LANES {
+            self.z1[l] = flush_tiny(self.z1[l]);
+            self.z2[l] = flush_tiny(self.z2[l]);
+        }
+    }
+
+    /// Renders `acc_l.len()` samples of all lanes, adding each lane's output
+    /// into the per-lane accumulators. `RAMP` also steps coefficients and
+    /// gains (a lane that is not ramping has zero steps).
+    #[inline(always)]
+    pub(crate) fn run<const RAMP: bool>(
+        &mut self,
+        acc_l: &mut [[f32; LANES]],
+        acc_r: &mut [[f32; LANES]],
+    ) {
+        let mut phase = self.phase;
+        let inc = self.inc;
+        let base = self.env_base;
+        let slope = self.env_slope;
+        let mut pos = self.env_pos;
+        let (mut b0, mut b1, mut b2, mut a1, mut a2) =
+            (self.b0, self.b1, self.b2, self.a1, self.a2);
+        let (db0, db1, db2, da1, da2) = (self.db0, self.db1, self.db2, self.da1, self.da2);
+        let (mut z1, mut z2) = (self.z1, self.z2);
+        let (mut gl, mut gr, dgl, dgr) = (self.gl, self.gr, self.dgl, self.dgr);
+        for (al, ar) in acc_l.iter_mut().zip(acc_r.iter_mut()) {
+            for l in 0..LANES {
+                phase[l] = phase[l].wrapping_add(inc[l]);
+                let x = sine_from_phase(phase[l]);
+                let level = env_tick(base[l], slope[l], &mut pos[l]);
+                let y = biquad_tick(
+                    b0[l],
+                    b1[l],
+                    b2[l],
+                    a1[l],
+                    a2[l],
+                    &mut z1[l],
+                    &mut z2[l],
+                    x * level,
+                );
+                al[l] += y * gl[l];
+                ar[l] += y * gr[l];
+                if RAMP {
+                    b0[l] += db0[l];
+                    b1[l] += db1[l];
+                    b2[l] += db2[l];
+                    a1[l] += da1[l];
+                    a2[l] += da2[l];
+                    gl[l] += dgl[l];
+                    gr[l] += dgr[l];
+                }
+            }
+        }
+        self.phase = phase;
+        self.env_pos = pos;
+        (self.b0, self.b1, self.b2, self.a1, self.a2) = (b0, b1, b2, a1, a2);
+        (self.z1, self.z2) = (z1, z2);
+        (self.gl, self.gr) = (gl, gr);
+    }
+}
+
+impl VoiceControl {
+    /// Control state of an idle voice with `params`.
+    pub(crate) fn idle(params: &VoiceParams, sample_rate: u32, glide: u32) -> Self {
+        let idle = EnvState::IDLE;
+        Self {
+            params: *params,
+            times: AdsrTimes::new(&params.adsr(), sample_rate, glide),
+            env_stage: idle.stage,
+            env_remaining: idle.remaining,
+            env_target: idle.target,
+            coef_remaining: 0,
+            coef_target: BiquadCoefs::design(
+                params.filter_kind(),
+                params.cutoff,
+                params.q,
+                sample_rate,
+            ),
+            gain_remaining: 0,
+            gain_target: pan_gains(params.amp, params.pan),
+        }
+    }
+
+    /// Whether the voice is silent and waiting.
+    #[inline]
+    pub fn is_idle(&self) -> bool {
+        self.env_stage == Stage::Idle as u32
+    }
+
+    /// Samples until this voice's next segment end or ramp end, if any.
+    #[inline]
+    pub(crate) fn next_event(&self) -> u32 {
+        let mut n = self.env_remaining;
+        if self.coef_remaining > 0 {
+            n = n.min(self.coef_remaining);
+        }
+        if self.gain_remaining > 0 {
+            n = n.min(self.gain_remaining);
+        }
+        n
+    }
+
+    /// Whether a coefficient or gain ramp is under way.
+    #[inline]
+    pub(crate) fn is_ramping(&self) -> bool {
+        self.coef_remaining > 0 || self.gain_remaining > 0
+    }
+}
+
+/// A mutable view of one voice: its chunk, lane and control state.
+pub(crate) struct Lane<'a> {
+    pub chunk: &'a mut VoiceChunk,
+    pub l: usize,
+    pub ctl: &'a mut VoiceControl,
+    pub sample_rate: u32,
+    pub ramp: u32,
+}
+
+impl Lane<'_> {
+    fn env(&self) -> EnvState {
+        EnvState {
+            stage: self.ctl.env_stage,
+            remaining: self.ctl.env_remaining,
+            target: self.ctl.env_target,
+            base: self.chunk.env_base[self.l],
+            slope: self.chunk.env_slope[self.l],
+            pos: self.chunk.env_pos[self.l],
+        }
+    }
+
+    fn set_env(&mut self, e: EnvState) {
+        self.ctl.env_stage = e.stage;
+        self.ctl.env_remaining = e.remaining;
+        self.ctl.env_target = e.target;
+        self.chunk.env_base[self.l] = e.base;
+        self.chunk.env_slope[self.l] = e.slope;
+        self.chunk.env_pos[self.l] = e.pos;
+    }
+
+    fn gains(&self) -> GainRamp {
+        let l = self.l;
+        GainRamp {
+            value: [self.chunk.gl[l], self.chunk.gr[l]],
+            step: [self.chunk.dgl[l], self.chunk.dgr[l]],
+            target: self.ctl.gain_target,
+            remaining: self.ctl.gain_remaining,
+        }
+    }
+
+    fn set_gains(&mut self, g: GainRamp) {
+        let l = self.l;
+        [self.chunk.gl[l], self.chunk.gr[l]] = g.value;
+        [self.chunk.dgl[l], self.chunk.dgr[l]] = g.step;
+        self.ctl.gain_target = g.target;
+        self.ctl.gain_remaining = g.remaining;
+    }
+
+    fn ramp_len(&self) -> u32 {
+        if self.ctl.is_idle() { 0 } else { self.ramp }
+    }
+
+    fn retarget_coefs(&mut self) {
+        let p = &self.ctl.params;
+        let target = BiquadCoefs::design(p.filter_kind(), p.cutoff, p.q, self.sample_rate);
+        self.ctl.coef_target = target;
+        let len = self.ramp_len();
+        if len == 0 {
+            self.snap_coefs();
+        } else {
+            let steps = self.chunk.coefs(self.l).steps_to(&target, len);
+            self.chunk.set_coef_steps(self.l, &steps);
+            self.ctl.coef_remaining = len;
+        }
+    }
+
+    fn snap_coefs(&mut self) {
+        let target = self.ctl.coef_target;
+        self.chunk.set_coefs(self.l, &target);
+        self.chunk.set_coef_steps(self.l, &BiquadCoefs::zeroed());
+        self.ctl.coef_remaining = 0;
+    }
+
+    fn retarget_gains(&mut self) {
+        let target = pan_gains(self.ctl.params.amp, self.ctl.params.pan);
+        let mut g = self.gains();
+        g.ramp_to(target, self.ramp_len());
+        self.set_gains(g);
+    }
+
+    /// Makes the lane canonical-idle: memories cleared, ramps landed.
+    fn go_idle(&mut self) {
+        self.chunk.z1[self.l] = 0.0;
+        self.chunk.z2[self.l] = 0.0;
+        self.snap_coefs();
+        let target = self.ctl.gain_target;
+        self.set_gains(GainRamp::steady(target));
+    }
+
+    /// Opens the gate with sanitised `freq` and `amp`.
+    pub fn note_on(&mut self, freq: f32, amp: f32) {
+        let was_idle = self.ctl.is_idle();
+        self.ctl.params.freq = freq;
+        self.ctl.params.amp = amp;
+        self.chunk.inc[self.l] = phase_increment(freq, self.sample_rate);
+        if was_idle {
+            self.chunk.phase[self.l] = 0;
+            self.chunk.z1[self.l] = 0.0;
+            self.chunk.z2[self.l] = 0.0;
+        }
+        self.retarget_gains();
+        let env = self.env().gate_on(&self.ctl.times);
+        self.set_env(env);
+    }
+
+    /// Closes the gate.
+    pub fn note_off(&mut self) {
+        let env = self.env().gate_off(&self.ctl.times);
+        self.set_env(env);
+        if self.ctl.is_idle() {
+            self.go_idle();
+        }
+    }
+
+    /// Sets a sanitised voice parameter.
+    pub fn set(&mut self, param: Param, value: f32) {
+        self.ctl.params.store(param, value);
+        match param {
+            Param::Freq => self.chunk.inc[self.l] = phase_increment(value, self.sample_rate),
+            Param::Amp | Param::Pan => self.retarget_gains(),
+            Param::Cutoff | Param::Q | Param::Filter => self.retarget_coefs(),
+            Param::Attack | Param::Decay | Param::Sustain | Param::Release => {
+                let glide = self.ctl.times.glide;
+                self.ctl.times = AdsrTimes::new(&self.ctl.params.adsr(), self.sample_rate, glide);
+                let env = self.env().sustain_changed(&self.ctl.times);
+                self.set_env(env);
+            }
+            Param::Master => {}
+        }
+    }
+
+    /// Accounts for `n` rendered samples: ends segments and ramps that ran
+    /// out. Returns whether the voice is still active.
+    pub fn consume(&mut self, n: u32) -> bool {
+        let mut env = self.env();
+        if env.consume(n) {
+            env = env.segment_end(&self.ctl.times);
+            self.set_env(env);
+            if self.ctl.is_idle() {
+                self.go_idle();
+            }
+        } else {
+            self.ctl.env_remaining = env.remaining;
+        }
+        if self.ctl.coef_remaining > 0 {
+            self.ctl.coef_remaining = self.ctl.coef_remaining.saturating_sub(n);
+            if self.ctl.coef_remaining == 0 {
+                self.snap_coefs();
+            }
+        }
+        let mut g = self.gains();
+        g.consume(n);
+        self.set_gains(g);
+        !self.ctl.is_idle()
+    }
+}
