@@ -7,18 +7,19 @@
 //!
 //! Determinism rules that make the output independent of block splitting and
 //! of skipping idle chunks:
-//! * the per-sample kernel uses the same scalar functions as [`crate::Voice`];
+//! * the per-sample kernel runs the same operations as [`crate::Voice`];
 //! * an idle voice holds a canonical state (filter memories 0, ramps landed),
 //!   so it outputs exact zeros and skipping it changes nothing;
 //! * a note-on on an idle voice restarts its phase at 0.
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::adsr::{AdsrTimes, EnvState, Stage, env_tick};
-use crate::biquad::{BiquadCoefs, biquad_tick, flush_tiny};
+use crate::adsr::{AdsrTimes, EnvState, Stage};
+use crate::biquad::{BiquadCoefs, flush_tiny};
 use crate::gain::{GainRamp, pan_gains};
 use crate::param::{Param, VoiceParams};
-use crate::sine::{phase_increment, sine_from_phase};
+use crate::sine::{PHASE_TO_TURNS, SINE_POLY, phase_increment};
+use wide::{f32x8, i32x8, u32x8};
 
 /// Voices per chunk: one AVX register of `f32`, two SSE registers.
 pub const LANES: usize = 8;
@@ -149,56 +150,73 @@ impl VoiceChunk {
     /// Renders `acc_l.len()` samples of all lanes, adding each lane's output
     /// into the per-lane accumulators. `RAMP` also steps coefficients and
     /// gains (a lane that is not ramping has zero steps).
+    ///
+    /// This is the scalar chain of [`crate::Voice`] (same operations in the
+    /// same order: `sine_from_phase`, `env_tick`, `biquad_tick`, gain) written
+    /// on 8-lane vectors; IEEE add, multiply and convert are lane-wise exact,
+    /// so each lane gives the scalar chain's bits.
     #[inline(always)]
-    pub(crate) fn run<const RAMP: bool>(
-        &mut self,
-        acc_l: &mut [[f32; LANES]],
-        acc_r: &mut [[f32; LANES]],
-    ) {
-        let mut phase = self.phase;
-        let inc = self.inc;
-        let base = self.env_base;
-        let slope = self.env_slope;
-        let mut pos = self.env_pos;
-        let (mut b0, mut b1, mut b2, mut a1, mut a2) =
-            (self.b0, self.b1, self.b2, self.a1, self.a2);
-        let (db0, db1, db2, da1, da2) = (self.db0, self.db1, self.db2, self.da1, self.da2);
-        let (mut z1, mut z2) = (self.z1, self.z2);
-        let (mut gl, mut gr, dgl, dgr) = (self.gl, self.gr, self.dgl, self.dgr);
+    pub(crate) fn run<const RAMP: bool>(&mut self, acc_l: &mut [f32x8], acc_r: &mut [f32x8]) {
+        let v = f32x8::new;
+        let mut phase = u32x8::new(self.phase);
+        let inc = u32x8::new(self.inc);
+        let (base, slope, mut pos) = (v(self.env_base), v(self.env_slope), v(self.env_pos));
+        let (mut b0, mut b1, mut b2) = (v(self.b0), v(self.b1), v(self.b2));
+        let (mut a1, mut a2) = (v(self.a1), v(self.a2));
+        let (db0, db1, db2, da1, da2) = (
+            v(self.db0),
+            v(self.db1),
+            v(self.db2),
+            v(self.da1),
+            v(self.da2),
+        );
+        let (mut z1, mut z2) = (v(self.z1), v(self.z2));
+        let (mut gl, mut gr, dgl, dgr) = (v(self.gl), v(self.gr), v(self.dgl), v(self.dgr));
+        let one = f32x8::splat(1.0);
         for (al, ar) in acc_l.iter_mut().zip(acc_r.iter_mut()) {
-            for l in 0..LANES {
-                phase[l] = phase[l].wrapping_add(inc[l]);
-                let x = sine_from_phase(phase[l]);
-                let level = env_tick(base[l], slope[l], &mut pos[l]);
-                let y = biquad_tick(
-                    b0[l],
-                    b1[l],
-                    b2[l],
-                    a1[l],
-                    a2[l],
-                    &mut z1[l],
-                    &mut z2[l],
-                    x * level,
-                );
-                al[l] += y * gl[l];
-                ar[l] += y * gr[l];
-                if RAMP {
-                    b0[l] += db0[l];
-                    b1[l] += db1[l];
-                    b2[l] += db2[l];
-                    a1[l] += da1[l];
-                    a2[l] += da2[l];
-                    gl[l] += dgl[l];
-                    gr[l] += dgr[l];
-                }
+            phase += inc;
+            let x = sine_x8(phase);
+            pos += one;
+            let level = base + slope * pos;
+            let input = x * level;
+            let y = b0 * input + z1;
+            z1 = b1 * input - a1 * y + z2;
+            z2 = b2 * input - a2 * y;
+            *al += y * gl;
+            *ar += y * gr;
+            if RAMP {
+                b0 += db0;
+                b1 += db1;
+                b2 += db2;
+                a1 += da1;
+                a2 += da2;
+                gl += dgl;
+                gr += dgr;
             }
         }
-        self.phase = phase;
-        self.env_pos = pos;
-        (self.b0, self.b1, self.b2, self.a1, self.a2) = (b0, b1, b2, a1, a2);
-        (self.z1, self.z2) = (z1, z2);
-        (self.gl, self.gr) = (gl, gr);
+        self.phase = phase.to_array();
+        self.env_pos = pos.to_array();
+        (self.b0, self.b1, self.b2) = (b0.to_array(), b1.to_array(), b2.to_array());
+        (self.a1, self.a2) = (a1.to_array(), a2.to_array());
+        (self.z1, self.z2) = (z1.to_array(), z2.to_array());
+        (self.gl, self.gr) = (gl.to_array(), gr.to_array());
     }
+}
+
+/// [`sine_from_phase`] on 8 lanes, with the same operations.
+#[inline(always)]
+fn sine_x8(phase: u32x8) -> f32x8 {
+    let signed: i32x8 = bytemuck::cast(phase);
+    let x = f32x8::from_i32x8(signed) * f32x8::splat(PHASE_TO_TURNS);
+    let half = f32x8::splat(0.5).copysign(x);
+    let x = x.abs().simd_gt(f32x8::splat(0.25)).bitselect(half - x, x);
+    let x2 = x * x;
+    let [c9, c7, c5, c3, c1] = SINE_POLY.map(f32x8::splat);
+    let p = c9 * x2 + c7;
+    let p = p * x2 + c5;
+    let p = p * x2 + c3;
+    let p = p * x2 + c1;
+    p * x
 }
 
 impl VoiceControl {

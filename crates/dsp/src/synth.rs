@@ -4,6 +4,7 @@ use crate::bank::{LANES, Lane, VoiceChunk, VoiceControl};
 use crate::command::{Command, CommandSource, SliceSource, TimedCommand};
 use crate::param::{Param, VoiceParams};
 use crate::{DspError, FLUSH_PERIOD, RAMP_SECONDS};
+use wide::f32x8;
 
 /// Most voices a synth may have.
 pub const MAX_VOICES: u32 = 4_096;
@@ -77,8 +78,8 @@ pub struct Synth {
     pub(crate) defaults: VoiceParams,
     pub(crate) master: crate::gain::GainRamp,
     pub(crate) frame: u64,
-    acc_l: Box<[[f32; LANES]; FLUSH_PERIOD]>,
-    acc_r: Box<[[f32; LANES]; FLUSH_PERIOD]>,
+    acc_l: Box<[f32x8; FLUSH_PERIOD]>,
+    acc_r: Box<[f32x8; FLUSH_PERIOD]>,
     stats: SynthStats,
 }
 
@@ -113,8 +114,8 @@ impl Synth {
             defaults,
             master: crate::gain::GainRamp::steady([master, master]),
             frame: 0,
-            acc_l: Box::new([[0.0; LANES]; FLUSH_PERIOD]),
-            acc_r: Box::new([[0.0; LANES]; FLUSH_PERIOD]),
+            acc_l: Box::new([f32x8::ZERO; FLUSH_PERIOD]),
+            acc_r: Box::new([f32x8::ZERO; FLUSH_PERIOD]),
             stats: SynthStats::default(),
         })
     }
@@ -314,8 +315,8 @@ impl Synth {
         let n = left.len();
         let acc_l = &mut self.acc_l[..n];
         let acc_r = &mut self.acc_r[..n];
-        acc_l.fill([0.0; LANES]);
-        acc_r.fill([0.0; LANES]);
+        acc_l.fill(f32x8::ZERO);
+        acc_r.fill(f32x8::ZERO);
         for c in 0..self.chunks.len() {
             if self.active[c] == 0 {
                 continue;
@@ -371,6 +372,7 @@ impl Synth {
 
 /// Sums the lanes in a fixed pairwise order (part of determinism).
 #[inline(always)]
-fn sum_lanes(a: &[f32; LANES]) -> f32 {
+fn sum_lanes(a: &f32x8) -> f32 {
+    let a = a.to_array();
     ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
 }
