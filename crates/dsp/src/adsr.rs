@@ -369,7 +369,7 @@ mod tests {
         for n in 1..=960 {
             let l = e.next_level();
             assert_eq!(e.stage() == Stage::Decay, n < 960, "decay at {n}");
-            assert!(l >= 0.25 - 1e-6 && l < 1.0);
+            assert!((0.25 - 1e-6..1.0).contains(&l));
         }
         assert_eq!(e.next_level(), 0.25);
         assert_eq!(e.stage(), Stage::Sustain);

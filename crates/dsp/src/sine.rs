@@ -11,6 +11,7 @@ pub(crate) const PHASE_TO_TURNS: f32 = 1.0 / 4_294_967_296.0;
 /// power first: `((((c9·x² + c7)·x² + c5)·x² + c3)·x² + c1)·x`. Fitted for
 /// minimax error; the maximum error against `f64::sin` is about 2e-7, at the
 /// level of `f32` rounding.
+#[allow(clippy::approx_constant)] // c1 is a fitted value, not 2π.
 pub(crate) const SINE_POLY: [f32; 5] = [39.536_705, -76.549_78, 81.601_006, -41.341_656, 6.283_185];
 
 /// Converts a phase (fraction of a turn, `u32` full scale) to `sin(2π·phase)`.

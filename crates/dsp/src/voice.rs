@@ -136,7 +136,7 @@ impl Voice {
     /// Renders one stereo frame.
     #[inline]
     pub fn next_frame(&mut self) -> (f32, f32) {
-        if self.age % FLUSH_PERIOD as u64 == 0 {
+        if self.age.is_multiple_of(FLUSH_PERIOD as u64) {
             self.filter.flush();
         }
         self.age += 1;

@@ -1,0 +1,132 @@
+//! Every OS call of this crate: memfd, seals, futex, fd inheritance.
+//! Public modules stay free of `unsafe`.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use nix::fcntl::{FcntlArg, FdFlag, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+
+/// Turns a `-1` return into the thread's `errno` as an `io::Error`.
+fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Creates an anonymous, close-on-exec, sealable memory file of `len` bytes
+/// (zero-filled by the kernel), sealed against shrinking and growing so the
+/// peer can never make a mapping fault.
+pub(crate) fn sealed_memfd(name: &str, len: u64) -> io::Result<OwnedFd> {
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    nix::unistd::ftruncate(&fd, len)?;
+    fcntl(
+        &fd,
+        FcntlArg::F_ADD_SEALS(
+            SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL,
+        ),
+    )?;
+    Ok(fd)
+}
+
+/// Size in bytes of the file behind `fd`.
+pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let st = nix::sys::stat::fstat(fd)?;
+    Ok(st.st_size as u64)
+}
+
+/// Whether `fd` is sealed against shrinking (so a mapping of it can't fault).
+pub(crate) fn is_shrink_sealed(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let seals = fcntl(fd, FcntlArg::F_GET_SEALS)?;
+    Ok(SealFlag::from_bits_truncate(seals).contains(SealFlag::F_SEAL_SHRINK))
+}
+
+/// Arranges for `fd` to be open as `target` in a child spawned from `cmd`,
+/// without close-on-exec; the parent's fd keeps its flags.
+pub fn inherit_fd(cmd: &mut std::process::Command, fd: BorrowedFd<'_>, target: RawFd) {
+    use std::os::unix::process::CommandExt;
+    let src = fd.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // dup2/fcntl, which are async-signal-safe; it touches no heap or locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            if src == target {
+                let flags = libc::fcntl(src, libc::F_GETFD);
+                cvt(flags.into())?;
+                cvt(libc::fcntl(src, libc::F_SETFD, flags & !libc::FD_CLOEXEC).into())?;
+            } else {
+                cvt(libc::dup2(src, target).into())?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Takes ownership of an inherited fd number, after checking it is open.
+pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    fcntl(
+        // SAFETY: only used for the F_GETFD probe below, while `fd` is open.
+        unsafe { BorrowedFd::borrow_raw(fd) },
+        FcntlArg::F_GETFD,
+    )?;
+    // SAFETY: the fd is open (checked above) and was handed to this process
+    // for it to own: nothing else in the process uses this number.
+    let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    Ok(owned)
+}
+
+/// Waits while `*word == expected`, at most `timeout`. Returns on a wake,
+/// a value change, a signal or the timeout; callers re-check their
+/// condition. The futex is shared (not private): the word lives in memory
+/// mapped by several processes.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call and
+    // `ts` outlives it; FUTEX_WAIT only reads them. Errors (EAGAIN when the
+    // value already changed, EINTR, ETIMEDOUT) all mean "re-check".
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wakes up to `n` waiters on `word` (in any process). Never blocks.
+pub fn futex_wake(word: &AtomicU32, n: u32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access it
+    // beyond using its address as the key.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            n,
+            0usize,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+/// Nanoseconds of CLOCK_MONOTONIC, comparable across processes.
+pub fn monotonic_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
