@@ -38,7 +38,7 @@ pub enum IpcError {
     #[error("bad region geometry: {0}")]
     BadGeometry(&'static str),
     /// An OS call failed.
-    #[error("{call} failed: {source}")]
+    #[error("{call} failed")]
     Os {
         /// The call.
         call: &'static str,

@@ -1,0 +1,6 @@
+//! Audio outputs of Chronus. For now: 32-bit float stereo WAV files.
+#![forbid(unsafe_code)]
+
+mod wav;
+
+pub use wav::{WavError, read_wav, write_wav};

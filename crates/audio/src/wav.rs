@@ -1,0 +1,94 @@
+//! 32-bit float stereo WAV files, through hound.
+
+use std::path::Path;
+
+/// A WAV file could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WavError {
+    /// hound failed (I/O or format).
+    #[error("{path}")]
+    Hound {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: hound::Error,
+    },
+    /// The file is not 32-bit float stereo.
+    #[error("{0}: not a 32-bit float stereo WAV")]
+    Format(String),
+}
+
+fn hound_err(path: &Path) -> impl FnOnce(hound::Error) -> WavError + '_ {
+    move |source| WavError::Hound {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes `left`/`right` as a 32-bit float stereo WAV at `sample_rate`.
+///
+/// # Errors
+/// [`WavError::Hound`] if the file cannot be created or written.
+pub fn write_wav(
+    path: &Path,
+    sample_rate: u32,
+    left: &[f32],
+    right: &[f32],
+) -> Result<(), WavError> {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(path, spec).map_err(hound_err(path))?;
+    for (l, r) in left.iter().zip(right) {
+        w.write_sample(*l).map_err(hound_err(path))?;
+        w.write_sample(*r).map_err(hound_err(path))?;
+    }
+    w.finalize().map_err(hound_err(path))
+}
+
+/// Reads a 32-bit float stereo WAV: `(sample_rate, left, right)`.
+///
+/// # Errors
+/// [`WavError::Hound`] for I/O or format errors, [`WavError::Format`] for
+/// another sample format or channel count.
+pub fn read_wav(path: &Path) -> Result<(u32, Vec<f32>, Vec<f32>), WavError> {
+    let mut r = hound::WavReader::open(path).map_err(hound_err(path))?;
+    let spec = r.spec();
+    if spec.channels != 2
+        || spec.sample_format != hound::SampleFormat::Float
+        || spec.bits_per_sample != 32
+    {
+        return Err(WavError::Format(path.display().to_string()));
+    }
+    let samples: Vec<f32> = r
+        .samples::<f32>()
+        .collect::<Result<_, _>>()
+        .map_err(hound_err(path))?;
+    let (left, right) = samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip();
+    Ok((spec.sample_rate, left, right))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wav_round_trips_bit_for_bit() {
+        let dir = std::env::temp_dir().join(format!("chronus-wav-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.wav");
+        let left = vec![0.0, -0.0, 1.0e-30, 0.5, -1.5];
+        let right = vec![1.0, 2.0, 3.0, 4.0, 5.0];
+        write_wav(&path, 44_100, &left, &right).unwrap();
+        let (sr, l, r) = read_wav(&path).unwrap();
+        assert_eq!(sr, 44_100);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&l), bits(&left));
+        assert_eq!(bits(&r), bits(&right));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

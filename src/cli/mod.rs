@@ -1,0 +1,35 @@
+//! Command-line interface: flags are parsed with clap, then validated into
+//! plain config structs that the commands use.
+
+mod render;
+mod worker;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::{Failure, TABLE};
+
+/// Chronus: a real-time audio DSP engine that keeps playing when its DSP
+/// process dies.
+#[derive(Debug, Parser)]
+#[command(name = "chronus", version, about, after_help = TABLE)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Render a score or a command journal offline to a 32-bit float stereo WAV.
+    Render(render::RenderArgs),
+    /// Run as a DSP worker on a region inherited from the supervisor (internal).
+    #[command(hide = true)]
+    Worker(worker::WorkerCliArgs),
+}
+
+/// Runs the command the user asked for.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Cmd::Render(args) => render::run(args),
+        Cmd::Worker(args) => worker::run(args),
+    }
+}

@@ -1,0 +1,39 @@
+//! `chronus worker`: the DSP worker process (started by the supervisor).
+
+use chronus::worker::{WorkerArgs, WorkerError, run_worker};
+
+use crate::exit::{Failure, ORPHANED, OS_ERR, PROTOCOL};
+
+/// Flags of `chronus worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerCliArgs {
+    /// The inherited region fd.
+    #[arg(long)]
+    fd: i32,
+    /// The worker generation the region must carry.
+    #[arg(long)]
+    generation: u64,
+    /// The supervisor's pid; the worker refuses to run under another parent.
+    #[arg(long)]
+    parent_pid: Option<u32>,
+}
+
+/// Runs the worker until it is stopped.
+pub fn run(args: WorkerCliArgs) -> Result<(), Failure> {
+    let worker_args = WorkerArgs {
+        fd: args.fd,
+        generation: args.generation,
+        parent_pid: args.parent_pid,
+    };
+    run_worker(worker_args).map_err(|e| {
+        let code = match e {
+            WorkerError::Region(_) | WorkerError::Synth(_) => PROTOCOL,
+            WorkerError::Orphaned { .. } => ORPHANED,
+            _ => OS_ERR,
+        };
+        Failure {
+            code,
+            error: anyhow::Error::new(e).context(format!("worker generation {}", args.generation)),
+        }
+    })
+}

@@ -1,0 +1,67 @@
+//! Exit codes of the `chronus` binary (sysexits-style), and the error type
+//! that carries one.
+
+use std::fmt::Display;
+
+/// Success.
+pub const OK: u8 = 0;
+/// Bad command-line usage (clap's own code).
+pub const USAGE: u8 = 2;
+/// The input (score, journal) is malformed.
+pub const DATA_ERR: u8 = 65;
+/// An input file cannot be opened.
+pub const NO_INPUT: u8 = 66;
+/// An OS call failed.
+pub const OS_ERR: u8 = 71;
+/// An output file cannot be created or written.
+pub const CANT_CREATE: u8 = 73;
+/// Worker: the supervisor went away before the worker started.
+pub const ORPHANED: u8 = 75;
+/// Worker: the shared memory was refused (magic, version, generation, size).
+pub const PROTOCOL: u8 = 76;
+
+/// The exit-code table, for `--help`.
+pub const TABLE: &str = "\
+Exit codes:
+  0   success
+  2   bad command-line arguments
+  65  malformed input (score or journal), with the line number
+  66  an input file cannot be opened
+  71  an operating-system call failed
+  73  an output file cannot be created or written
+  75  (worker) the supervisor was gone before the worker started
+  76  (worker) shared memory refused: wrong magic, version, generation or size";
+
+/// An error with the exit code it ends the program with.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// What went wrong, shown as one line.
+    pub error: anyhow::Error,
+}
+
+/// Attaches an exit code to an error.
+pub trait ExitCodeExt<T> {
+    /// Fails with `code` and `context` prepended to the error.
+    fn or_exit(self, code: u8, context: impl Display) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> ExitCodeExt<T> for Result<T, E> {
+    fn or_exit(self, code: u8, context: impl Display) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            code,
+            error: e.into().context(context.to_string()),
+        })
+    }
+}
+
+impl Failure {
+    /// A failure with a plain message.
+    pub fn new(code: u8, message: impl Display) -> Self {
+        Self {
+            code,
+            error: anyhow::anyhow!("{message}"),
+        }
+    }
+}

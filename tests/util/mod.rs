@@ -1,0 +1,60 @@
+//! Helpers for process-level tests: run the real `chronus` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `chronus` binary built for these tests.
+pub fn chronus_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chronus"))
+}
+
+/// Runs `chronus ARGS…` to completion.
+pub fn chronus(args: &[&str]) -> Output {
+    Command::new(chronus_exe())
+        .args(args)
+        .output()
+        .expect("run chronus")
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("chronus-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The shipped demo score.
+pub fn demo_score() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scores/demo.score")
+}
+
+/// Samples as bits, so NaN and signed zeros compare exactly.
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|s| s.to_bits()).collect()
+}
+
+/// The first frame where two renders differ, if any.
+pub fn first_difference(a: &[f32], b: &[f32]) -> Option<usize> {
+    if a.len() != b.len() {
+        return Some(a.len().min(b.len()));
+    }
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x.to_bits() != y.to_bits())
+}
