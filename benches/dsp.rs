@@ -30,13 +30,7 @@ fn chronus_synth(voices: u32) -> Synth {
         synth.apply(&Command::Set { param, value }).expect("valid");
     }
     for v in 0..voices {
-        synth
-            .apply(&Command::NoteOn {
-                voice: v,
-                freq: freq(v),
-                amp: 0.5,
-            })
-            .expect("valid");
+        synth.apply(&Command::NoteOn { voice: v, freq: freq(v), amp: 0.5 }).expect("valid");
     }
     synth
 }

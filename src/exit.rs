@@ -49,19 +49,13 @@ pub trait ExitCodeExt<T> {
 
 impl<T, E: Into<anyhow::Error>> ExitCodeExt<T> for Result<T, E> {
     fn or_exit(self, code: u8, context: impl Display) -> Result<T, Failure> {
-        self.map_err(|e| Failure {
-            code,
-            error: e.into().context(context.to_string()),
-        })
+        self.map_err(|e| Failure { code, error: e.into().context(context.to_string()) })
     }
 }
 
 impl Failure {
     /// A failure with a plain message.
     pub fn new(code: u8, message: impl Display) -> Self {
-        Self {
-            code,
-            error: anyhow::anyhow!("{message}"),
-        }
+        Self { code, error: anyhow::anyhow!("{message}") }
     }
 }

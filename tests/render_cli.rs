@@ -9,18 +9,8 @@ use util::*;
 fn renders_the_shipped_demo_score() {
     let dir = TempDir::new("render-demo");
     let out = dir.path("demo.wav");
-    let run = chronus(&[
-        "render",
-        "--score",
-        demo_score().to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let run = chronus(&["render", "--score", demo_score().to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(String::from_utf8_lossy(&run.stdout).contains("0 commands refused"));
     let (sr, l, r) = read_wav(&out).unwrap();
     assert_eq!(sr, 48_000);
@@ -34,12 +24,8 @@ fn a_journal_renders_exactly_like_the_score_it_came_from() {
     let dir = TempDir::new("render-journal");
     let score = std::fs::read_to_string(demo_score()).unwrap();
     let commands = chronus::journal::parse_score(&score, 44_100).unwrap();
-    let journal = chronus::journal::Journal {
-        sample_rate: 44_100,
-        voices: 16,
-        commands,
-        end_frame: Some(300_000),
-    };
+    let journal =
+        chronus::journal::Journal { sample_rate: 44_100, voices: 16, commands, end_frame: Some(300_000) };
     let mut text = Vec::new();
     journal.write_to(&mut text).unwrap();
     std::fs::write(dir.path("run.journal"), text).unwrap();
@@ -53,11 +39,7 @@ fn a_journal_renders_exactly_like_the_score_it_came_from() {
         "-o",
         a.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let demo = demo_score();
     let run = chronus(&[
         "render",
@@ -72,11 +54,7 @@ fn a_journal_renders_exactly_like_the_score_it_came_from() {
         "-o",
         b.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let (sr, la, ra) = read_wav(&a).unwrap();
     let (_, lb, rb) = read_wav(&b).unwrap();
     assert_eq!((sr, la.len()), (44_100, 300_000));
@@ -90,36 +68,16 @@ fn bad_input_gets_a_one_line_error_and_a_distinct_exit_code() {
     let out = dir.path("x.wav");
     let bad = dir.path("bad.score");
     std::fs::write(&bad, "0.5 /note_on 1 440 0.5\n1.0 /note_on 1 440\n").unwrap();
-    let run = chronus(&[
-        "render",
-        "--score",
-        bad.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let run = chronus(&["render", "--score", bad.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(65));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("line 2") && stderr.contains("/note_on takes 3 arguments"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("line 2") && stderr.contains("/note_on takes 3 arguments"), "{stderr}");
 
-    let run = chronus(&[
-        "render",
-        "--score",
-        dir.path("missing").to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let run =
+        chronus(&["render", "--score", dir.path("missing").to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(66));
-    let run = chronus(&[
-        "render",
-        "--score",
-        demo_score().to_str().unwrap(),
-        "-o",
-        "/nonexistent-dir/x.wav",
-    ]);
+    let run = chronus(&["render", "--score", demo_score().to_str().unwrap(), "-o", "/nonexistent-dir/x.wav"]);
     assert_eq!(run.status.code(), Some(73));
     let run = chronus(&["render", "-o", out.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(2));

@@ -17,11 +17,7 @@ const BLOCK: u32 = 256;
 /// Plays `commands` through a worker process the way a supervisor does:
 /// push every command for the next frames, then publish the render limit;
 /// read the audio ring as it fills. Returns the worker's audio.
-fn play_through_worker(
-    commands: &[TimedCommand],
-    frames: u64,
-    generation: u64,
-) -> (Vec<f32>, Vec<f32>) {
+fn play_through_worker(commands: &[TimedCommand], frames: u64, generation: u64) -> (Vec<f32>, Vec<f32>) {
     let geometry = Geometry {
         sample_rate: SR,
         channels: 2,
@@ -32,10 +28,7 @@ fn play_through_worker(
     };
     let region = Region::create(geometry, generation).unwrap();
     let mut child = chronus::worker::spawn_worker(&chronus_exe(), &region).unwrap();
-    assert_eq!(
-        region.wait_worker_ready(Duration::from_secs(10)),
-        Some(WorkerState::Ready)
-    );
+    assert_eq!(region.wait_worker_ready(Duration::from_secs(10)), Some(WorkerState::Ready));
 
     let mut writer = CommandWriter::new(&region);
     let mut reader = AudioReader::new(&region);
@@ -43,17 +36,12 @@ fn play_through_worker(
     let (mut next, mut limit, mut consumed) = (0usize, 0u64, 0u64);
     let deadline = Instant::now() + Duration::from_secs(60);
     while consumed < frames {
-        assert!(
-            Instant::now() < deadline,
-            "worker stalled at frame {consumed}"
-        );
+        assert!(Instant::now() < deadline, "worker stalled at frame {consumed}");
         // Stay at most a few blocks ahead of what was consumed, like a
         // real-time output would.
         if limit < frames && limit < consumed + 4 * u64::from(BLOCK) {
             let want = (limit + u64::from(BLOCK) / 2 + 37).min(frames); // off-grid on purpose
-            while next < commands.len()
-                && commands[next].frame < want
-                && writer.push(commands[next]).is_ok()
+            while next < commands.len() && commands[next].frame < want && writer.push(commands[next]).is_ok()
             {
                 next += 1;
             }
@@ -88,22 +76,11 @@ fn worker_process_render_is_bit_identical_to_offline_render() {
     let commands = parse_score(&score, SR).unwrap();
     let frames = default_length(&commands, SR, 0.5);
     let offline = render_offline(&commands, SR, VOICES, frames).unwrap();
-    assert!(
-        offline.left.iter().any(|s| s.abs() > 0.05),
-        "the demo should make sound"
-    );
+    assert!(offline.left.iter().any(|s| s.abs() > 0.05), "the demo should make sound");
 
     let (left, right) = play_through_worker(&commands, frames, 1);
-    assert_eq!(
-        first_difference(&left, &offline.left),
-        None,
-        "left channel differs"
-    );
-    assert_eq!(
-        first_difference(&right, &offline.right),
-        None,
-        "right channel differs"
-    );
+    assert_eq!(first_difference(&left, &offline.left), None, "left channel differs");
+    assert_eq!(first_difference(&right, &offline.right), None, "right channel differs");
 }
 
 #[test]
@@ -115,23 +92,14 @@ fn dense_commands_across_block_boundaries_stay_bit_identical() {
         let voice = (i * 13 % u64::from(VOICES)) as u32;
         let frame = i * 29;
         let command = match i % 4 {
-            0 => chronus::dsp::Command::NoteOn {
-                voice,
-                freq: 80.0 + (i % 50) as f32 * 31.0,
-                amp: 0.1,
-            },
+            0 => chronus::dsp::Command::NoteOn { voice, freq: 80.0 + (i % 50) as f32 * 31.0, amp: 0.1 },
             1 => chronus::dsp::Command::VoiceSet {
                 voice,
                 param: chronus::dsp::Param::Cutoff,
                 value: 200.0 + (i % 40) as f32 * 90.0,
             },
-            2 => chronus::dsp::Command::NoteOff {
-                voice: (voice + 7) % VOICES,
-            },
-            _ => chronus::dsp::Command::Set {
-                param: chronus::dsp::Param::Q,
-                value: 0.5 + (i % 8) as f32,
-            },
+            2 => chronus::dsp::Command::NoteOff { voice: (voice + 7) % VOICES },
+            _ => chronus::dsp::Command::Set { param: chronus::dsp::Param::Q, value: 0.5 + (i % 8) as f32 },
         };
         commands.push(TimedCommand { frame, command });
     }
@@ -159,15 +127,8 @@ fn worker_refuses_a_region_of_another_generation() {
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(76));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("generation 5") && stderr.contains("generation 6"),
-        "{stderr}"
-    );
-    assert_eq!(
-        region.worker_state(),
-        Some(WorkerState::New),
-        "a refusing worker must not touch the region"
-    );
+    assert!(stderr.contains("generation 5") && stderr.contains("generation 6"), "{stderr}");
+    assert_eq!(region.worker_state(), Some(WorkerState::New), "a refusing worker must not touch the region");
 }
 
 #[test]
@@ -182,21 +143,8 @@ fn worker_without_its_parent_refuses_to_run() {
     };
     let region = Region::create(geometry, 1).unwrap();
     let mut cmd = std::process::Command::new(chronus_exe());
-    cmd.args([
-        "worker",
-        "--fd",
-        "3",
-        "--generation",
-        "1",
-        "--parent-pid",
-        "1",
-    ]);
+    cmd.args(["worker", "--fd", "3", "--generation", "1", "--parent-pid", "1"]);
     chronus::ipc::inherit_fd(&mut cmd, region.fd(), 3);
     let out = cmd.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(75),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
 }

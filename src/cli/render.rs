@@ -51,42 +51,20 @@ impl RenderArgs {
     fn validate(self) -> Result<RenderConfig, Failure> {
         let (commands, sample_rate, voices, recorded_end) = if let Some(path) = &self.journal {
             let journal = Journal::parse(&read(path)?).or_exit(DATA_ERR, path.display())?;
-            (
-                journal.commands,
-                journal.sample_rate,
-                journal.voices,
-                journal.end_frame,
-            )
+            (journal.commands, journal.sample_rate, journal.voices, journal.end_frame)
         } else {
-            let path = self
-                .score
-                .as_ref()
-                .expect("clap requires --journal or --score");
-            let commands =
-                parse_score(&read(path)?, self.sample_rate).or_exit(DATA_ERR, path.display())?;
+            let path = self.score.as_ref().expect("clap requires --journal or --score");
+            let commands = parse_score(&read(path)?, self.sample_rate).or_exit(DATA_ERR, path.display())?;
             (commands, self.sample_rate, self.voices, None)
         };
         let frames = match self.duration {
-            Some(secs) if secs.is_finite() && secs >= 0.0 => {
-                (secs * f64::from(sample_rate)).round() as u64
-            }
+            Some(secs) if secs.is_finite() && secs >= 0.0 => (secs * f64::from(sample_rate)).round() as u64,
             Some(_) => {
-                return Err(Failure::new(
-                    crate::exit::USAGE,
-                    "--duration must be a number of seconds ≥ 0",
-                ));
+                return Err(Failure::new(crate::exit::USAGE, "--duration must be a number of seconds ≥ 0"));
             }
-            None => {
-                recorded_end.unwrap_or_else(|| default_length(&commands, sample_rate, self.tail))
-            }
+            None => recorded_end.unwrap_or_else(|| default_length(&commands, sample_rate, self.tail)),
         };
-        Ok(RenderConfig {
-            commands,
-            sample_rate,
-            voices,
-            frames,
-            output: self.output,
-        })
+        Ok(RenderConfig { commands, sample_rate, voices, frames, output: self.output })
     }
 }
 
@@ -97,16 +75,8 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
         .or_exit(crate::exit::USAGE, "cannot render")?;
     chronus::audio::write_wav(&cfg.output, cfg.sample_rate, &audio.left, &audio.right)
         .or_exit(CANT_CREATE, "cannot write the WAV file")?;
-    let peak = audio
-        .left
-        .iter()
-        .chain(&audio.right)
-        .fold(0.0f32, |m, s| m.max(s.abs()));
-    let peak_db = if peak > 0.0 {
-        format!("{:.1} dBFS", 20.0 * peak.log10())
-    } else {
-        "silent".into()
-    };
+    let peak = audio.left.iter().chain(&audio.right).fold(0.0f32, |m, s| m.max(s.abs()));
+    let peak_db = if peak > 0.0 { format!("{:.1} dBFS", 20.0 * peak.log10()) } else { "silent".into() };
     println!(
         "rendered {:.2} s ({} frames, {} voices, {} Hz, {} commands) to {}; peak {peak_db}; {} commands refused",
         cfg.frames as f64 / f64::from(cfg.sample_rate),

@@ -20,11 +20,7 @@ pub struct WorkerCliArgs {
 
 /// Runs the worker until it is stopped.
 pub fn run(args: WorkerCliArgs) -> Result<(), Failure> {
-    let worker_args = WorkerArgs {
-        fd: args.fd,
-        generation: args.generation,
-        parent_pid: args.parent_pid,
-    };
+    let worker_args = WorkerArgs { fd: args.fd, generation: args.generation, parent_pid: args.parent_pid };
     run_worker(worker_args).map_err(|e| {
         let code = match e {
             WorkerError::Region(_) | WorkerError::Synth(_) => PROTOCOL,

@@ -11,10 +11,7 @@ pub fn chronus_exe() -> PathBuf {
 
 /// Runs `chronus ARGS…` to completion.
 pub fn chronus(args: &[&str]) -> Output {
-    Command::new(chronus_exe())
-        .args(args)
-        .output()
-        .expect("run chronus")
+    Command::new(chronus_exe()).args(args).output().expect("run chronus")
 }
 
 /// A fresh temporary directory, removed on drop.
@@ -54,7 +51,5 @@ pub fn first_difference(a: &[f32], b: &[f32]) -> Option<usize> {
     if a.len() != b.len() {
         return Some(a.len().min(b.len()));
     }
-    a.iter()
-        .zip(b)
-        .position(|(x, y)| x.to_bits() != y.to_bits())
+    a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits())
 }

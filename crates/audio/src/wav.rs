@@ -20,22 +20,14 @@ pub enum WavError {
 }
 
 fn hound_err(path: &Path) -> impl FnOnce(hound::Error) -> WavError + '_ {
-    move |source| WavError::Hound {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| WavError::Hound { path: path.display().to_string(), source }
 }
 
 /// Writes `left`/`right` as a 32-bit float stereo WAV at `sample_rate`.
 ///
 /// # Errors
 /// [`WavError::Hound`] if the file cannot be created or written.
-pub fn write_wav(
-    path: &Path,
-    sample_rate: u32,
-    left: &[f32],
-    right: &[f32],
-) -> Result<(), WavError> {
+pub fn write_wav(path: &Path, sample_rate: u32, left: &[f32], right: &[f32]) -> Result<(), WavError> {
     let spec = hound::WavSpec {
         channels: 2,
         sample_rate,
@@ -58,16 +50,10 @@ pub fn write_wav(
 pub fn read_wav(path: &Path) -> Result<(u32, Vec<f32>, Vec<f32>), WavError> {
     let mut r = hound::WavReader::open(path).map_err(hound_err(path))?;
     let spec = r.spec();
-    if spec.channels != 2
-        || spec.sample_format != hound::SampleFormat::Float
-        || spec.bits_per_sample != 32
-    {
+    if spec.channels != 2 || spec.sample_format != hound::SampleFormat::Float || spec.bits_per_sample != 32 {
         return Err(WavError::Format(path.display().to_string()));
     }
-    let samples: Vec<f32> = r
-        .samples::<f32>()
-        .collect::<Result<_, _>>()
-        .map_err(hound_err(path))?;
+    let samples: Vec<f32> = r.samples::<f32>().collect::<Result<_, _>>().map_err(hound_err(path))?;
     let (left, right) = samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip();
     Ok((spec.sample_rate, left, right))
 }

@@ -72,12 +72,7 @@ pub struct AdsrParams {
 
 impl Default for AdsrParams {
     fn default() -> Self {
-        Self {
-            attack: 0.005,
-            decay: 0.1,
-            sustain: 0.7,
-            release: 0.2,
-        }
+        Self { attack: 0.005, decay: 0.1, sustain: 0.7, release: 0.2 }
     }
 }
 
@@ -118,20 +113,12 @@ impl AdsrTimes {
 
 /// Clamps a level to `[0, 1]`; NaN becomes 0.
 pub fn clamp_level(level: f32) -> f32 {
-    if level.is_nan() {
-        0.0
-    } else {
-        level.clamp(0.0, 1.0)
-    }
+    if level.is_nan() { 0.0 } else { level.clamp(0.0, 1.0) }
 }
 
 /// Converts seconds to whole samples, clamped to `[0, MAX_STAGE_SECONDS]`.
 pub fn seconds_to_samples(seconds: f32, sample_rate: u32) -> u32 {
-    let s = if seconds.is_nan() {
-        0.0
-    } else {
-        seconds.clamp(0.0, MAX_STAGE_SECONDS)
-    };
+    let s = if seconds.is_nan() { 0.0 } else { seconds.clamp(0.0, MAX_STAGE_SECONDS) };
     (f64::from(s) * f64::from(sample_rate)).round() as u32
 }
 
@@ -155,14 +142,8 @@ pub struct EnvState {
 
 impl EnvState {
     /// The idle state: level 0, waiting.
-    pub const IDLE: Self = Self {
-        stage: Stage::Idle as u32,
-        remaining: ENDLESS,
-        target: 0.0,
-        base: 0.0,
-        slope: 0.0,
-        pos: 0.0,
-    };
+    pub const IDLE: Self =
+        Self { stage: Stage::Idle as u32, remaining: ENDLESS, target: 0.0, base: 0.0, slope: 0.0, pos: 0.0 };
 
     /// The stage. An invalid code (only possible through a corrupt snapshot,
     /// which restore rejects) reads as idle.
@@ -190,14 +171,7 @@ impl EnvState {
     }
 
     fn hold(stage: Stage, level: f32) -> Self {
-        Self {
-            stage: stage as u32,
-            remaining: ENDLESS,
-            target: level,
-            base: level,
-            slope: 0.0,
-            pos: 0.0,
-        }
+        Self { stage: stage as u32, remaining: ENDLESS, target: level, base: level, slope: 0.0, pos: 0.0 }
     }
 
     /// Enters decay from 1.0 (or sustain at once when decay is 0).
@@ -208,13 +182,8 @@ impl EnvState {
 
     /// Gate on: attack from the current level.
     pub fn gate_on(&self, times: &AdsrTimes) -> Self {
-        let from = if self.stage() == Stage::Idle {
-            0.0
-        } else {
-            self.level()
-        };
-        Self::segment(Stage::Attack, from, 1.0, times.attack)
-            .unwrap_or_else(|| Self::decay_from_peak(times))
+        let from = if self.stage() == Stage::Idle { 0.0 } else { self.level() };
+        Self::segment(Stage::Attack, from, 1.0, times.attack).unwrap_or_else(|| Self::decay_from_peak(times))
     }
 
     /// Gate off: release from the current level (nothing when idle).
@@ -292,10 +261,7 @@ impl Adsr {
     /// An idle envelope with `params` at `sample_rate` Hz.
     pub fn new(params: AdsrParams, sample_rate: u32) -> Self {
         let glide = seconds_to_samples(GLIDE_SECONDS, sample_rate);
-        Self {
-            times: AdsrTimes::new(&params, sample_rate, glide),
-            state: EnvState::IDLE,
-        }
+        Self { times: AdsrTimes::new(&params, sample_rate, glide), state: EnvState::IDLE }
     }
 
     /// Changes the settings; times apply from the next stage, a new sustain
@@ -341,15 +307,7 @@ mod tests {
     use super::*;
 
     fn env(a: f32, d: f32, s: f32, r: f32) -> Adsr {
-        Adsr::new(
-            AdsrParams {
-                attack: a,
-                decay: d,
-                sustain: s,
-                release: r,
-            },
-            48_000,
-        )
+        Adsr::new(AdsrParams { attack: a, decay: d, sustain: s, release: r }, 48_000)
     }
 
     #[test]
@@ -425,15 +383,7 @@ mod tests {
         let mut e = env(0.0, 0.0, 1.0, 0.1);
         e.gate_on();
         e.next_level();
-        e.set_params(
-            AdsrParams {
-                attack: 0.0,
-                decay: 0.0,
-                sustain: 0.0,
-                release: 0.1,
-            },
-            48_000,
-        );
+        e.set_params(AdsrParams { attack: 0.0, decay: 0.0, sustain: 0.0, release: 0.1 }, 48_000);
         let first = e.next_level();
         assert!(first > 0.99, "jumped to {first}");
         for _ in 0..240 {

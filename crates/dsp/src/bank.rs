@@ -122,13 +122,7 @@ impl VoiceChunk {
     }
 
     fn coefs(&self, l: usize) -> BiquadCoefs {
-        BiquadCoefs {
-            b0: self.b0[l],
-            b1: self.b1[l],
-            b2: self.b2[l],
-            a1: self.a1[l],
-            a2: self.a2[l],
-        }
+        BiquadCoefs { b0: self.b0[l], b1: self.b1[l], b2: self.b2[l], a1: self.a1[l], a2: self.a2[l] }
     }
 
     fn set_coef_steps(&mut self, l: usize, s: &BiquadCoefs) {
@@ -163,13 +157,7 @@ impl VoiceChunk {
         let (base, slope, mut pos) = (v(self.env_base), v(self.env_slope), v(self.env_pos));
         let (mut b0, mut b1, mut b2) = (v(self.b0), v(self.b1), v(self.b2));
         let (mut a1, mut a2) = (v(self.a1), v(self.a2));
-        let (db0, db1, db2, da1, da2) = (
-            v(self.db0),
-            v(self.db1),
-            v(self.db2),
-            v(self.da1),
-            v(self.da2),
-        );
+        let (db0, db1, db2, da1, da2) = (v(self.db0), v(self.db1), v(self.db2), v(self.da1), v(self.da2));
         let (mut z1, mut z2) = (v(self.z1), v(self.z2));
         let (mut gl, mut gr, dgl, dgr) = (v(self.gl), v(self.gr), v(self.dgl), v(self.dgr));
         let one = f32x8::splat(1.0);
@@ -230,12 +218,7 @@ impl VoiceControl {
             env_remaining: idle.remaining,
             env_target: idle.target,
             coef_remaining: 0,
-            coef_target: BiquadCoefs::design(
-                params.filter_kind(),
-                params.cutoff,
-                params.q,
-                sample_rate,
-            ),
+            coef_target: BiquadCoefs::design(params.filter_kind(), params.cutoff, params.q, sample_rate),
             gain_remaining: 0,
             gain_target: pan_gains(params.amp, params.pan),
         }

@@ -88,13 +88,7 @@ impl BiquadCoefs {
     }
 
     /// Coefficients that pass the input through unchanged.
-    pub const IDENTITY: Self = Self {
-        b0: 1.0,
-        b1: 0.0,
-        b2: 0.0,
-        a1: 0.0,
-        a2: 0.0,
-    };
+    pub const IDENTITY: Self = Self { b0: 1.0, b1: 0.0, b2: 0.0, a1: 0.0, a2: 0.0 };
 
     /// Magnitude of the frequency response at `freq_hz`, computed in `f64`
     /// from these coefficients.
@@ -154,16 +148,7 @@ pub fn flush_tiny(z: f32) -> f32 {
 /// the determinism contract: the voice bank calls this same function.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // Scalars keep the SIMD lanes free of structs.
-pub fn biquad_tick(
-    b0: f32,
-    b1: f32,
-    b2: f32,
-    a1: f32,
-    a2: f32,
-    z1: &mut f32,
-    z2: &mut f32,
-    x: f32,
-) -> f32 {
+pub fn biquad_tick(b0: f32, b1: f32, b2: f32, a1: f32, a2: f32, z1: &mut f32, z2: &mut f32, x: f32) -> f32 {
     let y = b0 * x + *z1;
     *z1 = b1 * x - a1 * y + *z2;
     *z2 = b2 * x - a2 * y;
@@ -226,16 +211,7 @@ impl Biquad {
     #[inline]
     pub fn process(&mut self, x: f32) -> f32 {
         let c = &self.coefs;
-        let y = biquad_tick(
-            c.b0,
-            c.b1,
-            c.b2,
-            c.a1,
-            c.a2,
-            &mut self.state.z1,
-            &mut self.state.z2,
-            x,
-        );
+        let y = biquad_tick(c.b0, c.b1, c.b2, c.a1, c.a2, &mut self.state.z1, &mut self.state.z2, x);
         if self.remaining > 0 {
             ramp_coefs(&mut self.coefs, &self.steps);
             self.remaining -= 1;
@@ -301,12 +277,7 @@ mod tests {
 
     #[test]
     fn processing_matches_the_rbj_response() {
-        for kind in [
-            FilterKind::LowPass,
-            FilterKind::HighPass,
-            FilterKind::BandPass,
-            FilterKind::Notch,
-        ] {
+        for kind in [FilterKind::LowPass, FilterKind::HighPass, FilterKind::BandPass, FilterKind::Notch] {
             let c = BiquadCoefs::design(kind, 2_000.0, 0.9, SR);
             for freq in [200.0, 1_000.0, 2_000.0, 4_000.0, 12_000.0] {
                 let want = c.magnitude_at(freq, SR);
@@ -326,21 +297,14 @@ mod tests {
 
     #[test]
     fn hostile_parameters_give_finite_stable_coefficients() {
-        for (f, q) in [
-            (f32::NAN, 1.0),
-            (0.0, 0.0),
-            (1.0e6, -3.0),
-            (f32::INFINITY, f32::NAN),
-            (-5.0, f32::INFINITY),
-        ] {
+        for (f, q) in
+            [(f32::NAN, 1.0), (0.0, 0.0), (1.0e6, -3.0), (f32::INFINITY, f32::NAN), (-5.0, f32::INFINITY)]
+        {
             let c = BiquadCoefs::design(FilterKind::LowPass, f, q, SR);
             for v in [c.b0, c.b1, c.b2, c.a1, c.a2] {
                 assert!(v.is_finite());
             }
-            assert!(
-                c.a2.abs() < 1.0 && c.a1.abs() < 1.0 + c.a2,
-                "unstable {c:?}"
-            );
+            assert!(c.a2.abs() < 1.0 && c.a1.abs() < 1.0 + c.a2, "unstable {c:?}");
         }
     }
 

@@ -33,12 +33,7 @@ pub struct GainRamp {
 impl GainRamp {
     /// A steady gain.
     pub fn steady(value: [f32; 2]) -> Self {
-        Self {
-            value,
-            step: [0.0; 2],
-            target: value,
-            remaining: 0,
-        }
+        Self { value, step: [0.0; 2], target: value, remaining: 0 }
     }
 
     /// Ramps to `target` over `len` samples (jumps when `len` is 0).
@@ -47,10 +42,7 @@ impl GainRamp {
             *self = Self::steady(target);
         } else {
             let n = len as f32;
-            self.step = [
-                (target[0] - self.value[0]) / n,
-                (target[1] - self.value[1]) / n,
-            ];
+            self.step = [(target[0] - self.value[0]) / n, (target[1] - self.value[1]) / n];
             self.target = target;
             self.remaining = len;
         }

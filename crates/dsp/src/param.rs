@@ -187,12 +187,7 @@ impl VoiceParams {
 
     /// The envelope part.
     pub fn adsr(&self) -> AdsrParams {
-        AdsrParams {
-            attack: self.attack,
-            decay: self.decay,
-            sustain: self.sustain,
-            release: self.release,
-        }
+        AdsrParams { attack: self.attack, decay: self.decay, sustain: self.sustain, release: self.release }
     }
 
     /// The filter kind.

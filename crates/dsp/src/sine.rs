@@ -68,11 +68,7 @@ pub struct SimpleSine {
 impl SimpleSine {
     /// A silent oscillator (0 Hz, phase 0) at `sample_rate` Hz.
     pub fn new(sample_rate: u32) -> Self {
-        Self {
-            sample_rate,
-            phase: 0,
-            inc: 0,
-        }
+        Self { sample_rate, phase: 0, inc: 0 }
     }
 
     /// Sets the frequency in Hz (clamped to `[0, sample_rate / 2]`). The phase

@@ -75,9 +75,7 @@ impl Synth {
         controls: &mut [VoiceControl],
     ) -> Result<(), DspError> {
         if chunks.len() != self.chunks.len() || controls.len() != self.ctls.len() {
-            return Err(DspError::BadSnapshot(
-                "storage does not match the synth's shape",
-            ));
+            return Err(DspError::BadSnapshot("storage does not match the synth's shape"));
         }
         *header = SnapshotHeader {
             magic: SNAPSHOT_MAGIC,
@@ -126,9 +124,7 @@ impl Synth {
         self.master = header.master;
         self.defaults = header.defaults;
         for (c, mask) in self.active.iter_mut().enumerate() {
-            *mask = (0..LANES).fold(0u8, |m, l| {
-                m | (u8::from(!self.ctls[c * LANES + l].is_idle()) << l)
-            });
+            *mask = (0..LANES).fold(0u8, |m, l| m | (u8::from(!self.ctls[c * LANES + l].is_idle()) << l));
         }
         Ok(())
     }
@@ -144,9 +140,7 @@ impl Synth {
             return Err(bad("wrong magic or layout version"));
         }
         if h.sample_rate != self.sample_rate || h.voices != self.voices || h.ramp != self.ramp {
-            return Err(bad(
-                "taken from a synth with another sample rate, voice count or ramp",
-            ));
+            return Err(bad("taken from a synth with another sample rate, voice count or ramp"));
         }
         if h.lanes != LANES as u32
             || h.chunks as usize != self.chunks.len()
@@ -156,10 +150,7 @@ impl Synth {
             return Err(bad("wrong number of chunks or controls"));
         }
         let m = &h.master;
-        let master_finite = [m.value, m.step, m.target]
-            .iter()
-            .flatten()
-            .all(|v| v.is_finite());
+        let master_finite = [m.value, m.step, m.target].iter().flatten().all(|v| v.is_finite());
         if !master_finite || h.defaults.sanitized(h.sample_rate).is_err() {
             return Err(bad("non-finite master gain or defaults"));
         }
@@ -186,16 +177,8 @@ impl Synth {
                 return Err(bad("invalid voice parameters"));
             }
             let t = &ctl.coef_target;
-            let floats = [
-                ctl.env_target,
-                t.b0,
-                t.b1,
-                t.b2,
-                t.a1,
-                t.a2,
-                ctl.gain_target[0],
-                ctl.gain_target[1],
-            ];
+            let floats =
+                [ctl.env_target, t.b0, t.b1, t.b2, t.a1, t.a2, ctl.gain_target[0], ctl.gain_target[1]];
             if !floats.iter().all(|v| v.is_finite()) {
                 return Err(bad("non-finite control state"));
             }

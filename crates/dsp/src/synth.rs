@@ -27,12 +27,7 @@ pub struct SynthConfig {
 impl SynthConfig {
     /// Defaults at `sample_rate` with `voices` voices.
     pub fn new(sample_rate: u32, voices: u32) -> Self {
-        Self {
-            sample_rate,
-            voices,
-            defaults: VoiceParams::default(),
-            master: 1.0,
-        }
+        Self { sample_rate, voices, defaults: VoiceParams::default(), master: 1.0 }
     }
 }
 
@@ -93,9 +88,7 @@ impl Synth {
     pub fn new(config: SynthConfig) -> Result<Self, DspError> {
         let sr = config.sample_rate;
         if !(SAMPLE_RATE_RANGE.0..=SAMPLE_RATE_RANGE.1).contains(&sr) {
-            return Err(DspError::InvalidConfig(
-                "sample rate must be 8000..=384000 Hz",
-            ));
+            return Err(DspError::InvalidConfig("sample rate must be 8000..=384000 Hz"));
         }
         if config.voices == 0 || config.voices > MAX_VOICES {
             return Err(DspError::InvalidConfig("voices must be 1..=4096"));
@@ -165,10 +158,7 @@ impl Synth {
         if voice < self.voices {
             Ok(())
         } else {
-            Err(DspError::VoiceOutOfRange {
-                voice,
-                voices: self.voices,
-            })
+            Err(DspError::VoiceOutOfRange { voice, voices: self.voices })
         }
     }
 
@@ -216,11 +206,7 @@ impl Synth {
                 self.mark(voice);
                 Ok(0)
             }
-            Command::VoiceSet {
-                voice,
-                param,
-                value,
-            } => {
+            Command::VoiceSet { voice, param, value } => {
                 self.check_voice(voice)?;
                 if !param.is_voice_param() {
                     return Err(DspError::NotAVoiceParam(param));
@@ -266,12 +252,7 @@ impl Synth {
 
     /// Renders `left.len()` frames, applying each command from `source` at
     /// its frame (the block is split there, so timing is sample-accurate).
-    pub fn render_with(
-        &mut self,
-        left: &mut [f32],
-        right: &mut [f32],
-        source: &mut impl CommandSource,
-    ) {
+    pub fn render_with(&mut self, left: &mut [f32], right: &mut [f32], source: &mut impl CommandSource) {
         let n = left.len().min(right.len());
         let end = self.frame + n as u64;
         let mut done = 0usize;
@@ -353,11 +334,7 @@ impl Synth {
             }
         }
         let master = &mut self.master;
-        for ((l, r), (al, ar)) in left
-            .iter_mut()
-            .zip(right.iter_mut())
-            .zip(acc_l.iter().zip(acc_r.iter()))
-        {
+        for ((l, r), (al, ar)) in left.iter_mut().zip(right.iter_mut()).zip(acc_l.iter().zip(acc_r.iter())) {
             let g = master.value[0];
             *l = g * sum_lanes(al);
             *r = g * sum_lanes(ar);

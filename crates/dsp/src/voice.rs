@@ -112,12 +112,10 @@ impl Voice {
         let ramp = if self.is_idle() { 0 } else { self.ramp };
         match param {
             Param::Freq => self.osc.set_freq(value),
-            Param::Amp | Param::Pan => self
-                .gain
-                .ramp_to(pan_gains(self.params.amp, self.params.pan), ramp),
-            Param::Cutoff | Param::Q | Param::Filter => self
-                .filter
-                .set_coefs(Self::coefs(&self.params, self.sample_rate), ramp),
+            Param::Amp | Param::Pan => self.gain.ramp_to(pan_gains(self.params.amp, self.params.pan), ramp),
+            Param::Cutoff | Param::Q | Param::Filter => {
+                self.filter.set_coefs(Self::coefs(&self.params, self.sample_rate), ramp)
+            }
             Param::Attack | Param::Decay | Param::Sustain | Param::Release => {
                 self.env.set_params(self.params.adsr(), self.sample_rate)
             }

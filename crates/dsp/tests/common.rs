@@ -17,55 +17,22 @@ pub fn at(frame: u64, command: Command) -> TimedCommand {
 /// sweeps, pan and amp ramps, sustain glides, global sets and a master ramp.
 pub fn busy_script(voices: u32) -> Vec<TimedCommand> {
     let mut cmds = vec![
-        at(
-            0,
-            Command::Set {
-                param: Param::Attack,
-                value: 0.002,
-            },
-        ),
-        at(
-            0,
-            Command::Set {
-                param: Param::Release,
-                value: 0.01,
-            },
-        ),
-        at(
-            0,
-            Command::Set {
-                param: Param::Q,
-                value: 3.0,
-            },
-        ),
+        at(0, Command::Set { param: Param::Attack, value: 0.002 }),
+        at(0, Command::Set { param: Param::Release, value: 0.01 }),
+        at(0, Command::Set { param: Param::Q, value: 3.0 }),
     ];
     let mut frame = 17u64;
     for i in 0..200u32 {
         let voice = (i * 7) % voices;
         let freq = 110.0 * (1.0 + (i % 24) as f32 / 12.0);
-        cmds.push(at(
-            frame,
-            Command::NoteOn {
-                voice,
-                freq,
-                amp: 0.2 + (i % 5) as f32 * 0.1,
-            },
-        ));
+        cmds.push(at(frame, Command::NoteOn { voice, freq, amp: 0.2 + (i % 5) as f32 * 0.1 }));
         cmds.push(at(
             frame + 3,
-            Command::VoiceSet {
-                voice,
-                param: Param::Cutoff,
-                value: 300.0 + 40.0 * i as f32,
-            },
+            Command::VoiceSet { voice, param: Param::Cutoff, value: 300.0 + 40.0 * i as f32 },
         ));
         cmds.push(at(
             frame + 5,
-            Command::VoiceSet {
-                voice,
-                param: Param::Pan,
-                value: ((i % 9) as f32 - 4.0) / 4.0,
-            },
+            Command::VoiceSet { voice, param: Param::Pan, value: ((i % 9) as f32 - 4.0) / 4.0 },
         ));
         if i % 3 == 0 {
             cmds.push(at(frame + 200, Command::NoteOff { voice }));
@@ -73,27 +40,17 @@ pub fn busy_script(voices: u32) -> Vec<TimedCommand> {
         if i % 11 == 0 {
             cmds.push(at(
                 frame + 90,
-                Command::Set {
-                    param: Param::Sustain,
-                    value: 0.3 + (i % 4) as f32 * 0.1,
-                },
+                Command::Set { param: Param::Sustain, value: 0.3 + (i % 4) as f32 * 0.1 },
             ));
             cmds.push(at(
                 frame + 91,
-                Command::VoiceSet {
-                    voice,
-                    param: Param::Filter,
-                    value: (i % 4) as f32,
-                },
+                Command::VoiceSet { voice, param: Param::Filter, value: (i % 4) as f32 },
             ));
         }
         if i % 17 == 0 {
             cmds.push(at(
                 frame + 50,
-                Command::Set {
-                    param: Param::Master,
-                    value: 0.5 + (i % 3) as f32 * 0.25,
-                },
+                Command::Set { param: Param::Master, value: 0.5 + (i % 3) as f32 * 0.25 },
             ));
         }
         frame += 97 + u64::from(i % 13) * 5;

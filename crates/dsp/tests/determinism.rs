@@ -9,10 +9,7 @@ fn block_size_does_not_change_a_bit() {
     let script = busy_script(24);
     let frames = 30_000;
     let (ref_l, ref_r) = render(&mut synth(24), &script, frames, 256);
-    assert!(
-        ref_l.iter().any(|s| s.abs() > 0.01),
-        "the script should make sound"
-    );
+    assert!(ref_l.iter().any(|s| s.abs() > 0.01), "the script should make sound");
     for block in [1, 7, 63, 64, 65, 1_000, 4_096] {
         let (l, r) = render(&mut synth(24), &script, frames, block);
         assert_eq!(bits(&l), bits(&ref_l), "left differs at block {block}");
@@ -36,80 +33,17 @@ fn synth_lane_equals_the_scalar_voice_chain() {
     let mut synth = synth(8);
     let mut voice = Voice::new(VoiceParams::default(), SR).unwrap();
     let script = [
-        (
-            0u64,
-            Command::VoiceSet {
-                voice: 3,
-                param: Param::Pan,
-                value: -1.0,
-            },
-        ),
-        (
-            10,
-            Command::NoteOn {
-                voice: 3,
-                freq: 330.0,
-                amp: 0.6,
-            },
-        ),
-        (
-            700,
-            Command::VoiceSet {
-                voice: 3,
-                param: Param::Cutoff,
-                value: 900.0,
-            },
-        ),
-        (
-            800,
-            Command::VoiceSet {
-                voice: 3,
-                param: Param::Q,
-                value: 5.0,
-            },
-        ),
-        (
-            1_500,
-            Command::VoiceSet {
-                voice: 3,
-                param: Param::Sustain,
-                value: 0.2,
-            },
-        ),
+        (0u64, Command::VoiceSet { voice: 3, param: Param::Pan, value: -1.0 }),
+        (10, Command::NoteOn { voice: 3, freq: 330.0, amp: 0.6 }),
+        (700, Command::VoiceSet { voice: 3, param: Param::Cutoff, value: 900.0 }),
+        (800, Command::VoiceSet { voice: 3, param: Param::Q, value: 5.0 }),
+        (1_500, Command::VoiceSet { voice: 3, param: Param::Sustain, value: 0.2 }),
         (9_000, Command::NoteOff { voice: 3 }),
-        (
-            9_500,
-            Command::NoteOn {
-                voice: 3,
-                freq: 660.0,
-                amp: 0.3,
-            },
-        ),
-        (
-            9_600,
-            Command::VoiceSet {
-                voice: 3,
-                param: Param::Amp,
-                value: 0.9,
-            },
-        ),
-        (
-            9_650,
-            Command::VoiceSet {
-                voice: 3,
-                param: Param::Filter,
-                value: 1.0,
-            },
-        ),
+        (9_500, Command::NoteOn { voice: 3, freq: 660.0, amp: 0.3 }),
+        (9_600, Command::VoiceSet { voice: 3, param: Param::Amp, value: 0.9 }),
+        (9_650, Command::VoiceSet { voice: 3, param: Param::Filter, value: 1.0 }),
         (20_000, Command::NoteOff { voice: 3 }),
-        (
-            40_000,
-            Command::NoteOn {
-                voice: 3,
-                freq: 220.0,
-                amp: 0.5,
-            },
-        ),
+        (40_000, Command::NoteOn { voice: 3, freq: 220.0, amp: 0.5 }),
     ];
     let mut next = 0;
     let (mut sl, mut sr) = ([0.0f32; 1], [0.0f32; 1]);
@@ -131,15 +65,7 @@ fn synth_lane_equals_the_scalar_voice_chain() {
         // The mixer sums onto +0.0, which turns a voice's -0.0 into +0.0.
         let (vl, vr) = voice.next_frame();
         let (vl, vr) = (0.0 + vl, 0.0 + vr);
-        assert_eq!(
-            sl[0].to_bits(),
-            vl.to_bits(),
-            "left differs at frame {frame}"
-        );
-        assert_eq!(
-            sr[0].to_bits(),
-            vr.to_bits(),
-            "right differs at frame {frame}"
-        );
+        assert_eq!(sl[0].to_bits(), vl.to_bits(), "left differs at frame {frame}");
+        assert_eq!(sr[0].to_bits(), vr.to_bits(), "right differs at frame {frame}");
     }
 }

@@ -14,10 +14,7 @@ static ALLOCATOR: AllocDisabler = AllocDisabler;
 fn the_detector_catches_an_allocation() {
     let before = violation_count();
     assert_no_alloc(|| std::hint::black_box(vec![1u8; 16]).len());
-    assert!(
-        violation_count() > before,
-        "the allocation detector is not active"
-    );
+    assert!(violation_count() > before, "the allocation detector is not active");
 }
 
 #[test]
@@ -28,8 +25,7 @@ fn rendering_and_applying_commands_never_allocate() {
     let snap = s.snapshot();
     let (mut l, mut r) = (vec![0.0f32; 40_000], vec![0.0f32; 40_000]);
     let hostile = [f32::NAN, f32::INFINITY, -1.0, 1.0e9, 0.0];
-    let (mut header, mut chunks, mut controls) =
-        (snap.header, snap.chunks.clone(), snap.controls.clone());
+    let (mut header, mut chunks, mut controls) = (snap.header, snap.chunks.clone(), snap.controls.clone());
     let before = violation_count();
     assert_no_alloc(|| {
         let mut source = SliceSource::new(&script);
@@ -39,26 +35,13 @@ fn rendering_and_applying_commands_never_allocate() {
         for (i, &v) in hostile.iter().enumerate() {
             for param in Param::ALL {
                 let _ = s.apply(&Command::Set { param, value: v });
-                let _ = s.apply(&Command::VoiceSet {
-                    voice: i as u32 * 100,
-                    param,
-                    value: v,
-                });
+                let _ = s.apply(&Command::VoiceSet { voice: i as u32 * 100, param, value: v });
             }
-            let _ = s.apply(&Command::NoteOn {
-                voice: 5_000,
-                freq: v,
-                amp: v,
-            });
-            let _ = s.apply(&Command::NoteOn {
-                voice: i as u32,
-                freq: v,
-                amp: 0.5,
-            });
+            let _ = s.apply(&Command::NoteOn { voice: 5_000, freq: v, amp: v });
+            let _ = s.apply(&Command::NoteOn { voice: i as u32, freq: v, amp: 0.5 });
         }
         s.render(&mut l[..1_000], &mut r[..1_000]);
-        s.snapshot_into(&mut header, &mut chunks, &mut controls)
-            .unwrap();
+        s.snapshot_into(&mut header, &mut chunks, &mut controls).unwrap();
         s.restore(&header, &chunks, &controls).unwrap();
         s.render(&mut l[..1_000], &mut r[..1_000]);
     });

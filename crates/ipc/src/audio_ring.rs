@@ -34,11 +34,7 @@ impl<'r> AudioWriter<'r> {
     /// The writer, continuing at the ring's published write position.
     pub fn new(region: &'r Region) -> Self {
         let write_frame = region.audio_header().write_frame.load(Acquire);
-        Self {
-            region,
-            write_frame,
-            mask: u64::from(region.geometry().audio_frames) - 1,
-        }
+        Self { region, write_frame, mask: u64::from(region.geometry().audio_frames) - 1 }
     }
 
     /// The next frame to write.
@@ -88,11 +84,7 @@ pub struct AudioReader<'r> {
 impl<'r> AudioReader<'r> {
     /// The reader of `region`'s ring.
     pub fn new(region: &'r Region) -> Self {
-        Self {
-            region,
-            mask: u64::from(region.geometry().audio_frames) - 1,
-            corrupt_samples: 0,
-        }
+        Self { region, mask: u64::from(region.geometry().audio_frames) - 1, corrupt_samples: 0 }
     }
 
     /// The frames the ring holds now: `[read_frame, write_frame)`, clamped
@@ -115,10 +107,7 @@ impl<'r> AudioReader<'r> {
         let n = left.len().min(right.len()) as u64;
         let (read, write) = self.span();
         if from < read || from + n > write {
-            return Err(NotAvailable {
-                from: read,
-                to: write,
-            });
+            return Err(NotAvailable { from: read, to: write });
         }
         let data = self.region.audio_data();
         for (i, (l, r)) in left.iter_mut().zip(right.iter_mut()).enumerate() {
@@ -147,10 +136,7 @@ impl<'r> AudioReader<'r> {
     /// Marks frames below `frame` consumed, freeing their slots for the
     /// writer (whom it wakes if it sleeps). Never moves backwards.
     pub fn consume_to(&mut self, frame: u64) {
-        self.region
-            .audio_header()
-            .read_frame
-            .fetch_max(frame, Release);
+        self.region.audio_header().read_frame.fetch_max(frame, Release);
         self.region.wake_worker();
     }
 
@@ -178,11 +164,7 @@ impl<'r> AudioReader<'r> {
             let seq = h.data_seq.load(SeqCst);
             h.reader_waiting.store(1, SeqCst);
             if h.write_frame.load(SeqCst) < frame {
-                sys::futex_wait(
-                    &h.data_seq,
-                    seq,
-                    (deadline - now).min(Duration::from_millis(50)),
-                );
+                sys::futex_wait(&h.data_seq, seq, (deadline - now).min(Duration::from_millis(50)));
             }
             h.reader_waiting.store(0, SeqCst);
         }

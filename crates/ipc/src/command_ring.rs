@@ -51,46 +51,24 @@ impl Wire {
             Command::NoteOn { voice, freq, amp } => (OP_NOTE_ON, voice, freq, amp),
             Command::NoteOff { voice } => (OP_NOTE_OFF, voice, 0.0, 0.0),
             Command::Set { param, value } => (OP_SET | u32::from(param.id()) << 8, 0, value, 0.0),
-            Command::VoiceSet {
-                voice,
-                param,
-                value,
-            } => (OP_VOICE_SET | u32::from(param.id()) << 8, voice, value, 0.0),
+            Command::VoiceSet { voice, param, value } => {
+                (OP_VOICE_SET | u32::from(param.id()) << 8, voice, value, 0.0)
+            }
         };
-        Self {
-            frame: c.frame,
-            op,
-            voice,
-            a: a.to_bits(),
-            b: b.to_bits(),
-        }
+        Self { frame: c.frame, op, voice, a: a.to_bits(), b: b.to_bits() }
     }
 
     fn decode(&self) -> Option<TimedCommand> {
         let param = || Param::from_id(u16::try_from(self.op >> 8).ok()?);
         let (a, b) = (f32::from_bits(self.a), f32::from_bits(self.b));
         let command = match self.op & 0xff {
-            OP_NOTE_ON => Command::NoteOn {
-                voice: self.voice,
-                freq: a,
-                amp: b,
-            },
+            OP_NOTE_ON => Command::NoteOn { voice: self.voice, freq: a, amp: b },
             OP_NOTE_OFF => Command::NoteOff { voice: self.voice },
-            OP_SET => Command::Set {
-                param: param()?,
-                value: a,
-            },
-            OP_VOICE_SET => Command::VoiceSet {
-                voice: self.voice,
-                param: param()?,
-                value: a,
-            },
+            OP_SET => Command::Set { param: param()?, value: a },
+            OP_VOICE_SET => Command::VoiceSet { voice: self.voice, param: param()?, value: a },
             _ => return None,
         };
-        Some(TimedCommand {
-            frame: self.frame,
-            command,
-        })
+        Some(TimedCommand { frame: self.frame, command })
     }
 
     /// FNV-1a over the stamp and the payload words.
@@ -105,9 +83,7 @@ impl Wire {
             self.a,
             self.b,
         ];
-        words
-            .iter()
-            .fold(0x811c_9dc5u32, |h, w| (h ^ w).wrapping_mul(0x0100_0193))
+        words.iter().fold(0x811c_9dc5u32, |h, w| (h ^ w).wrapping_mul(0x0100_0193))
     }
 }
 
@@ -125,10 +101,7 @@ pub struct CommandWriter<'r> {
 impl<'r> CommandWriter<'r> {
     /// The writer, continuing at the ring's published position.
     pub fn new(region: &'r Region) -> Self {
-        Self {
-            region,
-            seq: region.command_header().write_seq.load(Acquire),
-        }
+        Self { region, seq: region.command_header().write_seq.load(Acquire) }
     }
 
     /// Slots free now. A consumer position beyond the producer's (garbage)
@@ -136,11 +109,7 @@ impl<'r> CommandWriter<'r> {
     pub fn space(&self) -> u64 {
         let read = self.region.command_header().read_seq.load(Acquire);
         let cap = u64::from(self.region.geometry().command_slots);
-        if read > self.seq {
-            0
-        } else {
-            cap - (self.seq - read).min(cap)
-        }
+        if read > self.seq { 0 } else { cap - (self.seq - read).min(cap) }
     }
 
     /// Publishes a command. Never blocks, never overwrites: a full ring
@@ -161,10 +130,7 @@ impl<'r> CommandWriter<'r> {
         slot.check.store(wire.check(stamp), Relaxed);
         slot.stamp.store(stamp, Release);
         self.seq += 1;
-        self.region
-            .command_header()
-            .write_seq
-            .store(self.seq, Release);
+        self.region.command_header().write_seq.store(self.seq, Release);
         Ok(())
     }
 }
@@ -230,10 +196,7 @@ impl<'r> CommandReader<'r> {
     /// Consumes the slot last peeked.
     pub fn advance(&mut self) {
         self.seq += 1;
-        self.region
-            .command_header()
-            .read_seq
-            .store(self.seq, Release);
+        self.region.command_header().read_seq.store(self.seq, Release);
     }
 
     /// Corrupt slots skipped so far.
@@ -289,51 +252,17 @@ mod tests {
     #[test]
     fn every_command_round_trips_through_the_wire() {
         let cmds = [
-            Command::NoteOn {
-                voice: 7,
-                freq: 440.5,
-                amp: 0.25,
-            },
+            Command::NoteOn { voice: 7, freq: 440.5, amp: 0.25 },
             Command::NoteOff { voice: 4_095 },
-            Command::Set {
-                param: Param::Master,
-                value: 0.5,
-            },
-            Command::VoiceSet {
-                voice: 1,
-                param: Param::Cutoff,
-                value: f32::NAN,
-            },
+            Command::Set { param: Param::Master, value: 0.5 },
+            Command::VoiceSet { voice: 1, param: Param::Cutoff, value: f32::NAN },
         ];
         for (i, command) in cmds.into_iter().enumerate() {
-            let tc = TimedCommand {
-                frame: 1 << 40 | i as u64,
-                command,
-            };
+            let tc = TimedCommand { frame: 1 << 40 | i as u64, command };
             let back = Wire::encode(&tc).decode().unwrap();
             assert_eq!(format!("{back:?}"), format!("{tc:?}"));
         }
-        assert_eq!(
-            Wire {
-                frame: 0,
-                op: 0,
-                voice: 0,
-                a: 0,
-                b: 0
-            }
-            .decode(),
-            None
-        );
-        assert_eq!(
-            Wire {
-                frame: 0,
-                op: OP_SET | 99 << 8,
-                voice: 0,
-                a: 0,
-                b: 0
-            }
-            .decode(),
-            None
-        );
+        assert_eq!(Wire { frame: 0, op: 0, voice: 0, a: 0, b: 0 }.decode(), None);
+        assert_eq!(Wire { frame: 0, op: OP_SET | 99 << 8, voice: 0, a: 0, b: 0 }.decode(), None);
     }
 }

@@ -23,9 +23,7 @@ impl Region {
 
     /// Asks the worker to stop (it finishes its block and exits 0).
     pub fn request_stop(&self) {
-        self.control()
-            .stop
-            .store(stop_token(self.generation()), Release);
+        self.control().stop.store(stop_token(self.generation()), Release);
         self.control().wake.fetch_add(1, Release);
         sys::futex_wake(&self.control().wake, 1);
     }

@@ -56,9 +56,6 @@ impl IpcError {
 
 impl From<nix::Error> for IpcError {
     fn from(e: nix::Error) -> Self {
-        Self::Os {
-            call: "system call",
-            source: e.into(),
-        }
+        Self::Os { call: "system call", source: e.into() }
     }
 }

@@ -235,21 +235,11 @@ impl Geometry {
         if self.channels != 2 {
             return Err(bad("channels must be 2"));
         }
-        if !self.audio_frames.is_power_of_two()
-            || self.audio_frames < 64
-            || self.audio_frames > 1 << 22
-        {
-            return Err(bad(
-                "audio ring capacity must be a power of two in 64..=4M frames",
-            ));
+        if !self.audio_frames.is_power_of_two() || self.audio_frames < 64 || self.audio_frames > 1 << 22 {
+            return Err(bad("audio ring capacity must be a power of two in 64..=4M frames"));
         }
-        if !self.command_slots.is_power_of_two()
-            || self.command_slots < 16
-            || self.command_slots > 1 << 20
-        {
-            return Err(bad(
-                "command ring capacity must be a power of two in 16..=1M slots",
-            ));
+        if !self.command_slots.is_power_of_two() || self.command_slots < 16 || self.command_slots > 1 << 20 {
+            return Err(bad("command ring capacity must be a power of two in 16..=1M slots"));
         }
         if self.max_block == 0 || self.max_block > self.audio_frames {
             return Err(bad("max block must be 1..=audio ring capacity"));
@@ -336,23 +326,11 @@ mod tests {
             voices: 8,
         };
         for bad in [
-            Geometry {
-                audio_frames: 1_000,
-                ..good
-            },
-            Geometry {
-                command_slots: 0,
-                ..good
-            },
-            Geometry {
-                max_block: 4_096,
-                ..good
-            },
+            Geometry { audio_frames: 1_000, ..good },
+            Geometry { command_slots: 0, ..good },
+            Geometry { max_block: 4_096, ..good },
             Geometry { voices: 0, ..good },
-            Geometry {
-                channels: 1,
-                ..good
-            },
+            Geometry { channels: 1, ..good },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }

@@ -18,8 +18,8 @@ use std::sync::atomic::AtomicU32;
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::layout::{
-    AudioRingHeader, CommandRingHeader, CommandSlot, ControlBlock, Geometry, Heartbeat,
-    LAYOUT_VERSION, REGION_MAGIC, RegionHeader,
+    AudioRingHeader, CommandRingHeader, CommandSlot, ControlBlock, Geometry, Heartbeat, LAYOUT_VERSION,
+    REGION_MAGIC, RegionHeader,
 };
 use crate::{IpcError, sys};
 
@@ -68,8 +68,7 @@ impl Region {
     pub fn create(geometry: Geometry, generation: u64) -> Result<Self, IpcError> {
         geometry.validate()?;
         let (offsets, total_size) = geometry.layout();
-        let fd = sys::sealed_memfd("chronus-worker", total_size)
-            .map_err(IpcError::os("memfd_create"))?;
+        let fd = sys::sealed_memfd("chronus-worker", total_size).map_err(IpcError::os("memfd_create"))?;
         let map = MmapOptions::new()
             .len(total_size as usize)
             .populate()
@@ -100,21 +99,13 @@ impl Region {
     pub fn attach(fd: OwnedFd, generation: u64) -> Result<Self, IpcError> {
         let len = sys::file_len(fd.as_fd()).map_err(IpcError::os("fstat"))?;
         if len < size_of::<RegionHeader>() as u64 {
-            return Err(IpcError::BufTooSmall {
-                needed: size_of::<RegionHeader>() as u64,
-                actual: len,
-            });
+            return Err(IpcError::BufTooSmall { needed: size_of::<RegionHeader>() as u64, actual: len });
         }
         if !sys::is_shrink_sealed(fd.as_fd()).map_err(IpcError::os("F_GET_SEALS"))? {
-            return Err(IpcError::BufCorrupt(
-                "the memory file is not sealed against shrinking",
-            ));
+            return Err(IpcError::BufCorrupt("the memory file is not sealed against shrinking"));
         }
-        let map = MmapOptions::new()
-            .len(len as usize)
-            .populate()
-            .map_raw(&fd)
-            .map_err(IpcError::os("mmap"))?;
+        let map =
+            MmapOptions::new().len(len as usize).populate().map_raw(&fd).map_err(IpcError::os("mmap"))?;
         // SAFETY: the mapping holds at least one RegionHeader (checked above),
         // is page-aligned, and RegionHeader is Pod (any bits valid). The
         // header was written before this process was spawned and is never
@@ -123,32 +114,19 @@ impl Region {
         if header.magic != REGION_MAGIC {
             return Err(IpcError::BadMagic(header.magic));
         }
-        if header.version != LAYOUT_VERSION
-            || header.header_size != size_of::<RegionHeader>() as u32
-        {
-            return Err(IpcError::VersionMismatch {
-                found: header.version,
-                expected: LAYOUT_VERSION,
-            });
+        if header.version != LAYOUT_VERSION || header.header_size != size_of::<RegionHeader>() as u32 {
+            return Err(IpcError::VersionMismatch { found: header.version, expected: LAYOUT_VERSION });
         }
         if header.generation != generation {
-            return Err(IpcError::GenerationMismatch {
-                found: header.generation,
-                expected: generation,
-            });
+            return Err(IpcError::GenerationMismatch { found: header.generation, expected: generation });
         }
         header.geometry.validate()?;
         let (offsets, total) = header.geometry.layout();
         if offsets != header.offsets || total != header.total_size {
-            return Err(IpcError::BufCorrupt(
-                "section offsets do not match the geometry",
-            ));
+            return Err(IpcError::BufCorrupt("section offsets do not match the geometry"));
         }
         if len < total {
-            return Err(IpcError::BufTooSmall {
-                needed: total,
-                actual: len,
-            });
+            return Err(IpcError::BufTooSmall { needed: total, actual: len });
         }
         Ok(Self { fd, map, header })
     }
@@ -174,12 +152,8 @@ impl Region {
     }
 
     fn slice<T: SharedView>(&self, offset: u64, count: usize) -> &[T] {
-        let bytes = count
-            .checked_mul(size_of::<T>())
-            .expect("section size fits usize");
-        let end = (offset as usize)
-            .checked_add(bytes)
-            .expect("section end fits usize");
+        let bytes = count.checked_mul(size_of::<T>()).expect("section size fits usize");
+        let end = (offset as usize).checked_add(bytes).expect("section end fits usize");
         assert!(end <= self.map.len(), "section outside the mapping");
         // SAFETY: in bounds (asserted); the mapping is page-aligned and
         // `offset` is a multiple of 64 (layout), so aligned for T (align ≤ 64);
@@ -208,10 +182,7 @@ impl Region {
 
     pub(crate) fn audio_data(&self) -> &[AtomicU32] {
         let g = &self.header.geometry;
-        self.slice(
-            self.header.offsets.audio_data,
-            (g.audio_frames * g.channels) as usize,
-        )
+        self.slice(self.header.offsets.audio_data, (g.audio_frames * g.channels) as usize)
     }
 
     pub(crate) fn command_header(&self) -> &CommandRingHeader {
@@ -219,10 +190,7 @@ impl Region {
     }
 
     pub(crate) fn command_slots(&self) -> &[CommandSlot] {
-        self.slice(
-            self.header.offsets.command_slots,
-            self.header.geometry.command_slots as usize,
-        )
+        self.slice(self.header.offsets.command_slots, self.header.geometry.command_slots as usize)
     }
 
     /// The snapshot area, as 32-bit words.

@@ -11,11 +11,7 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 
 /// Turns a `-1` return into the thread's `errno` as an `io::Error`.
 fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
 /// Creates an anonymous, close-on-exec, sealable memory file of `len` bytes
@@ -23,14 +19,11 @@ fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
 /// peer can never make a mapping fault.
 pub(crate) fn sealed_memfd(name: &str, len: u64) -> io::Result<OwnedFd> {
     let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
-    let len =
-        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     nix::unistd::ftruncate(&fd, len)?;
     fcntl(
         &fd,
-        FcntlArg::F_ADD_SEALS(
-            SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL,
-        ),
+        FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL),
     )?;
     Ok(fd)
 }
@@ -112,15 +105,7 @@ pub fn futex_wake(word: &AtomicU32, n: u32) {
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access it
     // beyond using its address as the key.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            n,
-            0usize,
-            0usize,
-            0u32,
-        );
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n, 0usize, 0usize, 0u32);
     }
 }
 

@@ -20,14 +20,7 @@ fn geometry() -> Geometry {
 }
 
 fn note(frame: u64, voice: u32) -> TimedCommand {
-    TimedCommand {
-        frame,
-        command: Command::NoteOn {
-            voice,
-            freq: 100.0 + frame as f32,
-            amp: 0.5,
-        },
-    }
+    TimedCommand { frame, command: Command::NoteOn { voice, freq: 100.0 + frame as f32, amp: 0.5 } }
 }
 
 #[test]
@@ -46,11 +39,7 @@ fn audio_ring_wraps_around_and_refuses_to_overfill() {
             let right: Vec<f32> = left.iter().map(|x| -x).collect();
             w.write(&left, &right).unwrap();
         }
-        assert_eq!(
-            w.write(&[1.0], &[1.0]),
-            Err(1),
-            "a full ring must refuse, round {round}"
-        );
+        assert_eq!(w.write(&[1.0], &[1.0]), Err(1), "a full ring must refuse, round {round}");
         // Drain 100 frames and check every one.
         r.read(&mut l, &mut rr).unwrap();
         for (i, (a, b)) in l.iter().zip(&rr).enumerate() {
@@ -60,10 +49,7 @@ fn audio_ring_wraps_around_and_refuses_to_overfill() {
         next_expected += 100;
         // Reading past what was written is refused and consumes nothing.
         let (read, write) = r.span();
-        assert!(
-            r.copy_frames(write - 1, &mut [0.0; 2], &mut [0.0; 2])
-                .is_err()
-        );
+        assert!(r.copy_frames(write - 1, &mut [0.0; 2], &mut [0.0; 2]).is_err());
         assert_eq!(r.span(), (read, write));
     }
     assert!(next_expected > 4 * 256, "the test must wrap several times");
@@ -173,34 +159,19 @@ fn attach_checks_generation_magic_version_and_seal() {
     let region = Region::create(geometry(), 9).unwrap();
     let dup = || region.fd().as_fd().try_clone_to_owned().unwrap();
     assert!(Region::attach(dup(), 9).is_ok());
-    assert!(matches!(
-        Region::attach(dup(), 8),
-        Err(IpcError::GenerationMismatch {
-            found: 9,
-            expected: 8
-        })
-    ));
+    assert!(matches!(Region::attach(dup(), 8), Err(IpcError::GenerationMismatch { found: 9, expected: 8 })));
 
     // An unsealed, zeroed memfd of the right size: refused.
     let raw = nix::sys::memfd::memfd_create("t", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).unwrap();
     nix::unistd::ftruncate(&raw, 1 << 20).unwrap();
-    assert!(matches!(
-        Region::attach(raw, 9),
-        Err(IpcError::BufCorrupt(_))
-    ));
+    assert!(matches!(Region::attach(raw, 9), Err(IpcError::BufCorrupt(_))));
 
     // A sealed one full of zeros: bad magic.
     let zeros = sys::sealed_memfd("t", 1 << 20).unwrap();
-    assert!(matches!(
-        Region::attach(zeros, 0),
-        Err(IpcError::BadMagic(0))
-    ));
+    assert!(matches!(Region::attach(zeros, 0), Err(IpcError::BadMagic(0))));
 
     // Too small for a header.
     let tiny = sys::sealed_memfd("t", 16).unwrap();
-    assert!(matches!(
-        Region::attach(tiny, 0),
-        Err(IpcError::BufTooSmall { .. })
-    ));
+    assert!(matches!(Region::attach(tiny, 0), Err(IpcError::BufTooSmall { .. })));
     let _ = Param::Q;
 }

@@ -8,9 +8,7 @@ use std::process::Command as Process;
 use std::time::Duration;
 
 use chronus_dsp::{Command, CommandSource, TimedCommand};
-use chronus_ipc::{
-    AudioReader, AudioWriter, CommandReader, CommandWriter, Geometry, Region, WorkerState,
-};
+use chronus_ipc::{AudioReader, AudioWriter, CommandReader, CommandWriter, Geometry, Region, WorkerState};
 
 const FRAMES: u64 = 3_000_000;
 const COMMANDS: u64 = 1_000_000;
@@ -25,11 +23,7 @@ fn sample(frame: u64) -> (f32, f32) {
 fn command(i: u64) -> TimedCommand {
     TimedCommand {
         frame: i,
-        command: Command::NoteOn {
-            voice: (i % 4_096) as u32,
-            freq: i as f32,
-            amp: 0.25,
-        },
+        command: Command::NoteOn { voice: (i % 4_096) as u32, freq: i as f32, amp: 0.25 },
     }
 }
 
@@ -46,11 +40,7 @@ fn child(fd: i32) {
     while writer.write_frame() < FRAMES || next_cmd < COMMANDS {
         let mut progressed = false;
         while let Some(c) = reader.next_before(u64::MAX) {
-            assert_eq!(
-                c,
-                command(next_cmd),
-                "command {next_cmd} altered or reordered"
-            );
+            assert_eq!(c, command(next_cmd), "command {next_cmd} altered or reordered");
             next_cmd += 1;
             progressed = true;
         }
@@ -97,10 +87,7 @@ fn millions_of_frames_and_commands_cross_processes_intact() {
         .stdout(std::process::Stdio::null());
     chronus_ipc::inherit_fd(&mut proc, region.fd(), CHILD_FD);
     let mut child = proc.spawn().unwrap();
-    assert_eq!(
-        region.wait_worker_ready(Duration::from_secs(10)),
-        Some(WorkerState::Ready)
-    );
+    assert_eq!(region.wait_worker_ready(Duration::from_secs(10)), Some(WorkerState::Ready));
 
     let mut writer = CommandWriter::new(&region);
     let mut reader = AudioReader::new(&region);
@@ -119,20 +106,12 @@ fn millions_of_frames_and_commands_cross_processes_intact() {
             } else {
                 std::thread::sleep(Duration::from_micros(100));
             }
-            assert!(
-                child.try_wait().unwrap().is_none() || frame >= FRAMES,
-                "child died early"
-            );
+            assert!(child.try_wait().unwrap().is_none() || frame >= FRAMES, "child died early");
             continue;
         }
         reader.read(&mut l[..n], &mut r[..n]).unwrap();
         for i in 0..n {
-            assert_eq!(
-                (l[i], r[i]),
-                sample(frame + i as u64),
-                "frame {} altered",
-                frame + i as u64
-            );
+            assert_eq!((l[i], r[i]), sample(frame + i as u64), "frame {} altered", frame + i as u64);
         }
         frame += n as u64;
     }

@@ -77,21 +77,14 @@ struct Args<'a, 'b> {
 
 impl<'a> Args<'a, '_> {
     fn err(&self, index: usize, name: &'static str, expected: &'static str) -> AddressError {
-        AddressError::WrongArgType {
-            address: self.address,
-            index: index + 1,
-            name,
-            expected,
-        }
+        AddressError::WrongArgType { address: self.address, index: index + 1, name, expected }
     }
 
     fn voice(&self, i: usize) -> Result<u32, AddressError> {
         let bad = || self.err(i, "voice", "a whole number ≥ 0");
         match self.args[i] {
             Arg::Int(v) => u32::try_from(v).map_err(|_| bad()),
-            Arg::Float(f) if f.fract() == 0.0 && (0.0..=u32::MAX as f32).contains(&f) => {
-                Ok(f as u32)
-            }
+            Arg::Float(f) if f.fract() == 0.0 && (0.0..=u32::MAX as f32).contains(&f) => Ok(f as u32),
             _ => Err(bad()),
         }
     }
@@ -106,9 +99,7 @@ impl<'a> Args<'a, '_> {
 
     fn param(&self, i: usize) -> Result<Param, AddressError> {
         match self.args[i] {
-            Arg::Str(s) => {
-                Param::from_name(s).ok_or_else(|| AddressError::UnknownParam(s.to_owned()))
-            }
+            Arg::Str(s) => Param::from_name(s).ok_or_else(|| AddressError::UnknownParam(s.to_owned())),
             _ => Err(self.err(i, "param", "a parameter name")),
         }
     }
@@ -124,30 +115,16 @@ pub fn parse_command(address: &str, args: &[Arg<'_>]) -> Result<Command, Address
         .find(|(a, ..)| *a == address)
         .ok_or_else(|| AddressError::UnknownAddress(address.to_owned()))?;
     if args.len() != expected {
-        return Err(AddressError::WrongArgCount {
-            address,
-            expected,
-            usage,
-            got: args.len(),
-        });
+        return Err(AddressError::WrongArgCount { address, expected, usage, got: args.len() });
     }
     let a = Args { address, args };
     Ok(match address {
-        "/note_on" => Command::NoteOn {
-            voice: a.voice(0)?,
-            freq: a.number(1, "freq")?,
-            amp: a.number(2, "amp")?,
-        },
+        "/note_on" => {
+            Command::NoteOn { voice: a.voice(0)?, freq: a.number(1, "freq")?, amp: a.number(2, "amp")? }
+        }
         "/note_off" => Command::NoteOff { voice: a.voice(0)? },
-        "/set" => Command::Set {
-            param: a.param(0)?,
-            value: a.number(1, "value")?,
-        },
-        _ => Command::VoiceSet {
-            voice: a.voice(0)?,
-            param: a.param(1)?,
-            value: a.number(2, "value")?,
-        },
+        "/set" => Command::Set { param: a.param(0)?, value: a.number(1, "value")? },
+        _ => Command::VoiceSet { voice: a.voice(0)?, param: a.param(1)?, value: a.number(2, "value")? },
     })
 }
 
@@ -155,24 +132,14 @@ pub fn parse_command(address: &str, args: &[Arg<'_>]) -> Result<Command, Address
 /// [`parse_command`]).
 pub fn command_address(command: &Command) -> (&'static str, Vec<Arg<'static>>) {
     match *command {
-        Command::NoteOn { voice, freq, amp } => (
-            "/note_on",
-            vec![Arg::Int(voice.into()), Arg::Float(freq), Arg::Float(amp)],
-        ),
+        Command::NoteOn { voice, freq, amp } => {
+            ("/note_on", vec![Arg::Int(voice.into()), Arg::Float(freq), Arg::Float(amp)])
+        }
         Command::NoteOff { voice } => ("/note_off", vec![Arg::Int(voice.into())]),
         Command::Set { param, value } => ("/set", vec![Arg::Str(param.name()), Arg::Float(value)]),
-        Command::VoiceSet {
-            voice,
-            param,
-            value,
-        } => (
-            "/voice/set",
-            vec![
-                Arg::Int(voice.into()),
-                Arg::Str(param.name()),
-                Arg::Float(value),
-            ],
-        ),
+        Command::VoiceSet { voice, param, value } => {
+            ("/voice/set", vec![Arg::Int(voice.into()), Arg::Str(param.name()), Arg::Float(value)])
+        }
     }
 }
 
@@ -182,41 +149,16 @@ mod tests {
 
     #[test]
     fn ints_and_floats_are_interchangeable() {
-        let a = parse_command(
-            "/note_on",
-            &[Arg::Float(2.0), Arg::Int(440), Arg::Float(0.5)],
-        )
-        .unwrap();
-        assert_eq!(
-            a,
-            Command::NoteOn {
-                voice: 2,
-                freq: 440.0,
-                amp: 0.5
-            }
-        );
-        let b = parse_command(
-            "/voice/set",
-            &[Arg::Int(1), Arg::Str("cutoff"), Arg::Int(1200)],
-        )
-        .unwrap();
-        assert_eq!(
-            b,
-            Command::VoiceSet {
-                voice: 1,
-                param: Param::Cutoff,
-                value: 1200.0
-            }
-        );
+        let a = parse_command("/note_on", &[Arg::Float(2.0), Arg::Int(440), Arg::Float(0.5)]).unwrap();
+        assert_eq!(a, Command::NoteOn { voice: 2, freq: 440.0, amp: 0.5 });
+        let b = parse_command("/voice/set", &[Arg::Int(1), Arg::Str("cutoff"), Arg::Int(1200)]).unwrap();
+        assert_eq!(b, Command::VoiceSet { voice: 1, param: Param::Cutoff, value: 1200.0 });
     }
 
     #[test]
     fn bad_input_gets_a_clear_error() {
         let e = parse_command("/note_on", &[Arg::Int(1)]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "/note_on takes 3 arguments (voice freq_hz amp), got 1"
-        );
+        assert_eq!(e.to_string(), "/note_on takes 3 arguments (voice freq_hz amp), got 1");
         let e = parse_command("/note_off", &[Arg::Float(1.5)]).unwrap_err();
         assert!(e.to_string().contains("voice"), "{e}");
         assert!(parse_command("/note_off", &[Arg::Int(-1)]).is_err());
@@ -224,10 +166,7 @@ mod tests {
             parse_command("/set", &[Arg::Str("volume"), Arg::Int(1)]),
             Err(AddressError::UnknownParam(_))
         ));
-        assert!(matches!(
-            parse_command("/quit_now", &[]),
-            Err(AddressError::UnknownAddress(_))
-        ));
+        assert!(matches!(parse_command("/quit_now", &[]), Err(AddressError::UnknownAddress(_))));
         assert!(parse_command("/set", &[Arg::Int(1), Arg::Int(1)]).is_err());
     }
 }

@@ -35,11 +35,7 @@ pub fn render_offline(
     for (l, r) in left.chunks_mut(BLOCK).zip(right.chunks_mut(BLOCK)) {
         synth.render_with(l, r, &mut source);
     }
-    Ok(Rendered {
-        left,
-        right,
-        rejected: synth.stats().rejected,
-    })
+    Ok(Rendered { left, right, rejected: synth.stats().rejected })
 }
 
 /// A default length for commands with no recorded end: the last command's

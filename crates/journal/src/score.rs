@@ -38,9 +38,7 @@ pub fn parse_score(text: &str, sample_rate: u32) -> Result<Vec<TimedCommand>, Jo
             .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1.0e7)
             .ok_or_else(|| syntax(format!("'{}' is not a time in seconds (≥ 0)", tokens[0])))?;
         let Some(address) = tokens.get(1) else {
-            return Err(syntax(
-                "a time must be followed by an address, e.g. 0.5 /note_on 1 440 0.5".into(),
-            ));
+            return Err(syntax("a time must be followed by an address, e.g. 0.5 /note_on 1 440 0.5".into()));
         };
         let command = parse_command(address, &typed_args(&tokens[2..]))
             .map_err(|source| JournalError::Command { line, source })?;
@@ -63,33 +61,13 @@ mod tests {
         assert_eq!(
             cmds,
             vec![
-                TimedCommand {
-                    frame: 0,
-                    command: Command::Set {
-                        param: Param::Release,
-                        value: 0.3
-                    }
-                },
+                TimedCommand { frame: 0, command: Command::Set { param: Param::Release, value: 0.3 } },
+                TimedCommand { frame: 24_000, command: Command::NoteOn { voice: 1, freq: 440.0, amp: 0.5 } },
                 TimedCommand {
                     frame: 24_000,
-                    command: Command::NoteOn {
-                        voice: 1,
-                        freq: 440.0,
-                        amp: 0.5
-                    }
+                    command: Command::VoiceSet { voice: 1, param: Param::Cutoff, value: 1200.0 }
                 },
-                TimedCommand {
-                    frame: 24_000,
-                    command: Command::VoiceSet {
-                        voice: 1,
-                        param: Param::Cutoff,
-                        value: 1200.0
-                    }
-                },
-                TimedCommand {
-                    frame: 72_000,
-                    command: Command::NoteOff { voice: 1 }
-                },
+                TimedCommand { frame: 72_000, command: Command::NoteOff { voice: 1 } },
             ]
         );
     }

@@ -86,9 +86,7 @@ impl Journal {
         match lines.next() {
             Some((_, first)) if first.trim() == JOURNAL_MAGIC => {}
             _ => {
-                return Err(JournalError::Header(format!(
-                    "the first line must be '{JOURNAL_MAGIC}'"
-                )));
+                return Err(JournalError::Header(format!("the first line must be '{JOURNAL_MAGIC}'")));
             }
         }
         let (mut sample_rate, mut voices, mut end_frame) = (None, None, None);
@@ -103,9 +101,9 @@ impl Journal {
             let tokens: Vec<&str> = text.split_whitespace().collect();
             if let Some(setting) = tokens[0].strip_prefix('@') {
                 let value = match tokens.as_slice() {
-                    [_, v] => v
-                        .parse::<u64>()
-                        .map_err(|_| syntax(format!("@{setting} needs a whole number")))?,
+                    [_, v] => {
+                        v.parse::<u64>().map_err(|_| syntax(format!("@{setting} needs a whole number")))?
+                    }
                     _ => return Err(syntax(format!("@{setting} takes one value"))),
                 };
                 match setting {
@@ -116,19 +114,15 @@ impl Journal {
                 }
                 continue;
             }
-            let frame: u64 = tokens[0]
-                .parse()
-                .map_err(|_| syntax(format!("'{}' is not a frame number", tokens[0])))?;
+            let frame: u64 =
+                tokens[0].parse().map_err(|_| syntax(format!("'{}' is not a frame number", tokens[0])))?;
             let Some(address) = tokens.get(1) else {
                 return Err(syntax("a frame must be followed by an address".into()));
             };
             let args = typed_args(&tokens[2..]);
-            let command = parse_command(address, &args)
-                .map_err(|source| JournalError::Command { line, source })?;
-            if commands
-                .last()
-                .is_some_and(|c: &TimedCommand| c.frame > frame)
-            {
+            let command =
+                parse_command(address, &args).map_err(|source| JournalError::Command { line, source })?;
+            if commands.last().is_some_and(|c: &TimedCommand| c.frame > frame) {
                 return Err(syntax("frames must not go backwards".into()));
             }
             commands.push(TimedCommand { frame, command });
@@ -170,10 +164,7 @@ impl<W: Write> JournalWriter<W> {
     /// # Errors
     /// Any I/O error of `out`.
     pub fn new(mut out: W, sample_rate: u32, voices: u32) -> std::io::Result<Self> {
-        writeln!(
-            out,
-            "{JOURNAL_MAGIC}\n@sample_rate {sample_rate}\n@voices {voices}"
-        )?;
+        writeln!(out, "{JOURNAL_MAGIC}\n@sample_rate {sample_rate}\n@voices {voices}")?;
         Ok(Self { out })
     }
 
@@ -206,33 +197,16 @@ mod tests {
             sample_rate: 44_100,
             voices: 3,
             commands: vec![
+                TimedCommand { frame: 0, command: Command::Set { param: Param::Release, value: 0.1 + 0.2 } },
                 TimedCommand {
-                    frame: 0,
-                    command: Command::Set {
-                        param: Param::Release,
-                        value: 0.1 + 0.2,
-                    },
+                    frame: 10,
+                    command: Command::NoteOn { voice: 2, freq: 440.123_45, amp: f32::MIN_POSITIVE },
                 },
                 TimedCommand {
                     frame: 10,
-                    command: Command::NoteOn {
-                        voice: 2,
-                        freq: 440.123_45,
-                        amp: f32::MIN_POSITIVE,
-                    },
+                    command: Command::VoiceSet { voice: 0, param: Param::Q, value: f32::NAN },
                 },
-                TimedCommand {
-                    frame: 10,
-                    command: Command::VoiceSet {
-                        voice: 0,
-                        param: Param::Q,
-                        value: f32::NAN,
-                    },
-                },
-                TimedCommand {
-                    frame: 99,
-                    command: Command::NoteOff { voice: 1 },
-                },
+                TimedCommand { frame: 99, command: Command::NoteOff { voice: 1 } },
             ],
             end_frame: Some(1_000),
         };
@@ -249,27 +223,11 @@ mod tests {
     fn errors_name_the_line() {
         let text = format!("{JOURNAL_MAGIC}\n@sample_rate 48000\n@voices 4\n0 /note_on 1 440\n");
         let e = Journal::parse(&text).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("line 4: /note_on takes 3 arguments"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("line 4: /note_on takes 3 arguments"), "{e}");
         assert!(Journal::parse("0 /note_off 1").is_err());
         let text = format!("{JOURNAL_MAGIC}\n@voices 4\n");
-        assert!(
-            Journal::parse(&text)
-                .unwrap_err()
-                .to_string()
-                .contains("@sample_rate")
-        );
-        let text = format!(
-            "{JOURNAL_MAGIC}\n@sample_rate 48000\n@voices 4\n5 /note_off 1\n4 /note_off 1\n"
-        );
-        assert!(
-            Journal::parse(&text)
-                .unwrap_err()
-                .to_string()
-                .contains("backwards")
-        );
+        assert!(Journal::parse(&text).unwrap_err().to_string().contains("@sample_rate"));
+        let text = format!("{JOURNAL_MAGIC}\n@sample_rate 48000\n@voices 4\n5 /note_off 1\n4 /note_off 1\n");
+        assert!(Journal::parse(&text).unwrap_err().to_string().contains("backwards"));
     }
 }

@@ -37,10 +37,8 @@ pub struct WorkerArgs {
 /// [`WorkerError`] saying why the worker could not start or went on.
 pub fn run_worker(args: WorkerArgs) -> Result<(), WorkerError> {
     prepare_process(args.parent_pid)?;
-    let fd = chronus_ipc::adopt_fd(args.fd).map_err(|e| WorkerError::Os {
-        what: "inherited region fd",
-        source: e,
-    })?;
+    let fd = chronus_ipc::adopt_fd(args.fd)
+        .map_err(|e| WorkerError::Os { what: "inherited region fd", source: e })?;
     let region = chronus_ipc::Region::attach(fd, args.generation)?;
     let mut worker = Worker::new(&region)?;
     worker.run();

@@ -20,16 +20,13 @@ pub struct ProcessSetup {
 /// [`WorkerError::Orphaned`] if the parent is already gone,
 /// [`WorkerError::Os`] if the prctl fails.
 pub fn prepare_process(parent_pid: Option<u32>) -> Result<ProcessSetup, WorkerError> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| WorkerError::Os {
-        what: "PR_SET_PDEATHSIG",
-        source: e.into(),
-    })?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| WorkerError::Os { what: "PR_SET_PDEATHSIG", source: e.into() })?;
     if let Some(expected) = parent_pid
         && nix::unistd::getppid().as_raw() as u32 != expected
     {
         return Err(WorkerError::Orphaned { expected });
     }
-    let memory_locked =
-        nix::sys::mman::mlockall(nix::sys::mman::MlockAllFlags::MCL_CURRENT).is_ok();
+    let memory_locked = nix::sys::mman::mlockall(nix::sys::mman::MlockAllFlags::MCL_CURRENT).is_ok();
     Ok(ProcessSetup { memory_locked })
 }

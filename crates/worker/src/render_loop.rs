@@ -70,10 +70,7 @@ impl<'r> Worker<'r> {
         let block = self.left.len() as u64;
         let limit = self.region.control().render_limit.load(Acquire);
         let to_grid = block - frame % block;
-        limit
-            .saturating_sub(frame)
-            .min(self.writer.space())
-            .min(to_grid) as usize
+        limit.saturating_sub(frame).min(self.writer.space()).min(to_grid) as usize
     }
 
     /// Renders and publishes at most one block. Never allocates, locks or
@@ -95,10 +92,8 @@ impl<'r> Worker<'r> {
         let hb = self.region.heartbeat();
         let stats = self.synth.stats();
         hb.commands_applied.store(stats.applied, Relaxed);
-        hb.commands_rejected
-            .store(stats.rejected + self.reader.corrupt(), Relaxed);
-        hb.commands_late
-            .store(stats.late + self.reader.out_of_order(), Relaxed);
+        hb.commands_rejected.store(stats.rejected + self.reader.corrupt(), Relaxed);
+        hb.commands_late.store(stats.late + self.reader.out_of_order(), Relaxed);
         hb.render_ns_last.store(end - start, Relaxed);
         hb.render_ns_max.fetch_max(end - start, Relaxed);
         hb.last_progress_ns.store(end, Relaxed);
@@ -115,9 +110,7 @@ impl<'r> Worker<'r> {
                 Step::Stop => break,
                 Step::Idle => {
                     let region = self.region;
-                    region.worker_sleep(IDLE_SLEEP, || {
-                        region.stop_requested() || self.renderable() > 0
-                    });
+                    region.worker_sleep(IDLE_SLEEP, || region.stop_requested() || self.renderable() > 0);
                 }
             }
         }

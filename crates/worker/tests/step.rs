@@ -30,28 +30,16 @@ fn step_renders_up_to_the_limit_on_the_block_grid_and_never_allocates() {
         let frame = u64::from(i) * 37;
         cmds.push(TimedCommand {
             frame,
-            command: Command::NoteOn {
-                voice: i % 16,
-                freq: 200.0 + i as f32,
-                amp: 0.3,
-            },
+            command: Command::NoteOn { voice: i % 16, freq: 200.0 + i as f32, amp: 0.3 },
         })
         .unwrap();
         cmds.push(TimedCommand {
             frame: frame + 5,
-            command: Command::VoiceSet {
-                voice: i % 16,
-                param: Param::Q,
-                value: f32::NAN,
-            },
+            command: Command::VoiceSet { voice: i % 16, param: Param::Q, value: f32::NAN },
         })
         .unwrap();
     }
-    assert_eq!(
-        worker.step(),
-        Step::Idle,
-        "nothing may be rendered before a limit is published"
-    );
+    assert_eq!(worker.step(), Step::Idle, "nothing may be rendered before a limit is published");
     region.publish_render_limit(1_000);
     let mut steps = [Step::Idle; 16];
     let before = violation_count();
@@ -62,24 +50,15 @@ fn step_renders_up_to_the_limit_on_the_block_grid_and_never_allocates() {
     });
     assert_eq!(violation_count(), before, "the worker step allocated");
     // 1000 frames on a 128-frame grid: 7 full blocks, then 104, then idle.
-    let rendered: Vec<usize> = steps
-        .iter()
-        .filter_map(|s| {
-            if let Step::Rendered(n) = s {
-                Some(*n)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let rendered: Vec<usize> =
+        steps.iter().filter_map(|s| if let Step::Rendered(n) = s { Some(*n) } else { None }).collect();
     assert_eq!(rendered, [128, 128, 128, 128, 128, 128, 128, 104]);
     assert_eq!(steps[8], Step::Idle);
     assert_eq!(worker.synth().frame(), 1_000);
     let hb = region.heartbeat();
     assert_eq!(hb.blocks.load(std::sync::atomic::Ordering::Relaxed), 8);
     assert_eq!(
-        hb.commands_rejected
-            .load(std::sync::atomic::Ordering::Relaxed),
+        hb.commands_rejected.load(std::sync::atomic::Ordering::Relaxed),
         27,
         "27 NaN sets before frame 1000"
     );
