@@ -29,3 +29,17 @@ pub enum JournalError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
+
+impl JournalError {
+    /// The message with its causes, on one line (`line 4: /note_on takes …`).
+    pub fn full_message(&self) -> String {
+        let mut msg = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            msg.push_str(": ");
+            msg.push_str(&c.to_string());
+            cause = c.source();
+        }
+        msg
+    }
+}

@@ -222,8 +222,8 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let text = format!("{JOURNAL_MAGIC}\n@sample_rate 48000\n@voices 4\n0 /note_on 1 440\n");
-        let e = Journal::parse(&text).unwrap_err();
-        assert!(e.to_string().starts_with("line 4: /note_on takes 3 arguments"), "{e}");
+        let e = Journal::parse(&text).unwrap_err().full_message();
+        assert!(e.starts_with("line 4: /note_on takes 3 arguments"), "{e}");
         assert!(Journal::parse("0 /note_off 1").is_err());
         let text = format!("{JOURNAL_MAGIC}\n@voices 4\n");
         assert!(Journal::parse(&text).unwrap_err().to_string().contains("@sample_rate"));
