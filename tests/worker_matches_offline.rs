@@ -110,8 +110,8 @@ fn dense_commands_across_block_boundaries_stay_bit_identical() {
     assert_eq!(first_difference(&right, &offline.right), None);
 }
 
-#[test]
-fn worker_refuses_a_region_of_another_generation() {
+/// Runs `chronus worker ARGS…` by hand on a fresh region of `generation`.
+fn run_worker_by_hand(generation: u64, args: &[&str]) -> (std::process::Output, Region) {
     let geometry = Geometry {
         sample_rate: SR,
         channels: 2,
@@ -120,11 +120,16 @@ fn worker_refuses_a_region_of_another_generation() {
         max_block: BLOCK,
         voices: 8,
     };
-    let region = Region::create(geometry, 5).unwrap();
+    let region = Region::create(geometry, generation).unwrap();
     let mut cmd = std::process::Command::new(chronus_exe());
-    cmd.args(["worker", "--fd", "3", "--generation", "6"]);
+    cmd.args(["worker", "--fd", "3"]).args(args);
     chronus::ipc::inherit_fd(&mut cmd, region.fd(), 3);
-    let out = cmd.output().unwrap();
+    (cmd.output().unwrap(), region)
+}
+
+#[test]
+fn worker_refuses_a_region_of_another_generation() {
+    let (out, region) = run_worker_by_hand(5, &["--generation", "6"]);
     assert_eq!(out.status.code(), Some(76));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("generation 5") && stderr.contains("generation 6"), "{stderr}");
@@ -133,18 +138,6 @@ fn worker_refuses_a_region_of_another_generation() {
 
 #[test]
 fn worker_without_its_parent_refuses_to_run() {
-    let geometry = Geometry {
-        sample_rate: SR,
-        channels: 2,
-        audio_frames: 1_024,
-        command_slots: 64,
-        max_block: BLOCK,
-        voices: 8,
-    };
-    let region = Region::create(geometry, 1).unwrap();
-    let mut cmd = std::process::Command::new(chronus_exe());
-    cmd.args(["worker", "--fd", "3", "--generation", "1", "--parent-pid", "1"]);
-    chronus::ipc::inherit_fd(&mut cmd, region.fd(), 3);
-    let out = cmd.output().unwrap();
+    let (out, _region) = run_worker_by_hand(1, &["--generation", "1", "--parent-pid", "1"]);
     assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -15,8 +15,7 @@
 use chronus_dsp::TimedCommand;
 
 use crate::JournalError;
-use crate::address::parse_command;
-use crate::text::{content, typed_args};
+use crate::text::{line_command, numbered_tokens};
 
 /// Parses a score into commands stamped for `sample_rate`.
 ///
@@ -24,24 +23,15 @@ use crate::text::{content, typed_args};
 /// [`JournalError::Syntax`] or [`JournalError::Command`] naming the line.
 pub fn parse_score(text: &str, sample_rate: u32) -> Result<Vec<TimedCommand>, JournalError> {
     let mut commands = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let text = content(raw);
-        if text.is_empty() {
-            continue;
-        }
-        let syntax = |message: String| JournalError::Syntax { line, message };
-        let tokens: Vec<&str> = text.split_whitespace().collect();
-        let seconds: f64 = tokens[0]
-            .parse()
-            .ok()
-            .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1.0e7)
-            .ok_or_else(|| syntax(format!("'{}' is not a time in seconds (≥ 0)", tokens[0])))?;
-        let Some(address) = tokens.get(1) else {
-            return Err(syntax("a time must be followed by an address, e.g. 0.5 /note_on 1 440 0.5".into()));
-        };
-        let command = parse_command(address, &typed_args(&tokens[2..]))
-            .map_err(|source| JournalError::Command { line, source })?;
+    for (line, tokens) in numbered_tokens(text) {
+        let seconds: f64 =
+            tokens[0].parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1.0e7).ok_or_else(
+                || JournalError::Syntax {
+                    line,
+                    message: format!("'{}' is not a time in seconds (≥ 0)", tokens[0]),
+                },
+            )?;
+        let command = line_command(line, &tokens[1..])?;
         let frame = (seconds * f64::from(sample_rate)).round() as u64;
         commands.push(TimedCommand { frame, command });
     }

@@ -17,7 +17,7 @@
 
 use std::io::Write;
 
-use chronus_dsp::TimedCommand;
+use chronus_dsp::{Command, TimedCommand};
 
 use crate::JournalError;
 use crate::address::{Arg, command_address, parse_command};
@@ -55,9 +55,24 @@ pub(crate) fn typed_args<'a>(tokens: &[&'a str]) -> Vec<Arg<'a>> {
         .collect()
 }
 
-/// Strips a `#` comment and surrounding space.
-pub(crate) fn content(line: &str) -> &str {
-    line.split('#').next().unwrap_or("").trim()
+/// The non-empty lines of `text` as (1-based line number, tokens), with
+/// `#` comments stripped.
+pub(crate) fn numbered_tokens(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines().enumerate().filter_map(|(i, raw)| {
+        let tokens: Vec<&str> = raw.split('#').next().unwrap_or("").split_whitespace().collect();
+        (!tokens.is_empty()).then_some((i + 1, tokens))
+    })
+}
+
+/// The command in `ADDRESS ARGS…` (what follows the time on a line).
+pub(crate) fn line_command(line: usize, rest: &[&str]) -> Result<Command, JournalError> {
+    let Some((address, args)) = rest.split_first() else {
+        return Err(JournalError::Syntax {
+            line,
+            message: "a time must be followed by an address, e.g. 0.5 /note_on 1 440 0.5".into(),
+        });
+    };
+    parse_command(address, &typed_args(args)).map_err(|source| JournalError::Command { line, source })
 }
 
 /// Formats one journal line (without newline).
@@ -82,23 +97,18 @@ impl Journal {
     /// [`JournalError::Header`] without the magic line or the settings,
     /// [`JournalError::Syntax`] / [`JournalError::Command`] naming the line.
     pub fn parse(text: &str) -> Result<Self, JournalError> {
-        let mut lines = text.lines().enumerate();
-        match lines.next() {
-            Some((_, first)) if first.trim() == JOURNAL_MAGIC => {}
+        match text.lines().next() {
+            Some(first) if first.trim() == JOURNAL_MAGIC => {}
             _ => {
                 return Err(JournalError::Header(format!("the first line must be '{JOURNAL_MAGIC}'")));
             }
         }
         let (mut sample_rate, mut voices, mut end_frame) = (None, None, None);
         let mut commands = Vec::new();
-        for (i, raw) in lines {
-            let line = i + 1;
-            let text = content(raw);
-            if text.is_empty() {
-                continue;
-            }
+        let body = text.split_once('\n').map_or("", |(_, rest)| rest);
+        for (line, tokens) in numbered_tokens(body) {
+            let line = line + 1;
             let syntax = |message: String| JournalError::Syntax { line, message };
-            let tokens: Vec<&str> = text.split_whitespace().collect();
             if let Some(setting) = tokens[0].strip_prefix('@') {
                 let value = match tokens.as_slice() {
                     [_, v] => {
@@ -116,12 +126,7 @@ impl Journal {
             }
             let frame: u64 =
                 tokens[0].parse().map_err(|_| syntax(format!("'{}' is not a frame number", tokens[0])))?;
-            let Some(address) = tokens.get(1) else {
-                return Err(syntax("a frame must be followed by an address".into()));
-            };
-            let args = typed_args(&tokens[2..]);
-            let command =
-                parse_command(address, &args).map_err(|source| JournalError::Command { line, source })?;
+            let command = line_command(line, &tokens[1..])?;
             if commands.last().is_some_and(|c: &TimedCommand| c.frame > frame) {
                 return Err(syntax("frames must not go backwards".into()));
             }
