@@ -1,6 +1,6 @@
 //! Supervisor ↔ worker control: render permission, stop requests, wake-ups.
 
-use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::Duration;
 
 use crate::layout::WorkerState;
@@ -77,3 +77,116 @@ impl Region {
         }
     }
 }
+
+/// Snapshot, join and fault words.
+impl Region {
+    /// Supervisor: asks for a snapshot at the first block boundary at or after
+    /// `frame`; returns the request id to wait for.
+    pub fn request_snapshot(&self, frame: u64) -> u32 {
+        let c = self.control();
+        c.snapshot_req_frame.store(frame, Release);
+        let id = c.snapshot_req_id.fetch_add(1, SeqCst).wrapping_add(1);
+        self.wake_worker();
+        id
+    }
+
+    /// Supervisor: whether snapshot request `id` is done.
+    pub fn snapshot_done(&self, id: u32) -> bool {
+        self.control().snapshot_done_id.load(Acquire) == id
+    }
+
+    /// Worker: the pending snapshot request (id, frame), if any.
+    pub fn pending_snapshot(&self) -> Option<(u32, u64)> {
+        let c = self.control();
+        let id = c.snapshot_req_id.load(Acquire);
+        (id != c.snapshot_done_id.load(Relaxed)).then(|| (id, c.snapshot_req_frame.load(Acquire)))
+    }
+
+    /// Worker: marks snapshot request `id` done (after writing the area).
+    pub fn snapshot_written(&self, id: u32) {
+        self.control().snapshot_done_id.store(id, Release);
+    }
+
+    /// Supervisor, before spawning: the worker must join from a snapshot.
+    pub fn set_join(&self, join: bool) {
+        self.control().join.store(u32::from(join), Release);
+    }
+
+    /// Whether the worker must join from a snapshot.
+    pub fn is_join(&self) -> bool {
+        self.control().join.load(Acquire) != 0
+    }
+
+    /// Supervisor: the snapshot area holds the state to start from; the
+    /// audio ring starts at `frame`.
+    pub fn publish_restore(&self, frame: u64) {
+        let h = self.audio_header();
+        h.write_frame.store(frame, Release);
+        h.read_frame.store(frame, Release);
+        self.control().restore_ready.store(1, SeqCst);
+        self.wake_worker();
+    }
+
+    /// Worker: whether the snapshot to start from is in place.
+    pub fn restore_ready(&self) -> bool {
+        self.control().restore_ready.load(Acquire) != 0
+    }
+
+    /// Supervisor, before spawning: allow fault injection.
+    pub fn enable_faults(&self, on: bool) {
+        self.control().faults_enabled.store(u32::from(on), Release);
+    }
+
+    /// Supervisor: asks the worker to inflict `kind` on itself. Returns false
+    /// when fault injection is not enabled for this region.
+    pub fn inject_fault(&self, kind: crate::FaultKind) -> bool {
+        let c = self.control();
+        if c.faults_enabled.load(Acquire) == 0 {
+            return false;
+        }
+        c.fault.store(kind as u32, SeqCst);
+        self.wake_worker();
+        true
+    }
+
+    /// Worker: the fault it was asked to inflict, if injection is enabled.
+    pub fn requested_fault(&self) -> Option<crate::FaultKind> {
+        let c = self.control();
+        if c.faults_enabled.load(Relaxed) == 0 {
+            return None;
+        }
+        crate::FaultKind::from_u32(c.fault.load(Acquire))
+    }
+
+    /// Worker: publishes the checksum of grid block `block`.
+    pub fn publish_checksum(&self, block: u64, hash: u64) {
+        let hb = self.heartbeat();
+        let i = (block % crate::layout::CHECKSUMS as u64) as usize;
+        hb.checksum_hash[i].store(hash, Relaxed);
+        hb.checksum_block[i].store(block, Release);
+    }
+
+    /// Supervisor: the checksum of grid block `block`, if still held.
+    pub fn checksum(&self, block: u64) -> Option<u64> {
+        let hb = self.heartbeat();
+        let i = (block % crate::layout::CHECKSUMS as u64) as usize;
+        if hb.checksum_block[i].load(Acquire) != block {
+            return None;
+        }
+        let hash = hb.checksum_hash[i].load(Acquire);
+        // A newer block may have replaced it while reading.
+        (hb.checksum_block[i].load(Acquire) == block).then_some(hash)
+    }
+}
+
+/// FNV-1a over the bits of interleaved samples, continuing from `hash`
+/// (start from [`CHECKSUM_SEED`]).
+pub fn checksum_samples(hash: u64, left: &[f32], right: &[f32]) -> u64 {
+    left.iter().zip(right).fold(hash, |h, (l, r)| {
+        let h = (h ^ u64::from(l.to_bits())).wrapping_mul(0x0000_0100_0000_01b3);
+        (h ^ u64::from(r.to_bits())).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Start value of a block checksum.
+pub const CHECKSUM_SEED: u64 = 0xcbf2_9ce4_8422_2325;

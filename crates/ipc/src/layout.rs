@@ -136,13 +136,31 @@ pub struct ControlBlock {
     pub render_limit: AtomicU64,
     /// Failure code written by the worker before it gives up.
     pub error: AtomicU32,
+    /// Non-zero when the supervisor allows fault injection (set before spawn).
+    pub faults_enabled: AtomicU32,
+    /// A [`crate::FaultKind`] code the worker must inflict on itself (0: none);
+    /// honoured only when `faults_enabled`.
+    pub fault: AtomicU32,
+    /// Non-zero: the worker joins a running engine and must wait for a
+    /// snapshot before rendering (set before spawn).
+    pub join: AtomicU32,
+    /// Set by the supervisor once the snapshot area holds the state to start
+    /// from.
+    pub restore_ready: AtomicU32,
+    /// Incremented by the supervisor to ask for a snapshot.
+    pub snapshot_req_id: AtomicU32,
+    /// Set by the worker to `snapshot_req_id` once the snapshot is written.
+    pub snapshot_done_id: AtomicU32,
+    /// The snapshot must be taken at the first block boundary at or after
+    /// this frame.
+    pub snapshot_req_frame: AtomicU64,
     /// Non-zero while the worker sleeps on `wake` (so wakers can skip the
     /// syscall when it is busy).
     pub sleeping: AtomicU32,
 }
 
 /// Worker progress, read by the watchdog.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(C, align(64))]
 pub struct Heartbeat {
     /// Blocks rendered.
@@ -159,7 +177,17 @@ pub struct Heartbeat {
     pub commands_rejected: AtomicU64,
     /// Commands that arrived for frames already rendered.
     pub commands_late: AtomicU64,
+    /// CLOCK_MONOTONIC ns at which an injected fault was inflicted.
+    pub fault_at_ns: AtomicU64,
+    /// Grid block number of each checksum slot (`block / max_block`, slot
+    /// `block % CHECKSUMS`); written after the hash.
+    pub checksum_block: [AtomicU64; CHECKSUMS],
+    /// FNV-1a hash of the block's sample bits.
+    pub checksum_hash: [AtomicU64; CHECKSUMS],
 }
+
+/// Number of recent block checksums a worker keeps.
+pub const CHECKSUMS: usize = 64;
 
 /// Positions of the audio ring, each on its own cache line.
 #[derive(Debug, Default)]

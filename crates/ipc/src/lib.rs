@@ -17,16 +17,20 @@ pub mod audio_ring;
 pub mod command_ring;
 mod control;
 mod error;
+mod fault;
 pub mod layout;
 mod shm;
+mod snapshot_area;
 mod sys;
 
 pub use audio_ring::{AudioReader, AudioWriter, NotAvailable};
 pub use command_ring::{CommandReader, CommandWriter, Full, Slot};
-pub use control::stop_token;
+pub use control::{CHECKSUM_SEED, checksum_samples, stop_token};
 pub use error::IpcError;
+pub use fault::FaultKind;
 pub use layout::{Geometry, WorkerState};
 pub use shm::Region;
+pub use snapshot_area::{SnapshotBuffers, copy_snapshot};
 pub use sys::{adopt_fd, futex_wait, futex_wake, inherit_fd, monotonic_ns};
 
 #[cfg(test)]

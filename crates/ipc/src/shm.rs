@@ -13,7 +13,8 @@
 //! behaviour.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -43,6 +44,8 @@ unsafe impl SharedView for CommandRingHeader {}
 unsafe impl SharedView for CommandSlot {}
 // SAFETY: an atomic u32 is valid for every bit pattern.
 unsafe impl SharedView for AtomicU32 {}
+// SAFETY: an atomic u64 is valid for every bit pattern.
+unsafe impl SharedView for AtomicU64 {}
 
 /// One mapped worker region.
 #[derive(Debug)]
@@ -50,6 +53,8 @@ pub struct Region {
     fd: OwnedFd,
     map: MmapRaw,
     header: RegionHeader,
+    /// The current generation (changes on [`Region::reset`]).
+    generation: AtomicU64,
 }
 
 // Region is Send + Sync through its fields (OwnedFd, MmapRaw, plain data):
@@ -86,7 +91,7 @@ impl Region {
         // SAFETY: the mapping is at least total_size ≥ size_of::<RegionHeader>()
         // bytes, page-aligned, and not yet shared with any other process.
         unsafe { map.as_mut_ptr().cast::<RegionHeader>().write(header) };
-        Ok(Self { fd, map, header })
+        Ok(Self { fd, map, header, generation: AtomicU64::new(generation) })
     }
 
     /// Maps a region received from the supervisor and checks its header:
@@ -128,12 +133,7 @@ impl Region {
         if len < total {
             return Err(IpcError::BufTooSmall { needed: total, actual: len });
         }
-        Ok(Self { fd, map, header })
-    }
-
-    /// The header (a private copy).
-    pub fn header(&self) -> &RegionHeader {
-        &self.header
+        Ok(Self { fd, map, header, generation: AtomicU64::new(generation) })
     }
 
     /// The geometry.
@@ -143,7 +143,23 @@ impl Region {
 
     /// The worker generation this region belongs to.
     pub fn generation(&self) -> u64 {
-        self.header.generation
+        self.generation.load(Acquire)
+    }
+
+    /// Makes the region new for worker `generation`: every section zeroed,
+    /// the header's generation replaced. For reusing a region after its
+    /// worker died and was reaped; a worker still attached would see its
+    /// state vanish (and its stop and command stamps stop matching).
+    pub fn reset(&self, generation: u64) {
+        let start = self.header.offsets.control;
+        let words = (self.header.total_size - start) as usize / 8;
+        for w in self.slice::<AtomicU64>(start, words) {
+            w.store(0, Relaxed);
+        }
+        const AT: usize = std::mem::offset_of!(RegionHeader, generation);
+        const _: () = assert!(AT % 8 == 0);
+        self.slice::<AtomicU64>(AT as u64, 1)[0].store(generation, Release);
+        self.generation.store(generation, Release);
     }
 
     /// The memfd, to hand to a child process.

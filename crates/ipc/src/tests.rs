@@ -175,3 +175,54 @@ fn attach_checks_generation_magic_version_and_seal() {
     assert!(matches!(Region::attach(tiny, 0), Err(IpcError::BufTooSmall { .. })));
     let _ = Param::Q;
 }
+
+#[test]
+fn reset_makes_a_region_new_for_the_next_generation() {
+    use std::os::fd::AsFd;
+    let region = Region::create(geometry(), 1).unwrap();
+    let mut w = CommandWriter::new(&region);
+    w.push(note(3, 1)).unwrap();
+    AudioWriter::new(&region).write(&[1.0; 10], &[1.0; 10]).unwrap();
+    region.request_stop();
+    region.reset(2);
+    assert_eq!(region.generation(), 2);
+    assert!(!region.stop_requested());
+    assert_eq!(AudioReader::new(&region).span(), (0, 0));
+    assert_eq!(CommandReader::new(&region).peek(), Slot::Empty);
+    let fd = region.fd().as_fd().try_clone_to_owned().unwrap();
+    assert!(matches!(Region::attach(fd, 1), Err(IpcError::GenerationMismatch { found: 2, .. })));
+    let fd = region.fd().as_fd().try_clone_to_owned().unwrap();
+    assert!(Region::attach(fd, 2).is_ok());
+}
+
+#[test]
+fn snapshots_travel_through_shared_memory() {
+    use chronus_dsp::{Synth, SynthConfig};
+    let config = SynthConfig::new(48_000, 8);
+    let region = Region::create(geometry(), 1).unwrap();
+    let mut synth = Synth::new(config).unwrap();
+    synth.apply(&Command::NoteOn { voice: 3, freq: 300.0, amp: 0.5 }).unwrap();
+    let (mut l, mut r) = (vec![0.0; 500], vec![0.0; 500]);
+    synth.render(&mut l, &mut r);
+    let mut bufs = SnapshotBuffers::for_config(config).unwrap();
+    bufs.store(&synth, &region).unwrap();
+    let other = Region::create(geometry(), 2).unwrap();
+    copy_snapshot(&region, &other);
+    let mut fresh = Synth::new(config).unwrap();
+    assert_eq!(bufs.load(&mut fresh, &other).unwrap(), 500);
+    let (mut l2, mut r2) = (vec![0.0; 500], vec![0.0; 500]);
+    synth.render(&mut l, &mut r);
+    fresh.render(&mut l2, &mut r2);
+    assert_eq!(l, l2);
+    assert_eq!(r, r2);
+}
+
+#[test]
+fn checksums_are_read_back_only_for_their_block() {
+    let region = Region::create(geometry(), 1).unwrap();
+    region.publish_checksum(5, 99);
+    assert_eq!(region.checksum(5), Some(99));
+    assert_eq!(region.checksum(5 + 64), None);
+    region.publish_checksum(5 + 64, 7);
+    assert_eq!(region.checksum(5), None);
+}

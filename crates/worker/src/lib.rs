@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod fault;
 mod process;
 mod render_loop;
 mod spawn;

@@ -1,0 +1,77 @@
+//! Faults a worker can be told to inflict on itself (tests, benchmarks).
+//! Honoured only when the supervisor enabled fault injection for the region.
+
+/// A fault kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum FaultKind {
+    /// `SIGKILL` itself.
+    Kill = 1,
+    /// `SIGSEGV` itself (a segmentation fault).
+    Segv = 2,
+    /// `abort()`.
+    Abort = 3,
+    /// Panic in the render loop.
+    Panic = 4,
+    /// `exit(0)` without being asked to stop.
+    Exit0 = 5,
+    /// `exit(1)`.
+    Exit1 = 6,
+    /// Spin forever in the render loop (an infinite loop).
+    Hang = 7,
+    /// Render every block far over its time budget.
+    Slow = 8,
+    /// `SIGSTOP` itself (frozen, as by `kill -STOP`).
+    Stop = 9,
+}
+
+impl FaultKind {
+    /// Every kind.
+    pub const ALL: [FaultKind; 9] = [
+        FaultKind::Kill,
+        FaultKind::Segv,
+        FaultKind::Abort,
+        FaultKind::Panic,
+        FaultKind::Exit0,
+        FaultKind::Exit1,
+        FaultKind::Hang,
+        FaultKind::Slow,
+        FaultKind::Stop,
+    ];
+
+    /// The kind with this code.
+    pub fn from_u32(code: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| *k as u32 == code)
+    }
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Segv => "segv",
+            FaultKind::Abort => "abort",
+            FaultKind::Panic => "panic",
+            FaultKind::Exit0 => "exit0",
+            FaultKind::Exit1 => "exit1",
+            FaultKind::Hang => "hang",
+            FaultKind::Slow => "slow",
+            FaultKind::Stop => "stop",
+        }
+    }
+
+    /// The kind with this name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the process stays alive (so only the watchdog can catch it).
+    pub fn is_stall(self) -> bool {
+        matches!(self, FaultKind::Hang | FaultKind::Slow | FaultKind::Stop)
+    }
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,30 @@
+//! Faults a worker inflicts on itself when the supervisor asks (and allowed
+//! injection). Each kind behaves like the real thing, seen from outside.
+
+use chronus_ipc::FaultKind;
+use nix::sys::signal::{Signal, raise};
+
+/// Inflicts `kind`. Returns only for kinds that keep the worker running
+/// (`slow`: returns true so the caller slows down).
+pub(crate) fn inflict(kind: FaultKind) -> bool {
+    match kind {
+        FaultKind::Kill => {
+            let _ = raise(Signal::SIGKILL);
+        }
+        FaultKind::Segv => {
+            let _ = raise(Signal::SIGSEGV);
+        }
+        FaultKind::Abort => std::process::abort(),
+        FaultKind::Panic => panic!("injected fault: panic in the render loop"),
+        FaultKind::Exit0 => std::process::exit(0),
+        FaultKind::Exit1 => std::process::exit(1),
+        FaultKind::Hang => loop {
+            std::hint::spin_loop();
+        },
+        FaultKind::Stop => {
+            let _ = raise(Signal::SIGSTOP);
+        }
+        FaultKind::Slow => return true,
+    }
+    false
+}
