@@ -157,7 +157,7 @@ impl Region {
             w.store(0, Relaxed);
         }
         const AT: usize = std::mem::offset_of!(RegionHeader, generation);
-        const _: () = assert!(AT % 8 == 0);
+        const _: () = assert!(AT.is_multiple_of(8));
         self.slice::<AtomicU64>(AT as u64, 1)[0].store(generation, Release);
         self.generation.store(generation, Release);
     }
