@@ -8,6 +8,7 @@
 //! * [`journal`]: scores, command journals and offline rendering;
 //! * [`ipc`]: the shared-memory regions and rings between processes;
 //! * [`worker`]: the DSP worker process;
+//! * [`supervisor`]: the failover engine (`Engine`), to embed the whole thing;
 //! * [`audio`]: audio outputs (WAV).
 #![forbid(unsafe_code)]
 
@@ -15,4 +16,5 @@ pub use chronus_audio as audio;
 pub use chronus_dsp as dsp;
 pub use chronus_ipc as ipc;
 pub use chronus_journal as journal;
+pub use chronus_supervisor as supervisor;
 pub use chronus_worker as worker;

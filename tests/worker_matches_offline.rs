@@ -27,7 +27,7 @@ fn play_through_worker(commands: &[TimedCommand], frames: u64, generation: u64) 
         voices: VOICES,
     };
     let region = Region::create(geometry, generation).unwrap();
-    let mut child = chronus::worker::spawn_worker(&chronus_exe(), &region).unwrap();
+    let mut child = chronus::worker::spawn_worker(&chronus_exe(), &region, None).unwrap();
     assert_eq!(region.wait_worker_ready(Duration::from_secs(10)), Some(WorkerState::Ready));
 
     let mut writer = CommandWriter::new(&region);

@@ -16,11 +16,23 @@ pub struct WorkerCliArgs {
     /// The supervisor's pid; the worker refuses to run under another parent.
     #[arg(long)]
     parent_pid: Option<u32>,
+    /// Run under SCHED_FIFO at this priority, if permitted.
+    #[arg(long)]
+    rt_priority: Option<i32>,
 }
 
 /// Runs the worker until it is stopped.
 pub fn run(args: WorkerCliArgs) -> Result<(), Failure> {
-    let worker_args = WorkerArgs { fd: args.fd, generation: args.generation, parent_pid: args.parent_pid };
+    // A panic (a bug, or an injected fault) ends the worker with one line;
+    // the supervisor reports it and replaces the worker.
+    let generation = args.generation;
+    std::panic::set_hook(Box::new(move |info| eprintln!("chronus worker generation {generation}: {info}")));
+    let worker_args = WorkerArgs {
+        fd: args.fd,
+        generation: args.generation,
+        parent_pid: args.parent_pid,
+        rt_priority: args.rt_priority,
+    };
     run_worker(worker_args).map_err(|e| {
         let code = match e {
             WorkerError::Region(_) | WorkerError::Synth(_) => PROTOCOL,

@@ -3,4 +3,4 @@
 
 mod wav;
 
-pub use wav::{WavError, read_wav, write_wav};
+pub use wav::{WavError, WavFileWriter, read_wav, write_wav};

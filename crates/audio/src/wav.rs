@@ -23,23 +23,66 @@ fn hound_err(path: &Path) -> impl FnOnce(hound::Error) -> WavError + '_ {
     move |source| WavError::Hound { path: path.display().to_string(), source }
 }
 
+fn float_stereo(sample_rate: u32) -> hound::WavSpec {
+    hound::WavSpec {
+        channels: 2,
+        sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    }
+}
+
+/// A 32-bit float stereo WAV file written as the audio comes.
+pub struct WavFileWriter {
+    path: std::path::PathBuf,
+    inner: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
+}
+
+impl std::fmt::Debug for WavFileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WavFileWriter").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl WavFileWriter {
+    /// Creates (or truncates) `path`.
+    ///
+    /// # Errors
+    /// [`WavError::Hound`] if the file cannot be created.
+    pub fn create(path: &Path, sample_rate: u32) -> Result<Self, WavError> {
+        let inner = hound::WavWriter::create(path, float_stereo(sample_rate)).map_err(hound_err(path))?;
+        Ok(Self { path: path.to_owned(), inner })
+    }
+
+    /// Appends one sample (left and right alternate).
+    ///
+    /// # Errors
+    /// [`WavError::Hound`] on an I/O error.
+    pub fn write_sample(&mut self, sample: f32) -> Result<(), WavError> {
+        let path = self.path.clone();
+        self.inner.write_sample(sample).map_err(hound_err(&path))
+    }
+
+    /// Writes the header sizes and closes the file.
+    ///
+    /// # Errors
+    /// [`WavError::Hound`] on an I/O error.
+    pub fn finalize(self) -> Result<(), WavError> {
+        self.inner.finalize().map_err(hound_err(&self.path))
+    }
+}
+
 /// Writes `left`/`right` as a 32-bit float stereo WAV at `sample_rate`.
 ///
 /// # Errors
 /// [`WavError::Hound`] if the file cannot be created or written.
 pub fn write_wav(path: &Path, sample_rate: u32, left: &[f32], right: &[f32]) -> Result<(), WavError> {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(path, spec).map_err(hound_err(path))?;
+    let mut w = WavFileWriter::create(path, sample_rate)?;
     for (l, r) in left.iter().zip(right) {
-        w.write_sample(*l).map_err(hound_err(path))?;
-        w.write_sample(*r).map_err(hound_err(path))?;
+        w.write_sample(*l)?;
+        w.write_sample(*r)?;
     }
-    w.finalize().map_err(hound_err(path))
+    w.finalize()
 }
 
 /// Reads a 32-bit float stereo WAV: `(sample_rate, left, right)`.

@@ -170,3 +170,17 @@ impl<'r> AudioReader<'r> {
         }
     }
 }
+
+impl Region {
+    /// Frames the worker has written so far (its ring's write position).
+    pub fn audio_write_frame(&self) -> u64 {
+        self.audio_header().write_frame.load(Acquire)
+    }
+
+    /// Frames the worker could write now without overtaking the reader.
+    pub fn audio_space(&self) -> u64 {
+        let h = self.audio_header();
+        let cap = u64::from(self.geometry().audio_frames);
+        (h.read_frame.load(Acquire) + cap).saturating_sub(h.write_frame.load(Acquire))
+    }
+}

@@ -30,8 +30,8 @@ pub use error::IpcError;
 pub use fault::FaultKind;
 pub use layout::{Geometry, WorkerState};
 pub use shm::Region;
-pub use snapshot_area::{SnapshotBuffers, copy_snapshot};
-pub use sys::{adopt_fd, futex_wait, futex_wake, inherit_fd, monotonic_ns};
+pub use snapshot_area::{SnapshotBuffers, copy_snapshot, snapshot_frame};
+pub use sys::{adopt_fd, futex_wait, futex_wake, inherit_fd, monotonic_ns, set_thread_fifo};
 
 #[cfg(test)]
 mod tests;

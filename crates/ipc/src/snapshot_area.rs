@@ -79,6 +79,26 @@ impl SnapshotBuffers {
         Ok(self.header.frame)
     }
 
+    /// Stores the snapshot of a fresh (silent) synth of `config`, positioned
+    /// at `frame`: the starting point when no worker is left to copy from.
+    ///
+    /// # Errors
+    /// As [`SnapshotBuffers::store`]; [`IpcError::BufCorrupt`] for an
+    /// unusable configuration.
+    pub fn store_fresh(&mut self, config: SynthConfig, frame: u64, region: &Region) -> Result<(), IpcError> {
+        let synth = Synth::new(config).map_err(|_| IpcError::BufCorrupt("unusable synth configuration"))?;
+        synth
+            .snapshot_into(&mut self.header, &mut self.chunks, &mut self.controls)
+            .map_err(|_| IpcError::BufCorrupt("snapshot buffers do not fit the synth"))?;
+        self.header.frame = frame;
+        let area = self.area(region)?;
+        for (dst, src) in area.iter().zip(self.words()) {
+            dst.store(*src, Relaxed);
+        }
+        std::sync::atomic::fence(Release);
+        Ok(())
+    }
+
     fn area<'r>(&self, region: &'r Region) -> Result<&'r [AtomicU32], IpcError> {
         let area = region.snapshot_words();
         let need = self.len_words();
@@ -96,4 +116,11 @@ pub fn copy_snapshot(from: &Region, to: &Region) {
         dst.store(src.load(Relaxed), Relaxed);
     }
     std::sync::atomic::fence(Release);
+}
+
+/// The frame of the snapshot in `region`'s area.
+pub fn snapshot_frame(region: &Region) -> u64 {
+    const AT: usize = std::mem::offset_of!(SnapshotHeader, frame) / 4;
+    let w = region.snapshot_words();
+    u64::from(w[AT].load(Acquire)) | u64::from(w[AT + 1].load(Acquire)) << 32
 }

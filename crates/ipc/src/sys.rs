@@ -115,3 +115,14 @@ pub fn monotonic_ns() -> u64 {
         .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
     ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
+
+/// Puts the calling thread under SCHED_FIFO at `priority` (1–99).
+///
+/// # Errors
+/// The OS error, typically `EPERM` without privilege or RLIMIT_RTPRIO.
+pub fn set_thread_fifo(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: priority };
+    // SAFETY: pthread_self() is the calling thread; `param` outlives the call.
+    let ret = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if ret != 0 { Err(io::Error::from_raw_os_error(ret)) } else { Ok(()) }
+}

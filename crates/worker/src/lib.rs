@@ -29,6 +29,8 @@ pub struct WorkerArgs {
     pub generation: u64,
     /// The supervisor's pid; the worker exits if its parent is another.
     pub parent_pid: Option<u32>,
+    /// Run under SCHED_FIFO at this priority, if permitted.
+    pub rt_priority: Option<i32>,
 }
 
 /// Runs a worker process to the end: prepare the process, attach, render
@@ -37,7 +39,7 @@ pub struct WorkerArgs {
 /// # Errors
 /// [`WorkerError`] saying why the worker could not start or went on.
 pub fn run_worker(args: WorkerArgs) -> Result<(), WorkerError> {
-    prepare_process(args.parent_pid)?;
+    prepare_process(args.parent_pid, args.rt_priority)?;
     let fd = chronus_ipc::adopt_fd(args.fd)
         .map_err(|e| WorkerError::Os { what: "inherited region fd", source: e })?;
     let region = chronus_ipc::Region::attach(fd, args.generation)?;

@@ -10,16 +10,21 @@ use crate::WorkerError;
 pub struct ProcessSetup {
     /// Memory locked (mlockall); needs privilege or RLIMIT_MEMLOCK.
     pub memory_locked: bool,
+    /// Running under SCHED_FIFO.
+    pub realtime: bool,
 }
 
 /// Arranges for SIGKILL when the parent dies (PR_SET_PDEATHSIG), then checks
 /// the parent is still `parent_pid` (it may have died before the prctl), and
-/// locks current memory if allowed.
+/// locks current memory and takes SCHED_FIFO at `rt_priority` if allowed.
 ///
 /// # Errors
 /// [`WorkerError::Orphaned`] if the parent is already gone,
 /// [`WorkerError::Os`] if the prctl fails.
-pub fn prepare_process(parent_pid: Option<u32>) -> Result<ProcessSetup, WorkerError> {
+pub fn prepare_process(
+    parent_pid: Option<u32>,
+    rt_priority: Option<i32>,
+) -> Result<ProcessSetup, WorkerError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|e| WorkerError::Os { what: "PR_SET_PDEATHSIG", source: e.into() })?;
     if let Some(expected) = parent_pid
@@ -28,5 +33,6 @@ pub fn prepare_process(parent_pid: Option<u32>) -> Result<ProcessSetup, WorkerEr
         return Err(WorkerError::Orphaned { expected });
     }
     let memory_locked = nix::sys::mman::mlockall(nix::sys::mman::MlockAllFlags::MCL_CURRENT).is_ok();
-    Ok(ProcessSetup { memory_locked })
+    let realtime = rt_priority.is_some_and(|p| chronus_ipc::set_thread_fifo(p).is_ok());
+    Ok(ProcessSetup { memory_locked, realtime })
 }

@@ -1,0 +1,292 @@
+//! The engine: the API that starts, drives, inspects and stops the whole
+//! failover machine.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use chronus_dsp::Command;
+use chronus_ipc::{FaultKind, Geometry, Region};
+
+use crate::EngineError;
+use crate::collector::{Collected, Collector};
+use crate::config::EngineConfig;
+use crate::events::FailoverEvent;
+use crate::output::OutputEngine;
+use crate::report::RunReport;
+use crate::shared::Shared;
+use crate::sink::Sink;
+use crate::status::Status;
+use crate::supervise::{Request, SUPERVISOR_PRIORITY, Supervisor, Target, WORKER_PRIORITY};
+
+/// Priority of the output thread under SCHED_FIFO.
+const OUTPUT_PRIORITY: i32 = 70;
+
+/// A running failover engine: two workers in lockstep, an output thread,
+/// a supervisor thread.
+///
+/// ```no_run
+/// use chronus_supervisor::{Engine, EngineConfig, PacedSink};
+/// use chronus_dsp::Command;
+/// let config = EngineConfig::new("target/release/chronus".into());
+/// let engine = Engine::start(config, PacedSink::new(48_000))?;
+/// engine.send(Command::NoteOn { voice: 0, freq: 440.0, amp: 0.5 })?;
+/// std::thread::sleep(std::time::Duration::from_secs(1));
+/// let report = engine.stop()?;
+/// println!("{} failovers", report.events.len());
+/// # Ok::<(), chronus_supervisor::EngineError>(())
+/// ```
+pub struct Engine {
+    shared: Arc<Shared>,
+    cfg: EngineConfig,
+    commands: Mutex<rtrb::Producer<Command>>,
+    requests: mpsc::Sender<Request>,
+    status: Arc<Mutex<Status>>,
+    output: Option<JoinHandle<()>>,
+    supervisor: Option<JoinHandle<Vec<FailoverEvent>>>,
+    collector: Option<JoinHandle<Collected>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("status", &self.status()).finish_non_exhaustive()
+    }
+}
+
+fn try_fifo(priority: i32, what: &str) -> bool {
+    match chronus_ipc::set_thread_fifo(priority) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("no real-time priority for the {what} thread ({e}); running without SCHED_FIFO");
+            false
+        }
+    }
+}
+
+fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, EngineError> {
+    std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| EngineError::Thread(e.to_string()))
+}
+
+impl Engine {
+    /// Starts two workers, waits until both are ready, then starts playing
+    /// into `sink`.
+    ///
+    /// # Errors
+    /// [`EngineError::Config`], [`EngineError::Ipc`] or
+    /// [`EngineError::WorkerStart`].
+    pub fn start(cfg: EngineConfig, sink: impl Sink) -> Result<Self, EngineError> {
+        cfg.validate()?;
+        let geometry = Geometry {
+            sample_rate: cfg.sample_rate,
+            channels: 2,
+            audio_frames: cfg.ring_frames,
+            command_slots: cfg.command_slots,
+            max_block: cfg.block,
+            voices: cfg.voices,
+        };
+        let shared = Arc::new(Shared::new([Region::create(geometry, 0)?, Region::create(geometry, 0)?]));
+        let (command_tx, command_rx) = rtrb::RingBuffer::new(4_096);
+        let (journal_tx, journal_rx) = rtrb::RingBuffer::new(1 << 16);
+        let recording = cfg.record_in_memory || cfg.record_path.is_some();
+        let (record_tx, record_rx) = if recording {
+            let (tx, rx) = rtrb::RingBuffer::new(cfg.sample_rate as usize * 2 * 4);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let (request_tx, request_rx) = mpsc::channel();
+        let status = Arc::new(Mutex::new(Status::starting(&cfg)));
+
+        let mut supervisor = Supervisor {
+            shared: shared.clone(),
+            cfg: cfg.clone(),
+            ctl: Default::default(),
+            events: Vec::new(),
+            next_generation: 1,
+            requests: request_rx,
+            status: status.clone(),
+            worker_priority: None,
+        };
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let realtime = cfg.realtime;
+        let supervisor = spawn("chronus-supervisor", move || {
+            if realtime && try_fifo(SUPERVISOR_PRIORITY, "supervisor") {
+                supervisor.worker_priority = Some(WORKER_PRIORITY);
+            }
+            match supervisor.start_workers() {
+                Ok(()) => {
+                    let _ = ready_tx.send(Ok(()));
+                    supervisor.run()
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    Vec::new()
+                }
+            }
+        })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = supervisor.join();
+                return Err(e);
+            }
+            Err(_) => return Err(EngineError::Thread("the supervisor thread died while starting".into())),
+        }
+
+        let collector = Collector {
+            shared: shared.clone(),
+            journal: journal_rx,
+            record: record_rx,
+            keep_audio: cfg.record_in_memory,
+            wav_path: cfg.record_path.clone(),
+            journal_path: cfg.journal_path.clone(),
+            sample_rate: cfg.sample_rate,
+            voices: cfg.voices,
+        };
+        let collector = spawn("chronus-collector", move || collector.run())?;
+
+        let mut output = OutputEngine::new(
+            shared.clone(),
+            command_rx,
+            journal_tx,
+            record_tx,
+            u64::from(cfg.lead_blocks * cfg.block),
+        );
+        output.set_wait_for_audio(!sink.is_realtime());
+        let block = cfg.block as usize;
+        let out_shared = shared.clone();
+        let output = spawn("chronus-output", move || {
+            let mut sink = sink;
+            if realtime && sink.is_realtime() {
+                try_fifo(OUTPUT_PRIORITY, "output");
+            }
+            let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
+            out_shared.running.store(true, Release);
+            while !out_shared.stop.load(Acquire) {
+                sink.wait_period(block as u32);
+                output.process(&mut left, &mut right);
+            }
+            out_shared.running.store(false, Release);
+        })?;
+
+        Ok(Self {
+            shared,
+            cfg,
+            commands: Mutex::new(command_tx),
+            requests: request_tx,
+            status,
+            output: Some(output),
+            supervisor: Some(supervisor),
+            collector: Some(collector),
+        })
+    }
+
+    /// Queues a command; the output thread stamps it with the next frame no
+    /// worker has rendered and sends it to every worker.
+    ///
+    /// # Errors
+    /// [`EngineError::QueueFull`] when the output is not keeping up.
+    pub fn send(&self, command: Command) -> Result<(), EngineError> {
+        let mut queue =
+            self.commands.lock().map_err(|_| EngineError::Thread("command queue poisoned".into()))?;
+        queue.push(command).map_err(|_| {
+            self.shared.commands_dropped.fetch_add(1, Relaxed);
+            EngineError::QueueFull
+        })
+    }
+
+    fn request(
+        &self,
+        make: impl FnOnce(mpsc::Sender<Result<u32, EngineError>>) -> Request,
+    ) -> Result<u32, EngineError> {
+        let (tx, rx) = mpsc::channel();
+        self.requests.send(make(tx)).map_err(|_| EngineError::Thread("supervisor gone".into()))?;
+        rx.recv().map_err(|_| EngineError::Thread("supervisor gone".into()))?
+    }
+
+    /// Makes the `target` worker inflict `kind` on itself. Returns its pid.
+    ///
+    /// # Errors
+    /// [`EngineError::FaultsDisabled`] unless the engine was started with
+    /// `faults_enabled`; [`EngineError::NoSuchWorker`].
+    pub fn inject(&self, target: Target, kind: FaultKind) -> Result<u32, EngineError> {
+        self.request(|tx| Request::Inject(target, kind, tx))
+    }
+
+    /// Sends `signal` to the `target` worker from outside, as `kill(1)`
+    /// would. Returns its pid.
+    ///
+    /// # Errors
+    /// [`EngineError::NoSuchWorker`] or an OS error.
+    pub fn signal(&self, target: Target, signal: i32) -> Result<u32, EngineError> {
+        self.request(|tx| Request::Signal(target, signal, tx))
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.status.lock().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    fn shut_down(&mut self) -> (Vec<FailoverEvent>, Collected, Vec<String>) {
+        self.shared.stop.store(true, Release);
+        let mut errors = Vec::new();
+        let mut join = |name: &str, h: Option<JoinHandle<()>>| {
+            if let Some(Err(_)) = h.map(JoinHandle::join) {
+                errors.push(format!("the {name} thread panicked"));
+            }
+        };
+        join("output", self.output.take());
+        let events = self.supervisor.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let collected = self.collector.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        (events, collected, errors)
+    }
+
+    /// Stops the output, the workers (cleanly) and the threads; returns what
+    /// the run produced. Files being written are finalised.
+    ///
+    /// # Errors
+    /// [`EngineError::Output`] if the recording or journal could not be
+    /// written; [`EngineError::Thread`] if an engine thread panicked.
+    pub fn stop(mut self) -> Result<RunReport, EngineError> {
+        let (events, collected, mut errors) = self.shut_down();
+        let s = &self.shared;
+        let report = RunReport {
+            sample_rate: self.cfg.sample_rate,
+            voices: self.cfg.voices,
+            frames_played: s.frame.load(Acquire),
+            left: collected.left,
+            right: collected.right,
+            commands: collected.commands,
+            events,
+            underrun_frames: s.underrun_frames.load(Acquire),
+            fallback_frames: s.fallback_frames.load(Acquire),
+            corrupt_samples: s.corrupt_samples.load(Acquire),
+            io_overruns: s.io_overruns.load(Acquire),
+            commands_dropped: s.commands_dropped.load(Acquire),
+            errors: collected.errors,
+        };
+        if let Some(e) = errors.pop() {
+            return Err(EngineError::Thread(e));
+        }
+        if let Some(e) = report.errors.first() {
+            return Err(EngineError::Output(e.clone()));
+        }
+        Ok(report)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if self.output.is_some() || self.supervisor.is_some() || self.collector.is_some() {
+            let _ = self.shut_down();
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! What happened: failover events with their timings, and percentiles.
+
+use chronus_ipc::FaultKind;
+use serde::Serialize;
+
+/// How a fault was noticed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectedBy {
+    /// The worker's pidfd became readable (it exited or was killed).
+    Pidfd,
+    /// The hang watchdog saw no progress while there was work.
+    Watchdog,
+    /// Its render time stayed over budget.
+    Slow,
+    /// Its block checksums disagreed with the active's while joining.
+    Divergence,
+}
+
+/// Which worker a fault hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The worker whose audio was being played.
+    Active,
+    /// The verified standby.
+    Standby,
+    /// A replacement that had not joined yet.
+    Joining,
+}
+
+/// One worker fault and the recovery from it. Times are CLOCK_MONOTONIC ns.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailoverEvent {
+    /// Slot index (0 or 1).
+    pub slot: usize,
+    /// Generation of the worker that failed.
+    pub generation: u64,
+    /// Its pid.
+    pub pid: u32,
+    /// Its role when it failed.
+    pub role: Role,
+    /// The injected fault, when known.
+    #[serde(serialize_with = "fault_name")]
+    pub fault: Option<FaultKind>,
+    /// How it was noticed.
+    pub detected_by: DetectedBy,
+    /// How it ended (exit status), as text.
+    pub exit: String,
+    /// When the fault happened (injected or sent), or when it was noticed
+    /// if unknown.
+    pub t_fault: u64,
+    /// When it was noticed.
+    pub t_detect: u64,
+    /// When the active was switched (or the fault was noticed, when the
+    /// active was not affected).
+    pub t_switch: u64,
+    /// When the replacement process reported ready.
+    pub t_respawn: Option<u64>,
+    /// When the replacement was verified in lockstep.
+    pub t_rejoin: Option<u64>,
+}
+
+fn fault_name<S: serde::Serializer>(fault: &Option<FaultKind>, s: S) -> Result<S::Ok, S::Error> {
+    match fault {
+        Some(kind) => s.serialize_str(kind.name()),
+        None => s.serialize_none(),
+    }
+}
+
+impl FailoverEvent {
+    fn since_fault(&self, t: u64) -> f64 {
+        t.saturating_sub(self.t_fault) as f64 / 1_000.0
+    }
+
+    /// Fault → noticed, µs.
+    pub fn detection_us(&self) -> f64 {
+        self.since_fault(self.t_detect)
+    }
+
+    /// Fault → active switched, µs.
+    pub fn switch_us(&self) -> f64 {
+        self.since_fault(self.t_switch)
+    }
+
+    /// Fault → replacement ready, µs.
+    pub fn respawn_us(&self) -> Option<f64> {
+        self.t_respawn.map(|t| self.since_fault(t))
+    }
+
+    /// Fault → replacement verified in lockstep, µs.
+    pub fn rejoin_us(&self) -> Option<f64> {
+        self.t_rejoin.map(|t| self.since_fault(t))
+    }
+}
+
+/// min / p50 / p95 / p99 / max of a series, in µs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Smallest.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Percentiles (nearest rank) of `values`; all zero when empty.
+    pub fn of(values: &[f64]) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let rank = |p: f64| v[(((p / 100.0) * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        Self { min: v[0], p50: rank(50.0), p95: rank(95.0), p99: rank(99.0), max: v[v.len() - 1] }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let p = Percentiles::of(&v);
+        assert_eq!((p.min, p.p50, p.p95, p.p99, p.max), (1.0, 50.0, 95.0, 99.0, 100.0));
+        assert_eq!(Percentiles::of(&[7.0]).p99, 7.0);
+        assert_eq!(Percentiles::of(&[]), Percentiles::default());
+    }
+}

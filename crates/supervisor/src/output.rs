@@ -1,0 +1,217 @@
+//! The output side: the real-time code that plays frame F from the active
+//! ring, or from the standby when the active cannot supply it, and that is
+//! also the engine's sequencer (it alone stamps commands and moves the
+//! render limit, so the two can never race).
+//!
+//! [`OutputEngine::process`] never allocates, locks, logs or blocks (except,
+//! on a free-running sink only, to wait for audio); the syscalls it makes
+//! are futex wakes of sleeping workers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::time::Duration;
+
+use chronus_dsp::{Command, TimedCommand};
+use chronus_ipc::{AudioReader, CommandWriter};
+
+use crate::shared::{JOINING, LIVE, Shared};
+
+/// How long a free-running output waits for a frame before giving up.
+const FREE_RUN_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The real-time output state.
+#[derive(Debug)]
+pub struct OutputEngine {
+    shared: Arc<Shared>,
+    commands: rtrb::Consumer<Command>,
+    journal: rtrb::Producer<TimedCommand>,
+    record: Option<rtrb::Producer<f32>>,
+    /// A command waiting for space in a live worker's ring.
+    pending: Option<Command>,
+    frame: u64,
+    limit: u64,
+    lead: u64,
+    /// Wait for audio instead of playing silence (free-running sinks).
+    wait_for_audio: bool,
+}
+
+impl OutputEngine {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        commands: rtrb::Consumer<Command>,
+        journal: rtrb::Producer<TimedCommand>,
+        record: Option<rtrb::Producer<f32>>,
+        lead: u64,
+    ) -> Self {
+        let engine = Self {
+            shared,
+            commands,
+            journal,
+            record,
+            pending: None,
+            frame: 0,
+            limit: lead,
+            lead,
+            wait_for_audio: false,
+        };
+        engine.publish_limit();
+        engine
+    }
+
+    pub(crate) fn set_wait_for_audio(&mut self, wait: bool) {
+        self.wait_for_audio = wait;
+    }
+
+    /// Frames played so far.
+    pub fn frame(&self) -> u64 {
+        self.frame
+    }
+
+    fn publish_limit(&self) {
+        for slot in &self.shared.slots {
+            if slot.is_attached() {
+                slot.region.publish_render_limit(self.limit);
+            }
+        }
+        self.shared.limit.store(self.limit, Release);
+    }
+
+    /// Stamps queued commands at the current render limit and pushes each to
+    /// every attached worker, all or none for live workers. A joining worker
+    /// whose ring overflows is dropped from the fan-out (its join fails).
+    fn release_commands(&mut self) {
+        loop {
+            let Some(command) = self.pending.take().or_else(|| self.commands.pop().ok()) else {
+                return;
+            };
+            let stamped = TimedCommand { frame: self.limit, command };
+            let live_full = self
+                .shared
+                .slots
+                .iter()
+                .any(|s| s.state() == LIVE && CommandWriter::new(&s.region).space() == 0);
+            if live_full {
+                self.pending = Some(command);
+                return;
+            }
+            for slot in &self.shared.slots {
+                match slot.state() {
+                    LIVE => {
+                        let _ = CommandWriter::new(&slot.region).push(stamped);
+                    }
+                    // A joining worker's ring overflowed: flag it; the
+                    // supervisor sees the flag and restarts the join.
+                    JOINING if CommandWriter::new(&slot.region).push(stamped).is_err() => {
+                        slot.region.control().error.store(1, Release);
+                    }
+                    _ => {}
+                }
+            }
+            if self.journal.push(stamped).is_err() {
+                self.shared.io_overruns.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Copies `[from, from + len)` from the first live slot (active first)
+    /// that holds all of it.
+    fn copy_from_live(&self, from: u64, left: &mut [f32], right: &mut [f32]) -> Option<usize> {
+        let active = self.shared.active();
+        for i in [active, active ^ 1] {
+            let slot = &self.shared.slots[i];
+            if slot.state() != LIVE {
+                continue;
+            }
+            let mut reader = AudioReader::new(&slot.region);
+            if reader.copy_frames(from, left, right).is_ok() {
+                if reader.corrupt_samples() > 0 {
+                    self.shared.corrupt_samples.fetch_add(reader.corrupt_samples(), Relaxed);
+                }
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn wait_for_any(&self, frame: u64) {
+        let deadline = std::time::Instant::now() + FREE_RUN_PATIENCE;
+        while std::time::Instant::now() < deadline && !self.shared.stop.load(Relaxed) {
+            let active = self.shared.active();
+            let slot = &self.shared.slots[active];
+            if slot.state() == LIVE
+                && AudioReader::new(&slot.region).wait_for(frame + 1, Duration::from_millis(1))
+            {
+                return;
+            }
+            if self
+                .shared
+                .slots
+                .iter()
+                .any(|s| s.state() == LIVE && AudioReader::new(&s.region).span().1 > frame)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Fills `left`/`right` with the next frames.
+    fn read_audio(&self, left: &mut [f32], right: &mut [f32]) {
+        let n = left.len() as u64;
+        if self.wait_for_audio {
+            self.wait_for_any(self.frame + n - 1);
+        }
+        match self.copy_from_live(self.frame, left, right) {
+            Some(i) if i == self.shared.active() => return,
+            Some(_) => {
+                self.shared.fallback_frames.fetch_add(n, Relaxed);
+                return;
+            }
+            None => {}
+        }
+        // Frame by frame: each from whoever has it, silence if nobody does.
+        for k in 0..left.len() {
+            let f = self.frame + k as u64;
+            if self.wait_for_audio {
+                self.wait_for_any(f);
+            }
+            match self.copy_from_live(f, &mut left[k..=k], &mut right[k..=k]) {
+                Some(i) if i == self.shared.active() => {}
+                Some(_) => {
+                    self.shared.fallback_frames.fetch_add(1, Relaxed);
+                }
+                None => {
+                    left[k] = 0.0;
+                    right[k] = 0.0;
+                    self.shared.underrun_frames.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Produces the next `left.len()` frames: releases commands, reads the
+    /// audio, frees ring space, moves the render limit.
+    pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
+        let n = left.len().min(right.len());
+        let (left, right) = (&mut left[..n], &mut right[..n]);
+        self.release_commands();
+        self.read_audio(left, right);
+        self.frame += n as u64;
+        for slot in &self.shared.slots {
+            if slot.is_attached() {
+                AudioReader::new(&slot.region).consume_to(self.frame);
+            }
+        }
+        self.limit = self.limit.max(self.frame + self.lead);
+        self.publish_limit();
+        if let Some(record) = &mut self.record {
+            for (l, r) in left.iter().zip(right.iter()) {
+                if record.push(*l).is_err() || record.push(*r).is_err() {
+                    self.shared.io_overruns.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        self.shared.frame.store(self.frame, Release);
+        self.shared.cycle.fetch_add(1, Release);
+    }
+}

@@ -1,0 +1,96 @@
+//! State shared by the output, supervisor and API threads: the two worker
+//! slots and a few atomic counters. No locks on anything the output thread
+//! touches.
+
+use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
+
+use chronus_ipc::Region;
+
+/// No worker in the slot.
+pub(crate) const EMPTY: u8 = 0;
+/// A replacement is joining: it receives commands and render limits, but
+/// its audio is not used yet.
+pub(crate) const JOINING: u8 = 1;
+/// A verified worker: its audio may be played.
+pub(crate) const LIVE: u8 = 2;
+/// Its worker died; the output thread must not touch the slot.
+pub(crate) const DEAD: u8 = 3;
+
+/// One worker slot: a region reused across worker generations.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub region: Region,
+    pub state: AtomicU8,
+}
+
+impl Slot {
+    pub fn state(&self) -> u8 {
+        self.state.load(Acquire)
+    }
+
+    pub fn set_state(&self, state: u8) {
+        self.state.store(state, Release);
+    }
+
+    /// Receives commands and render limits.
+    pub fn is_attached(&self) -> bool {
+        matches!(self.state(), JOINING | LIVE)
+    }
+}
+
+/// Everything the threads share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub slots: [Slot; 2],
+    /// Index of the slot whose audio is played first.
+    pub active: AtomicU8,
+    /// Frames played (the next frame to play).
+    pub frame: AtomicU64,
+    /// The render limit last published.
+    pub limit: AtomicU64,
+    /// Output periods completed; the supervisor waits for it to move before
+    /// reusing a slot the output thread may still be reading.
+    pub cycle: AtomicU64,
+    /// Frames played as silence because no worker had them.
+    pub underrun_frames: AtomicU64,
+    /// Frames taken from the standby because the active did not have them.
+    pub fallback_frames: AtomicU64,
+    /// Non-finite samples from workers replaced by silence.
+    pub corrupt_samples: AtomicU64,
+    /// Commands dropped because the input queue was full.
+    pub commands_dropped: AtomicU64,
+    /// Journal entries or recorded samples lost to full queues (must stay 0).
+    pub io_overruns: AtomicU64,
+    /// The output thread has started producing.
+    pub running: AtomicBool,
+    /// Ask every thread to finish.
+    pub stop: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(regions: [Region; 2]) -> Self {
+        let [a, b] = regions;
+        Self {
+            slots: [
+                Slot { region: a, state: AtomicU8::new(EMPTY) },
+                Slot { region: b, state: AtomicU8::new(EMPTY) },
+            ],
+            active: AtomicU8::new(0),
+            frame: AtomicU64::new(0),
+            limit: AtomicU64::new(0),
+            cycle: AtomicU64::new(0),
+            underrun_frames: AtomicU64::new(0),
+            fallback_frames: AtomicU64::new(0),
+            corrupt_samples: AtomicU64::new(0),
+            commands_dropped: AtomicU64::new(0),
+            io_overruns: AtomicU64::new(0),
+            running: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    pub fn active(&self) -> usize {
+        usize::from(self.active.load(Acquire)) & 1
+    }
+}

@@ -1,0 +1,70 @@
+//! Engine health and status.
+
+use serde::Serialize;
+
+/// How safe the engine is right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Health {
+    /// An active worker and a verified standby.
+    Healthy,
+    /// Playing, but without a verified standby.
+    Degraded,
+    /// No worker producing audio.
+    Critical,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Healthy => "HEALTHY",
+            Health::Degraded => "DEGRADED",
+            Health::Critical => "CRITICAL",
+        })
+    }
+}
+
+/// A snapshot of the engine's state.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Status {
+    /// Health.
+    pub health: Health,
+    /// Pid of the active worker.
+    pub active_pid: Option<u32>,
+    /// Pid of the verified standby.
+    pub standby_pid: Option<u32>,
+    /// Pid of a replacement still joining.
+    pub joining_pid: Option<u32>,
+    /// Worker faults handled so far.
+    pub failovers: u64,
+    /// Frames played.
+    pub frames_played: u64,
+    /// Frames played as silence because no worker had them.
+    pub underrun_frames: u64,
+    /// Frames taken from the standby because the active lacked them.
+    pub fallback_frames: u64,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Frames per period.
+    pub block: u32,
+    /// Voices.
+    pub voices: u32,
+}
+
+impl Status {
+    pub(crate) fn starting(cfg: &crate::EngineConfig) -> Self {
+        Self {
+            health: Health::Critical,
+            active_pid: None,
+            standby_pid: None,
+            joining_pid: None,
+            failovers: 0,
+            frames_played: 0,
+            underrun_frames: 0,
+            fallback_frames: 0,
+            sample_rate: cfg.sample_rate,
+            block: cfg.block,
+            voices: cfg.voices,
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Process-level failover tests: real worker processes, a real-time paced
+//! sink recording a WAV, real faults. Every run must be bit-identical to the
+//! offline render of its journal, with no underrun.
+//!
+//! These tests play in real time, so they run one at a time (`RT_LOCK`).
+
+mod util;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chronus::supervisor::{Engine, EngineConfig, FaultKind, Health, PacedSink, RunReport, Target};
+use util::*;
+
+static RT_LOCK: Mutex<()> = Mutex::new(());
+
+const SR: u32 = 48_000;
+
+/// Open fds and memfd mappings of this process.
+fn resources() -> (usize, usize) {
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    (fds, maps.lines().filter(|l| l.contains("memfd:chronus")).count())
+}
+
+fn config(dir: &TempDir) -> EngineConfig {
+    let mut cfg = EngineConfig::new(chronus_exe());
+    cfg.faults_enabled = true;
+    cfg.record_in_memory = true;
+    cfg.record_path = Some(dir.path("played.wav"));
+    cfg.journal_path = Some(dir.path("run.journal"));
+    cfg
+}
+
+/// Feeds the demo score to the engine in real time, looping, until `stop`.
+fn feed(engine: &Engine, stop: &AtomicBool) {
+    let score = std::fs::read_to_string(demo_score()).unwrap();
+    let cmds = chronus::journal::parse_score(&score, SR).unwrap();
+    let length = cmds.last().unwrap().frame + SR as u64;
+    let start = Instant::now();
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let now = (start.elapsed().as_secs_f64() * f64::from(SR)) as u64;
+        loop {
+            let lap = (i / cmds.len()) as u64;
+            let c = &cmds[i % cmds.len()];
+            if lap * length + c.frame > now {
+                break;
+            }
+            engine.send(c.command).unwrap();
+            i += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Sets the flag when dropped, so the feeder stops even if a check panics.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Waits until the engine has noticed `faults` faults in all.
+fn wait_failovers(engine: &Engine, faults: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while engine.status().failovers < faults as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "fault {faults} was not noticed within 5 s: {:?}",
+            engine.status()
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+fn wait_healthy(engine: &Engine) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while engine.status().health != Health::Healthy {
+        assert!(Instant::now() < deadline, "no verified standby 5 s after a fault: {:?}", engine.status());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Checks everything a run must satisfy; returns the report for more checks.
+fn check_run(report: &RunReport, dir: &TempDir, faults: usize) {
+    assert_eq!(report.underrun_frames, 0, "underruns");
+    assert_eq!(report.io_overruns, 0, "journal or recording lost data");
+    assert_eq!(
+        report.events.len(),
+        faults,
+        "one failover per fault, no spurious respawn: {:#?}",
+        report.events
+    );
+    for e in &report.events {
+        assert!(e.t_rejoin.is_some(), "a replacement never joined: {e:?}");
+    }
+    assert_eq!(
+        report.first_difference().unwrap(),
+        None,
+        "the run differs from the offline render of its journal"
+    );
+    // The WAV on disk holds exactly what was played, and the journal on disk
+    // renders to it through the CLI.
+    let (sr, left, right) = chronus::audio::read_wav(&dir.path("played.wav")).unwrap();
+    assert_eq!(sr, SR);
+    assert_eq!(first_difference(&left, &report.left), None);
+    assert_eq!(first_difference(&right, &report.right), None);
+    let rendered = dir.path("rendered.wav");
+    let run = chronus(&[
+        "render",
+        "--journal",
+        dir.path("run.journal").to_str().unwrap(),
+        "-o",
+        rendered.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let (_, l2, r2) = chronus::audio::read_wav(&rendered).unwrap();
+    assert_eq!(
+        first_difference(&l2, &left),
+        None,
+        "chronus render --journal does not reproduce the recording"
+    );
+    assert_eq!(first_difference(&r2, &right), None);
+}
+
+fn assert_gone(pids: impl IntoIterator<Item = u32>) {
+    for pid in pids {
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} is still there (or a zombie)");
+    }
+}
+
+#[test]
+fn every_fault_kind_on_active_and_standby_is_survived_bit_exactly() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("failover-kinds");
+    let before = resources();
+    let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut faults = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| feed(&engine, &stop));
+        let _stop = StopOnDrop(&stop);
+        std::thread::sleep(Duration::from_millis(300));
+        for kind in FaultKind::ALL {
+            for target in [Target::Active, Target::Standby] {
+                wait_healthy(&engine);
+                std::thread::sleep(Duration::from_millis(40));
+                engine.inject(target, kind).unwrap();
+                faults += 1;
+                wait_failovers(&engine, faults);
+            }
+        }
+        wait_healthy(&engine);
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let status = engine.status();
+    let report = engine.stop().unwrap();
+    check_run(&report, &dir, faults);
+    for kind in FaultKind::ALL {
+        let n = report.events.iter().filter(|e| e.fault == Some(kind)).count();
+        assert_eq!(n, 2, "{kind}: expected one fault on the active and one on the standby");
+    }
+    assert!(report.events.iter().any(|e| e.detected_by == chronus::supervisor::DetectedBy::Watchdog));
+    assert!(report.events.iter().any(|e| e.detected_by == chronus::supervisor::DetectedBy::Slow));
+    assert_gone(report.events.iter().map(|e| e.pid).chain(status.active_pid).chain(status.standby_pid));
+    assert_eq!(resources(), before, "fds or shared-memory mappings left behind");
+}
+
+#[test]
+fn faults_close_together_and_while_joining_are_survived() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("failover-close");
+    let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut faults = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| feed(&engine, &stop));
+        let _stop = StopOnDrop(&stop);
+        std::thread::sleep(Duration::from_millis(200));
+        for _ in 0..3 {
+            // Kill the active, then its replacement while it is still joining,
+            // from outside, with kill(1).
+            wait_healthy(&engine);
+            engine.signal(Target::Active, libc::SIGKILL).unwrap();
+            faults += 1;
+            wait_failovers(&engine, faults);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let joining = loop {
+                if let Some(pid) = engine.status().joining_pid {
+                    break pid;
+                }
+                assert!(Instant::now() < deadline, "no replacement appeared");
+                std::thread::sleep(Duration::from_micros(200));
+            };
+            let kill =
+                std::process::Command::new("kill").args(["-9", &joining.to_string()]).status().unwrap();
+            assert!(kill.success());
+            faults += 1;
+            wait_failovers(&engine, faults);
+            // Then two faults back to back: the new active as soon as it has a
+            // verified standby, and that standby's successor right away.
+            wait_healthy(&engine);
+            engine.inject(Target::Active, FaultKind::Segv).unwrap();
+            faults += 1;
+            wait_failovers(&engine, faults);
+            wait_healthy(&engine);
+            engine.inject(Target::Active, FaultKind::Exit1).unwrap();
+            faults += 1;
+            wait_failovers(&engine, faults);
+        }
+        // A worker frozen from outside (kill -STOP) is caught by the watchdog.
+        wait_healthy(&engine);
+        let pid = engine.status().standby_pid.unwrap();
+        std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap();
+        faults += 1;
+        wait_failovers(&engine, faults);
+        wait_healthy(&engine);
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let report = engine.stop().unwrap();
+    check_run(&report, &dir, faults);
+    assert!(report.events.iter().any(|e| e.role == chronus::supervisor::Role::Joining));
+    assert_gone(report.events.iter().map(|e| e.pid));
+}
+
+#[test]
+fn fault_injection_is_refused_unless_enabled() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("failover-disabled");
+    let mut cfg = config(&dir);
+    cfg.faults_enabled = false;
+    let engine = Engine::start(cfg, PacedSink::new(SR)).unwrap();
+    let err = engine.inject(Target::Active, FaultKind::Kill).unwrap_err();
+    assert!(matches!(err, chronus::supervisor::EngineError::FaultsDisabled), "{err}");
+    std::thread::sleep(Duration::from_millis(100));
+    let report = engine.stop().unwrap();
+    assert!(report.events.is_empty());
+}
