@@ -5,6 +5,8 @@ use std::fmt::Display;
 
 /// Success.
 pub const OK: u8 = 0;
+/// A run failed its checks (frames lost, not bit-exact, no recovery).
+pub const CHECK_FAILED: u8 = 1;
 /// Bad command-line usage (clap's own code).
 pub const USAGE: u8 = 2;
 /// The input (score, journal) is malformed.
@@ -24,6 +26,7 @@ pub const PROTOCOL: u8 = 76;
 pub const TABLE: &str = "\
 Exit codes:
   0   success
+  1   a benchmark or soak run failed its checks (frames lost, not bit-exact, …)
   2   bad command-line arguments
   65  malformed input (score or journal), with the line number
   66  an input file cannot be opened

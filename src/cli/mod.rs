@@ -1,6 +1,7 @@
 //! Command-line interface: flags are parsed with clap, then validated into
 //! plain config structs that the commands use.
 
+mod bench;
 mod render;
 mod worker;
 
@@ -21,6 +22,8 @@ pub struct Cli {
 enum Cmd {
     /// Render a score or a command journal offline to a 32-bit float stereo WAV.
     Render(render::RenderArgs),
+    /// Benchmarks: `chronus bench failover`.
+    Bench(bench::BenchArgs),
     /// Run as a DSP worker on a region inherited from the supervisor (internal).
     #[command(hide = true)]
     Worker(worker::WorkerCliArgs),
@@ -30,6 +33,7 @@ enum Cmd {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Cmd::Render(args) => render::run(args),
+        Cmd::Bench(args) => bench::run(args),
         Cmd::Worker(args) => worker::run(args),
     }
 }

@@ -49,7 +49,8 @@ impl Collector {
         });
         let mut pending_sample: Option<f32> = None;
         loop {
-            let stopping = self.shared.stop.load(Acquire);
+            // Read before draining: once set, nothing more is queued.
+            let finished = self.shared.output_done.load(Acquire);
             while let Ok(c) = self.journal.pop() {
                 if let Some(j) = &mut journal_file
                     && let Err(e) = j.append(&c)
@@ -78,7 +79,7 @@ impl Collector {
                     }
                 }
             }
-            if stopping && self.journal.is_empty() && self.record.as_ref().is_none_or(|r| r.is_empty()) {
+            if finished {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));

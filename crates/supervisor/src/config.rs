@@ -54,7 +54,7 @@ impl EngineConfig {
             faults_enabled: false,
             hang_timeout: Duration::from_millis(20),
             slow_factor: 1.0,
-            slow_blocks: 4,
+            slow_blocks: 2,
             realtime: true,
             record_in_memory: false,
             record_path: None,

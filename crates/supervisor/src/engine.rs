@@ -230,6 +230,29 @@ impl Engine {
         self.status.lock().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone())
     }
 
+    /// Waits until `ready(status)` holds, polling every 500 µs. Returns the
+    /// status that satisfied it, or the last one seen after `timeout`.
+    ///
+    /// # Errors
+    /// The last status seen, when `timeout` passed first.
+    pub fn wait_for(
+        &self,
+        timeout: std::time::Duration,
+        ready: impl Fn(&Status) -> bool,
+    ) -> Result<Status, Status> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let status = self.status();
+            if ready(&status) {
+                return Ok(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(status);
+            }
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
@@ -244,6 +267,7 @@ impl Engine {
             }
         };
         join("output", self.output.take());
+        self.shared.output_done.store(true, Release);
         let events = self.supervisor.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
         let collected = self.collector.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
         (events, collected, errors)

@@ -1,9 +1,10 @@
 //! Bringing a replacement worker into lockstep, in the background.
 //!
-//! 1. Wait until the output thread has left the dead slot (two output
-//!    cycles), reset the region for a new generation, spawn the worker in
+//! 1. Wait until the output thread has left the dead slot (it is not inside
+//!    a period that started before the slot was marked dead), reset the region for a new generation, spawn the worker in
 //!    join mode, and attach the slot to the command fan-out (`JOINING`).
-//! 2. Two output cycles later every new command reaches the replacement;
+//! 2. Once the output thread has seen the new state, every command it
+//!    releases reaches the replacement;
 //!    ask the active for a snapshot at the first block boundary at or after
 //!    the current render limit, so every command before the snapshot frame
 //!    S is inside the snapshot and every one from S on is in the
@@ -26,11 +27,11 @@ use chronus_dsp::SynthConfig;
 use chronus_ipc::{SnapshotBuffers, WorkerState, copy_snapshot, monotonic_ns, snapshot_frame};
 
 use crate::events::DetectedBy;
-use crate::shared::{JOINING, LIVE};
+use crate::shared::{JOINING, LIVE, OutputMark};
 use crate::supervise::Supervisor;
 
 /// Equal consecutive block checksums needed to trust a replacement.
-pub(crate) const VERIFY_BLOCKS: u32 = 2;
+pub(crate) const VERIFY_BLOCKS: u32 = 1;
 /// Longest a join step may take before the replacement is killed and tried
 /// again.
 const STEP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -44,9 +45,10 @@ pub(crate) enum Phase {
     /// Waiting before the next attempt (crash-loop backoff).
     Backoff { until: Instant },
     /// Waiting for the output thread to leave the slot.
-    AwaitQuiet { cycle: u64 },
-    /// Spawned; waiting for it to be ready and attached for two cycles.
-    AwaitReady { cycle: u64 },
+    AwaitQuiet { mark: OutputMark },
+    /// Spawned; waiting for it to be ready and for the output thread to
+    /// fan commands out to it.
+    AwaitReady { mark: OutputMark },
     /// Waiting for the active's snapshot.
     AwaitSnapshot { id: u32, since: Instant },
     /// Restored; comparing checksums from block `next`.
@@ -64,13 +66,13 @@ impl Supervisor {
             return;
         }
         let failures = self.ctl[i].failures;
-        let cycle = self.shared.cycle.load(Acquire) + 2;
+        let mark = self.shared.output_mark();
         self.ctl[i].phase = if failures >= 2 {
             let secs = 1u64 << (failures - 2).min(3);
             tracing::warn!("slot {i}: {failures} failed joins in a row; retrying in {secs} s");
             Phase::Backoff { until: Instant::now() + Duration::from_secs(secs) }
         } else {
-            Phase::AwaitQuiet { cycle }
+            Phase::AwaitQuiet { mark }
         };
     }
 
@@ -80,14 +82,6 @@ impl Supervisor {
         self.kill(i, DetectedBy::Divergence);
     }
 
-    fn output_cycle(&self) -> u64 {
-        self.shared.cycle.load(Acquire)
-    }
-
-    fn output_quiet_since(&self, cycle: u64) -> bool {
-        self.output_cycle() >= cycle || !self.shared.running.load(Acquire)
-    }
-
     /// Advances slot `i`'s join by whatever is ready now; never waits.
     pub(crate) fn step_join(&mut self, i: usize) {
         let block = u64::from(self.cfg.block);
@@ -95,17 +89,17 @@ impl Supervisor {
             Phase::Idle => {}
             Phase::Backoff { until } => {
                 if Instant::now() >= until {
-                    self.ctl[i].phase = Phase::AwaitQuiet { cycle: self.output_cycle() + 2 };
+                    self.ctl[i].phase = Phase::AwaitQuiet { mark: self.shared.output_mark() };
                 }
             }
-            Phase::AwaitQuiet { cycle } => {
-                if !self.output_quiet_since(cycle) {
+            Phase::AwaitQuiet { mark } => {
+                if !self.shared.output_saw(mark) {
                     return;
                 }
                 match self.spawn(i, true) {
                     Ok(()) => {
                         self.shared.slots[i].set_state(JOINING);
-                        self.ctl[i].phase = Phase::AwaitReady { cycle: self.output_cycle() + 2 };
+                        self.ctl[i].phase = Phase::AwaitReady { mark: self.shared.output_mark() };
                     }
                     Err(e) => {
                         tracing::warn!("slot {i}: {e}");
@@ -114,12 +108,12 @@ impl Supervisor {
                     }
                 }
             }
-            Phase::AwaitReady { cycle } => self.await_ready(i, cycle, block),
+            Phase::AwaitReady { mark } => self.await_ready(i, mark, block),
             Phase::AwaitSnapshot { id, since } => {
                 let source = &self.shared.slots[i ^ 1];
                 if source.state() != LIVE {
                     // The worker we were copying from died too: start over.
-                    self.ctl[i].phase = Phase::AwaitReady { cycle: self.output_cycle() };
+                    self.ctl[i].phase = Phase::AwaitReady { mark: self.shared.output_mark() };
                 } else if source.region.snapshot_done(id) {
                     let target = &self.shared.slots[i].region;
                     copy_snapshot(&source.region, target);
@@ -135,7 +129,7 @@ impl Supervisor {
         }
     }
 
-    fn await_ready(&mut self, i: usize, cycle: u64, block: u64) {
+    fn await_ready(&mut self, i: usize, mark: OutputMark, block: u64) {
         let region = &self.shared.slots[i].region;
         if region.control().error.load(Acquire) != 0 {
             return self.fail_join(i, "its command ring overflowed before it could start");
@@ -154,7 +148,7 @@ impl Supervisor {
                 self.events[e].t_respawn.get_or_insert(now);
             }
         }
-        if !self.output_quiet_since(cycle) {
+        if !self.shared.output_saw(mark) {
             return;
         }
         let limit = self.shared.limit.load(Acquire);

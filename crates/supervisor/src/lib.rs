@@ -23,8 +23,10 @@ mod report;
 mod shared;
 mod sink;
 mod status;
+mod summary;
 mod supervise;
 mod sys;
+mod workload;
 
 pub use chronus_ipc::FaultKind;
 pub use config::EngineConfig;
@@ -35,4 +37,6 @@ pub use output::OutputEngine;
 pub use report::RunReport;
 pub use sink::{FreeRunningSink, PacedSink, Sink};
 pub use status::{Health, Status};
+pub use summary::FailoverSummary;
 pub use supervise::Target;
+pub use workload::play_looped;

@@ -8,7 +8,7 @@
 //! are futex wakes of sleeping workers.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 use std::time::Duration;
 
 use chronus_dsp::{Command, TimedCommand};
@@ -194,6 +194,7 @@ impl OutputEngine {
     pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
         let n = left.len().min(right.len());
         let (left, right) = (&mut left[..n], &mut right[..n]);
+        self.shared.busy.store(true, SeqCst);
         self.release_commands();
         self.read_audio(left, right);
         self.frame += n as u64;
@@ -213,5 +214,6 @@ impl OutputEngine {
         }
         self.shared.frame.store(self.frame, Release);
         self.shared.cycle.fetch_add(1, Release);
+        self.shared.busy.store(false, SeqCst);
     }
 }

@@ -2,7 +2,7 @@
 //! slots and a few atomic counters. No locks on anything the output thread
 //! touches.
 
-use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::Ordering::Acquire;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
 
 use chronus_ipc::Region;
@@ -26,11 +26,11 @@ pub(crate) struct Slot {
 
 impl Slot {
     pub fn state(&self) -> u8 {
-        self.state.load(Acquire)
+        self.state.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn set_state(&self, state: u8) {
-        self.state.store(state, Release);
+        self.state.store(state, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Receives commands and render limits.
@@ -64,8 +64,13 @@ pub(crate) struct Shared {
     pub io_overruns: AtomicU64,
     /// The output thread has started producing.
     pub running: AtomicBool,
+    /// The output thread is inside `process` (SeqCst, paired with slot state
+    /// changes: see [`Shared::output_mark`]).
+    pub busy: AtomicBool,
     /// Ask every thread to finish.
     pub stop: AtomicBool,
+    /// The output thread has been joined: nothing more will be queued.
+    pub output_done: AtomicBool,
 }
 
 impl Shared {
@@ -86,11 +91,36 @@ impl Shared {
             commands_dropped: AtomicU64::new(0),
             io_overruns: AtomicU64::new(0),
             running: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            output_done: AtomicBool::new(false),
         }
+    }
+
+    /// Call right after changing a slot's state: returns a mark for
+    /// [`Shared::output_saw`].
+    pub fn output_mark(&self) -> OutputMark {
+        let busy = self.busy.load(std::sync::atomic::Ordering::SeqCst);
+        OutputMark { cycle: self.cycle.load(Acquire), busy }
+    }
+
+    /// Whether every output period that may have read a slot's state from
+    /// before `mark` has finished, so the output thread now sees the new
+    /// state. The state store and the `busy` load are SeqCst, as are the
+    /// output's `busy` store and its state loads: if the output was not busy
+    /// at the mark, its next period starts after the store and sees it.
+    pub fn output_saw(&self, mark: OutputMark) -> bool {
+        !mark.busy || self.cycle.load(Acquire) > mark.cycle || !self.running.load(Acquire)
     }
 
     pub fn active(&self) -> usize {
         usize::from(self.active.load(Acquire)) & 1
     }
+}
+
+/// See [`Shared::output_mark`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OutputMark {
+    cycle: u64,
+    busy: bool,
 }

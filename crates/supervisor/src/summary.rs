@@ -1,0 +1,172 @@
+//! A run's failover figures in the shape `bench failover` and `soak` report.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::events::{DetectedBy, FailoverEvent, Percentiles, Role};
+use crate::report::RunReport;
+
+/// The figures of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailoverSummary {
+    /// Faults handled.
+    pub faults: usize,
+    /// Faults per kind (`"external"` for faults not injected by Chronus).
+    pub fault_kinds: BTreeMap<String, usize>,
+    /// Faults on the active worker.
+    pub active_faults: usize,
+    /// Frames the listener did not get from a worker (silence played).
+    pub lost_frames: u64,
+    /// Output periods with at least one missing frame are counted as frames
+    /// here too: underrun frames.
+    pub underruns: u64,
+    /// Frames played from the standby because the active lacked them.
+    pub fallback_frames: u64,
+    /// Frames played.
+    pub frames_played: u64,
+    /// Seconds played.
+    pub seconds_played: f64,
+    /// The recording equals the offline render of the journal, bit for bit.
+    pub bit_exact: bool,
+    /// First differing frame when not bit-exact.
+    pub first_difference: Option<u64>,
+    /// Fault → noticed (pidfd or watchdog), µs.
+    pub detection_us: Percentiles,
+    /// Fault → active switched, µs (faults on the active only).
+    pub switch_us: Percentiles,
+    /// Fault → replacement process ready, µs.
+    pub respawn_us: Percentiles,
+    /// Fault → replacement verified in lockstep, µs.
+    pub rejoin_us: Percentiles,
+    /// Replacements that never joined.
+    pub unjoined: usize,
+    /// The same latencies per class of fault: `crash` (the process ended;
+    /// noticed by its pidfd) and `stall` (it hung, froze or slowed down;
+    /// noticed by the watchdog).
+    pub by_class: BTreeMap<&'static str, ClassFigures>,
+}
+
+/// Latencies of one class of fault.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassFigures {
+    /// Faults in the class.
+    pub faults: usize,
+    /// Fault → noticed, µs.
+    pub detection_us: Percentiles,
+    /// Fault → active flipped, µs (faults on the active).
+    pub switch_us: Percentiles,
+    /// Fault → replacement ready, µs.
+    pub respawn_us: Percentiles,
+    /// Fault → verified lockstep, µs.
+    pub rejoin_us: Percentiles,
+}
+
+impl ClassFigures {
+    fn of(events: &[&FailoverEvent]) -> Self {
+        let p = |f: &dyn Fn(&FailoverEvent) -> Option<f64>| -> Percentiles {
+            Percentiles::of(&events.iter().filter_map(|e| f(e)).collect::<Vec<_>>())
+        };
+        Self {
+            faults: events.len(),
+            detection_us: p(&|e| Some(e.detection_us())),
+            switch_us: p(&|e| (e.role == Role::Active).then(|| e.switch_us())),
+            respawn_us: p(&|e| e.respawn_us()),
+            rejoin_us: p(&|e| e.rejoin_us()),
+        }
+    }
+}
+
+impl FailoverSummary {
+    /// Summarises `report` (renders its journal offline for the bit-exact
+    /// check when the audio was recorded in memory).
+    pub fn of(report: &RunReport) -> Self {
+        let e = &report.events;
+        let mut fault_kinds = BTreeMap::new();
+        for ev in e {
+            let name = ev.fault.map_or("external", |k| k.name());
+            *fault_kinds.entry(name.to_owned()).or_insert(0) += 1;
+        }
+        let first_difference = report.first_difference().unwrap_or(Some(0));
+        let all: Vec<&FailoverEvent> = e.iter().collect();
+        let overall = ClassFigures::of(&all);
+        let mut by_class = BTreeMap::new();
+        for (class, crash) in [("crash", true), ("stall", false)] {
+            let members: Vec<&FailoverEvent> =
+                e.iter().filter(|ev| (ev.detected_by == DetectedBy::Pidfd) == crash).collect();
+            if !members.is_empty() {
+                by_class.insert(class, ClassFigures::of(&members));
+            }
+        }
+        Self {
+            faults: e.len(),
+            fault_kinds,
+            active_faults: e.iter().filter(|ev| ev.role == Role::Active).count(),
+            lost_frames: report.underrun_frames,
+            underruns: report.underrun_frames,
+            fallback_frames: report.fallback_frames,
+            frames_played: report.frames_played,
+            seconds_played: report.frames_played as f64 / f64::from(report.sample_rate.max(1)),
+            bit_exact: first_difference.is_none(),
+            first_difference,
+            detection_us: overall.detection_us,
+            switch_us: overall.switch_us,
+            respawn_us: overall.respawn_us,
+            rejoin_us: overall.rejoin_us,
+            unjoined: e.iter().filter(|ev| ev.t_rejoin.is_none()).count(),
+            by_class,
+        }
+    }
+
+    /// Whether the run kept the promise: nothing lost, bit-exact, every
+    /// replacement joined.
+    pub fn passed(&self) -> bool {
+        self.lost_frames == 0 && self.bit_exact && self.unjoined == 0
+    }
+
+    /// The rows of the latency table: (class, phase, percentiles).
+    pub fn rows(&self) -> Vec<(String, &'static str, Percentiles)> {
+        let mut rows = Vec::new();
+        let mut add = |class: String, f: &ClassFigures| {
+            for (phase, p) in [
+                ("detection", f.detection_us),
+                ("switch", f.switch_us),
+                ("respawn", f.respawn_us),
+                ("rejoin", f.rejoin_us),
+            ] {
+                rows.push((class.clone(), phase, p));
+            }
+        };
+        let overall = ClassFigures {
+            faults: self.faults,
+            detection_us: self.detection_us,
+            switch_us: self.switch_us,
+            respawn_us: self.respawn_us,
+            rejoin_us: self.rejoin_us,
+        };
+        add(format!("all ({})", self.faults), &overall);
+        for (class, f) in &self.by_class {
+            add(format!("{class} ({})", f.faults), f);
+        }
+        rows
+    }
+
+    /// The latency table as Markdown (µs).
+    pub fn markdown_table(&self) -> String {
+        let mut t = String::from(
+            "| faults | phase | min | p50 | p95 | p99 | max |\n|---|---|---:|---:|---:|---:|---:|\n",
+        );
+        for (class, phase, p) in self.rows() {
+            t.push_str(&format!(
+                "| {class} | {phase} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |\n",
+                p.min, p.p50, p.p95, p.p99, p.max
+            ));
+        }
+        t
+    }
+
+    /// JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}

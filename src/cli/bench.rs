@@ -1,0 +1,181 @@
+//! `chronus bench failover`: run the engine, inflict faults, report the
+//! failover latencies, lost frames and the bit-exact verdict.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chronus::supervisor::{
+    Engine, EngineConfig, FailoverSummary, FaultKind, Health, PacedSink, Target, play_looped,
+};
+
+use crate::exit::{CANT_CREATE, CHECK_FAILED, ExitCodeExt, Failure, OS_ERR, USAGE};
+
+/// `chronus bench …`
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchCmd,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchCmd {
+    /// Inflict worker faults while playing; report detection, switch,
+    /// respawn and rejoin times, lost frames and the bit-exact verdict.
+    Failover(FailoverArgs),
+}
+
+/// Flags of `chronus bench failover`.
+#[derive(Debug, clap::Args)]
+pub struct FailoverArgs {
+    /// Number of faults to inflict.
+    #[arg(long, default_value_t = 50)]
+    kills: u32,
+    /// Fault kind: kill, segv, abort, panic, exit0, exit1, hang, slow, stop,
+    /// or mixed (all of them in turn). Faults alternate between the active
+    /// and the standby. `kill` and `stop` are sent from outside (as kill(1)
+    /// would); the others the worker inflicts on itself.
+    #[arg(long, default_value = "mixed")]
+    fault: String,
+    /// Pause between a recovery and the next fault, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    interval_ms: u64,
+    /// Voices of the synth (all playing the demo score).
+    #[arg(long, default_value_t = 64)]
+    voices: u32,
+    /// Frames per output period.
+    #[arg(long, default_value_t = 256)]
+    block: u32,
+    /// Write the figures as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the figures as Markdown.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+}
+
+fn kinds(fault: &str) -> Result<Vec<FaultKind>, Failure> {
+    if fault == "mixed" {
+        return Ok(FaultKind::ALL.to_vec());
+    }
+    FaultKind::from_name(fault).map(|k| vec![k]).ok_or_else(|| {
+        let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+        Failure::new(USAGE, format!("unknown fault '{fault}' (known: {}, mixed)", names.join(", ")))
+    })
+}
+
+fn inflict(
+    engine: &Engine,
+    target: Target,
+    kind: FaultKind,
+) -> Result<u32, chronus::supervisor::EngineError> {
+    match kind {
+        FaultKind::Kill => engine.signal(target, libc::SIGKILL),
+        FaultKind::Stop => engine.signal(target, libc::SIGSTOP),
+        _ => engine.inject(target, kind),
+    }
+}
+
+/// Runs `chronus bench …`.
+pub fn run(args: BenchArgs) -> Result<(), Failure> {
+    let BenchCmd::Failover(args) = args.what;
+    let kinds = kinds(&args.fault)?;
+    let exe = std::env::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
+    let mut cfg = EngineConfig::new(exe);
+    cfg.voices = args.voices;
+    cfg.block = args.block;
+    cfg.faults_enabled = true;
+    cfg.record_in_memory = true;
+    let sample_rate = cfg.sample_rate;
+    let score = chronus::journal::parse_score(include_str!("../../examples/scores/demo.score"), sample_rate)
+        .or_exit(crate::exit::DATA_ERR, "the built-in demo score")?;
+    let loop_frames = chronus::journal::default_length(&score, sample_rate, 1.0);
+    let engine =
+        Engine::start(cfg, PacedSink::new(sample_rate)).or_exit(OS_ERR, "cannot start the engine")?;
+
+    let bar = indicatif::ProgressBar::new(u64::from(args.kills));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} faults {pos}/{len} [{bar:30}] {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let stop = AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        s.spawn(|| play_looped(&engine, &score, loop_frames, &stop));
+        let result = (|| {
+            let healthy = |st: &chronus::supervisor::Status| st.health == Health::Healthy;
+            engine
+                .wait_for(Duration::from_secs(5), healthy)
+                .map_err(|st| format!("never healthy: {st:?}"))?;
+            for n in 0..args.kills as usize {
+                let kind = kinds[n % kinds.len()];
+                let target = if n % 2 == 0 { Target::Active } else { Target::Standby };
+                std::thread::sleep(Duration::from_millis(args.interval_ms));
+                inflict(&engine, target, kind).map_err(|e| format!("fault {}: {e}", n + 1))?;
+                bar.set_message(format!("{kind} on the {}", if n % 2 == 0 { "active" } else { "standby" }));
+                engine
+                    .wait_for(Duration::from_secs(10), |st| st.failovers > n as u64)
+                    .map_err(|st| format!("fault {} ({kind}) was not noticed: {st:?}", n + 1))?;
+                engine
+                    .wait_for(Duration::from_secs(30), healthy)
+                    .map_err(|st| format!("no verified standby after fault {}: {st:?}", n + 1))?;
+                bar.inc(1);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            Ok::<(), String>(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        result
+    });
+    bar.finish_and_clear();
+    let report = engine.stop().or_exit(OS_ERR, "engine shutdown")?;
+    outcome.map_err(|e| Failure::new(CHECK_FAILED, e))?;
+    let summary = FailoverSummary::of(&report);
+    print_summary(&summary);
+    if let Some(path) = &args.json {
+        std::fs::write(path, summary.to_json()).or_exit(CANT_CREATE, path.display())?;
+    }
+    if let Some(path) = &args.markdown {
+        let md = format!(
+            "# chronus bench failover\n\n`chronus bench failover --kills {} --fault {}`\n\n{}\n{}\n",
+            args.kills,
+            args.fault,
+            verdict_line(&summary),
+            summary.markdown_table()
+        );
+        std::fs::write(path, md).or_exit(CANT_CREATE, path.display())?;
+    }
+    if !summary.passed() {
+        return Err(Failure::new(CHECK_FAILED, verdict_line(&summary)));
+    }
+    Ok(())
+}
+
+fn verdict_line(s: &FailoverSummary) -> String {
+    format!(
+        "{} faults ({}), {:.1} s played: lost frames {}, underruns {}, bit-exact {}, replacements not joined {}",
+        s.faults,
+        s.fault_kinds.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
+        s.seconds_played,
+        s.lost_frames,
+        s.underruns,
+        if s.bit_exact { "yes" } else { "NO" },
+        s.unjoined
+    )
+}
+
+fn print_summary(s: &FailoverSummary) {
+    println!("{}", verdict_line(s));
+    println!(
+        "{:<12} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "faults", "µs", "min", "p50", "p95", "p99", "max"
+    );
+    for (class, phase, p) in s.rows() {
+        println!(
+            "{class:<12} {phase:<10} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0}",
+            p.min, p.p50, p.p95, p.p99, p.max
+        );
+    }
+    println!(
+        "(detection: fault → noticed; switch: → active flipped; respawn: → replacement ready; rejoin: → verified lockstep)"
+    );
+}
