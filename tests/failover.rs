@@ -88,7 +88,7 @@ fn wait_healthy(engine: &Engine) {
 
 /// Checks everything a run must satisfy; returns the report for more checks.
 fn check_run(report: &RunReport, dir: &TempDir, faults: usize) {
-    assert_eq!(report.underrun_frames, 0, "underruns");
+    assert_eq!(report.underrun_frames, 0, "underruns; events: {:#?}", report.events);
     assert_eq!(report.io_overruns, 0, "journal or recording lost data");
     assert_eq!(
         report.events.len(),
@@ -240,4 +240,66 @@ fn fault_injection_is_refused_unless_enabled() {
     std::thread::sleep(Duration::from_millis(100));
     let report = engine.stop().unwrap();
     assert!(report.events.is_empty());
+}
+
+/// A paced sink (3 periods of buffer, 16 ms at 256 frames) whose thread is
+/// descheduled once, as a loaded machine would do to it.
+struct StallingSink {
+    inner: PacedSink,
+    periods: u32,
+    stall_at: u32,
+    stall: Duration,
+}
+
+impl chronus::supervisor::Sink for StallingSink {
+    fn wait_period(&mut self, frames: u32) -> Option<Instant> {
+        self.periods += 1;
+        if self.periods == self.stall_at {
+            std::thread::sleep(self.stall);
+        }
+        self.inner.wait_period(frames)
+    }
+
+    fn is_realtime(&self) -> bool {
+        true
+    }
+}
+
+/// Plays with an output stall of `stall` after ~0.5 s and a kill of the
+/// active right after it; returns the report.
+fn run_with_output_stall(dir: &TempDir, stall: Duration) -> RunReport {
+    let sink = StallingSink { inner: PacedSink::new(SR), periods: 0, stall_at: 94, stall };
+    let engine = Engine::start(config(dir), sink).unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| feed(&engine, &stop));
+        let _stop = StopOnDrop(&stop);
+        wait_healthy(&engine);
+        std::thread::sleep(Duration::from_millis(500) + stall);
+        engine.signal(Target::Active, libc::SIGKILL).unwrap();
+        wait_failovers(&engine, 1);
+        wait_healthy(&engine);
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    engine.stop().unwrap()
+}
+
+#[test]
+fn an_output_stall_shorter_than_the_device_buffer_loses_nothing() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("failover-short-stall");
+    let report = run_with_output_stall(&dir, Duration::from_millis(8));
+    check_run(&report, &dir, 1);
+}
+
+#[test]
+fn an_output_stall_longer_than_the_device_buffer_is_counted_and_recovered_from() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("failover-long-stall");
+    let report = run_with_output_stall(&dir, Duration::from_millis(80));
+    // A real device would have played silence too: it is counted, not hidden.
+    assert!(report.underrun_frames > 0);
+    assert!(report.underrun_frames < 48_000 / 10, "more lost than the stall: {}", report.underrun_frames);
+    assert_eq!(report.events.len(), 1);
+    assert!(report.events[0].t_rejoin.is_some());
 }

@@ -64,7 +64,7 @@ fn play_through_worker(commands: &[TimedCommand], frames: u64, generation: u64) 
     }
     region.request_stop();
     let status = child.wait().unwrap();
-    assert!(status.success(), "worker exit: {status}");
+    assert!(chronus::worker::WorkerProcess::success(&status), "worker exit: {status:?}");
     assert_eq!(region.worker_state(), Some(WorkerState::Stopped));
     assert_eq!(reader.corrupt_samples(), 0);
     (left, right)

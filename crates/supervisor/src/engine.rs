@@ -148,14 +148,13 @@ impl Engine {
         };
         let collector = spawn("chronus-collector", move || collector.run())?;
 
-        let mut output = OutputEngine::new(
+        let output = OutputEngine::new(
             shared.clone(),
             command_rx,
             journal_tx,
             record_tx,
             u64::from(cfg.lead_blocks * cfg.block),
         );
-        output.set_wait_for_audio(!sink.is_realtime());
         let block = cfg.block as usize;
         let out_shared = shared.clone();
         let output = spawn("chronus-output", move || {
@@ -163,11 +162,12 @@ impl Engine {
             if realtime && sink.is_realtime() {
                 try_fifo(OUTPUT_PRIORITY, "output");
             }
+            let mut output = output;
             let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
             out_shared.running.store(true, Release);
             while !out_shared.stop.load(Acquire) {
-                sink.wait_period(block as u32);
-                output.process(&mut left, &mut right);
+                let deadline = sink.wait_period(block as u32);
+                output.process(&mut left, &mut right, deadline);
             }
             out_shared.running.store(false, Release);
         })?;

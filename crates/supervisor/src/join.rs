@@ -12,8 +12,9 @@
 //! 3. Copy the snapshot, start the replacement's ring at S; it restores,
 //!    drops the ring's commands before S, and renders as fast as it can.
 //! 4. Compare its block checksums with the active's from S on; after
-//!    [`VERIFY_BLOCKS`] equal blocks, once it has caught up, it is the
-//!    verified standby (`LIVE`). A mismatch kills it (divergence). The
+//!    [`VERIFY_BLOCKS`] equal blocks, once it has caught up *and the output
+//!    has played up to S* (frames before S exist only in the active's ring),
+//!    it is the verified standby (`LIVE`). A mismatch kills it (divergence). The
 //!    comparison then goes on for as long as both run (`supervise.rs`).
 //!
 //! With no live worker left to copy from, the replacement starts from a
@@ -51,8 +52,8 @@ pub(crate) enum Phase {
     AwaitReady { mark: OutputMark },
     /// Waiting for the active's snapshot.
     AwaitSnapshot { id: u32, since: Instant },
-    /// Restored; comparing checksums from block `next`.
-    AwaitVerify { next: u64, matched: u32, since: Instant },
+    /// Restored at frame `start`; comparing checksums from block `next`.
+    AwaitVerify { start: u64, next: u64, matched: u32, since: Instant },
 }
 
 impl Supervisor {
@@ -120,12 +121,14 @@ impl Supervisor {
                     let start = snapshot_frame(target);
                     target.publish_restore(start);
                     self.ctl[i].phase =
-                        Phase::AwaitVerify { next: start / block, matched: 0, since: Instant::now() };
+                        Phase::AwaitVerify { start, next: start / block, matched: 0, since: Instant::now() };
                 } else if since.elapsed() > STEP_TIMEOUT {
                     self.fail_join(i, "the active did not deliver a snapshot");
                 }
             }
-            Phase::AwaitVerify { next, matched, since } => self.verify(i, next, matched, since, block),
+            Phase::AwaitVerify { start, next, matched, since } => {
+                self.verify(i, start, next, matched, since, block)
+            }
         }
     }
 
@@ -172,7 +175,7 @@ impl Supervisor {
         self.shared.active.store(i as u8, Release);
     }
 
-    fn verify(&mut self, i: usize, mut next: u64, mut matched: u32, since: Instant, block: u64) {
+    fn verify(&mut self, i: usize, start: u64, mut next: u64, mut matched: u32, since: Instant, block: u64) {
         let source = &self.shared.slots[i ^ 1].region;
         let target = &self.shared.slots[i].region;
         if self.shared.slots[i ^ 1].state() != LIVE {
@@ -199,13 +202,16 @@ impl Supervisor {
             }
         }
         let caught_up = target.audio_write_frame() + block >= source.audio_write_frame();
-        if matched >= VERIFY_BLOCKS && caught_up {
+        // Frames before `start` exist only in the active's ring: until the
+        // output has played them, the replacement cannot stand in for it.
+        let covers_output = self.shared.frame.load(Acquire) >= start;
+        if matched >= VERIFY_BLOCKS && caught_up && covers_output {
             self.ctl[i].compared_through = next;
             self.promote(i);
         } else if since.elapsed() > STEP_TIMEOUT {
             self.fail_join(i, "it did not catch up in lockstep in time");
         } else {
-            self.ctl[i].phase = Phase::AwaitVerify { next, matched, since };
+            self.ctl[i].phase = Phase::AwaitVerify { start, next, matched, since };
         }
     }
 

@@ -3,13 +3,14 @@
 //! also the engine's sequencer (it alone stamps commands and moves the
 //! render limit, so the two can never race).
 //!
-//! [`OutputEngine::process`] never allocates, locks, logs or blocks (except,
-//! on a free-running sink only, to wait for audio); the syscalls it makes
-//! are futex wakes of sleeping workers.
+//! [`OutputEngine::process`] never allocates, locks or logs, and waits for
+//! audio only as long as its caller allows (not at all for a device
+//! callback); the other syscalls it makes are futex wakes of sleeping
+//! workers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chronus_dsp::{Command, TimedCommand};
 use chronus_ipc::{AudioReader, CommandWriter};
@@ -31,8 +32,6 @@ pub struct OutputEngine {
     frame: u64,
     limit: u64,
     lead: u64,
-    /// Wait for audio instead of playing silence (free-running sinks).
-    wait_for_audio: bool,
 }
 
 impl OutputEngine {
@@ -43,23 +42,9 @@ impl OutputEngine {
         record: Option<rtrb::Producer<f32>>,
         lead: u64,
     ) -> Self {
-        let engine = Self {
-            shared,
-            commands,
-            journal,
-            record,
-            pending: None,
-            frame: 0,
-            limit: lead,
-            lead,
-            wait_for_audio: false,
-        };
+        let engine = Self { shared, commands, journal, record, pending: None, frame: 0, limit: lead, lead };
         engine.publish_limit();
         engine
-    }
-
-    pub(crate) fn set_wait_for_audio(&mut self, wait: bool) {
-        self.wait_for_audio = wait;
     }
 
     /// Frames played so far.
@@ -133,9 +118,9 @@ impl OutputEngine {
         None
     }
 
-    fn wait_for_any(&self, frame: u64) {
-        let deadline = std::time::Instant::now() + FREE_RUN_PATIENCE;
-        while std::time::Instant::now() < deadline && !self.shared.stop.load(Relaxed) {
+    /// Waits until a live worker has rendered `frame`, or `deadline`.
+    fn wait_for_any(&self, frame: u64, deadline: Instant) {
+        while Instant::now() < deadline && !self.shared.stop.load(Relaxed) {
             let active = self.shared.active();
             let slot = &self.shared.slots[active];
             if slot.state() == LIVE
@@ -155,12 +140,12 @@ impl OutputEngine {
         }
     }
 
-    /// Fills `left`/`right` with the next frames.
-    fn read_audio(&self, left: &mut [f32], right: &mut [f32]) {
+    /// Fills `left`/`right` with the next frames, waiting for them until
+    /// `deadline` at the most.
+    fn read_audio(&self, left: &mut [f32], right: &mut [f32], deadline: Option<Instant>) {
         let n = left.len() as u64;
-        if self.wait_for_audio {
-            self.wait_for_any(self.frame + n - 1);
-        }
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + FREE_RUN_PATIENCE);
+        self.wait_for_any(self.frame + n - 1, deadline);
         match self.copy_from_live(self.frame, left, right) {
             Some(i) if i == self.shared.active() => return,
             Some(_) => {
@@ -172,9 +157,7 @@ impl OutputEngine {
         // Frame by frame: each from whoever has it, silence if nobody does.
         for k in 0..left.len() {
             let f = self.frame + k as u64;
-            if self.wait_for_audio {
-                self.wait_for_any(f);
-            }
+            self.wait_for_any(f, deadline);
             match self.copy_from_live(f, &mut left[k..=k], &mut right[k..=k]) {
                 Some(i) if i == self.shared.active() => {}
                 Some(_) => {
@@ -190,13 +173,16 @@ impl OutputEngine {
     }
 
     /// Produces the next `left.len()` frames: releases commands, reads the
-    /// audio, frees ring space, moves the render limit.
-    pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
+    /// audio (waiting for missing frames until `deadline` at the most, or
+    /// indefinitely-but-boundedly when `None`), frees ring space, moves the
+    /// render limit. A device callback passes `Some(Instant::now())`: no
+    /// waiting at all.
+    pub fn process(&mut self, left: &mut [f32], right: &mut [f32], deadline: Option<Instant>) {
         let n = left.len().min(right.len());
         let (left, right) = (&mut left[..n], &mut right[..n]);
         self.shared.busy.store(true, SeqCst);
         self.release_commands();
-        self.read_audio(left, right);
+        self.read_audio(left, right, deadline);
         self.frame += n as u64;
         for slot in &self.shared.slots {
             if slot.is_attached() {

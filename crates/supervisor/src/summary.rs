@@ -41,6 +41,8 @@ pub struct FailoverSummary {
     pub rejoin_us: Percentiles,
     /// Replacements that never joined.
     pub unjoined: usize,
+    /// Every fault and its recovery, in order.
+    pub events: Vec<FailoverEvent>,
     /// The same latencies per class of fault: `crash` (the process ended;
     /// noticed by its pidfd) and `stall` (it hung, froze or slowed down;
     /// noticed by the watchdog).
@@ -115,6 +117,7 @@ impl FailoverSummary {
             rejoin_us: overall.rejoin_us,
             unjoined: e.iter().filter(|ev| ev.t_rejoin.is_none()).count(),
             by_class,
+            events: report.events.clone(),
         }
     }
 

@@ -5,7 +5,6 @@
 //! thread must live as long as the engine.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::Child;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -45,7 +44,7 @@ pub(crate) enum Request {
 
 /// A running worker process.
 pub(crate) struct Proc {
-    pub child: Child,
+    pub child: chronus_worker::WorkerProcess,
     pub pidfd: OwnedFd,
     pub pid: u32,
     pub generation: u64,
@@ -172,7 +171,7 @@ impl Supervisor {
         let now = monotonic_ns();
         let Some(mut proc) = self.ctl[i].proc.take() else { return };
         let exit = match proc.child.wait() {
-            Ok(status) => describe_exit(status),
+            Ok(status) => chronus_worker::WorkerProcess::describe(&status),
             Err(e) => format!("wait failed: {e}"),
         };
         let slot = &self.shared.slots[i];
@@ -431,18 +430,5 @@ impl Supervisor {
                 }
             }
         }
-    }
-}
-
-/// "exited with status 1", "killed by SIGKILL", …
-fn describe_exit(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (_, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
-            Ok(s) => format!("killed by {s}"),
-            Err(_) => format!("killed by signal {sig}"),
-        },
-        _ => "ended".into(),
     }
 }

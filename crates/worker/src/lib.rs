@@ -16,7 +16,7 @@ mod spawn;
 pub use error::WorkerError;
 pub use process::{ProcessSetup, prepare_process};
 pub use render_loop::{Step, Worker};
-pub use spawn::{WORKER_FD, spawn_worker};
+pub use spawn::{WORKER_FD, WorkerProcess, spawn_worker};
 
 use std::os::fd::RawFd;
 
