@@ -35,7 +35,7 @@ pub use error::EngineError;
 pub use events::{DetectedBy, FailoverEvent, Percentiles, Role};
 pub use output::OutputEngine;
 pub use report::RunReport;
-pub use sink::{FreeRunningSink, PacedSink, Sink};
+pub use sink::{DEFAULT_BUFFER_PERIODS, FreeRunningSink, PacedSink, Sink};
 pub use status::{Health, Status};
 pub use summary::FailoverSummary;
 pub use supervise::Target;
