@@ -303,3 +303,59 @@ fn an_output_stall_longer_than_the_device_buffer_is_counted_and_recovered_from()
     assert_eq!(report.events.len(), 1);
     assert!(report.events[0].t_rejoin.is_some());
 }
+
+#[test]
+fn a_diverged_standby_is_caught_by_its_checksums_and_replaced() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("failover-diverge");
+    let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| feed(&engine, &stop));
+        let _stop = StopOnDrop(&stop);
+        for n in 1..=3 {
+            wait_healthy(&engine);
+            std::thread::sleep(Duration::from_millis(50));
+            engine.inject(Target::Standby, FaultKind::Diverge).unwrap();
+            wait_failovers(&engine, n);
+        }
+        wait_healthy(&engine);
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let report = engine.stop().unwrap();
+    check_run(&report, &dir, 3);
+    for e in &report.events {
+        assert_eq!(e.detected_by, chronus::supervisor::DetectedBy::Divergence, "{e:?}");
+        assert_eq!(e.role, chronus::supervisor::Role::Standby);
+    }
+}
+
+#[test]
+fn a_free_running_sink_plays_faster_than_real_time_through_faults() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("failover-free");
+    let engine = Engine::start(config(&dir), chronus::supervisor::FreeRunningSink).unwrap();
+    // Commands go in as fast as the engine plays: a dense, unpaced load.
+    let score = std::fs::read_to_string(demo_score()).unwrap();
+    let cmds = chronus::journal::parse_score(&score, SR).unwrap();
+    let started = Instant::now();
+    for (n, kind) in
+        [FaultKind::Kill, FaultKind::Segv, FaultKind::Panic, FaultKind::Hang].into_iter().enumerate()
+    {
+        for c in &cmds {
+            engine.send(c.command).unwrap();
+        }
+        wait_healthy(&engine);
+        engine.inject(if n % 2 == 0 { Target::Active } else { Target::Standby }, kind).unwrap();
+        wait_failovers(&engine, n + 1);
+    }
+    wait_healthy(&engine);
+    let report = engine.stop().unwrap();
+    let played = report.frames_played as f64 / f64::from(SR);
+    assert!(
+        played > started.elapsed().as_secs_f64(),
+        "free-running played {played} s in {:?}",
+        started.elapsed()
+    );
+    check_run(&report, &dir, 4);
+}

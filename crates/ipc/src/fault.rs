@@ -23,10 +23,14 @@ pub enum FaultKind {
     Slow = 8,
     /// `SIGSTOP` itself (frozen, as by `kill -STOP`).
     Stop = 9,
+    /// Silently change its own synth state once (a bit flip, a bug):
+    /// it keeps running but no longer agrees with the journal.
+    Diverge = 10,
 }
 
 impl FaultKind {
-    /// Every kind.
+    /// Every kind the benchmarks and soak inflict (all but `Diverge`, which
+    /// cannot be arbitrated when it hits the active: see docs/failover.md).
     pub const ALL: [FaultKind; 9] = [
         FaultKind::Kill,
         FaultKind::Segv,
@@ -41,7 +45,7 @@ impl FaultKind {
 
     /// The kind with this code.
     pub fn from_u32(code: u32) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| *k as u32 == code)
+        Self::ALL.into_iter().chain([FaultKind::Diverge]).find(|k| *k as u32 == code)
     }
 
     /// The name used on the command line and in reports.
@@ -56,12 +60,13 @@ impl FaultKind {
             FaultKind::Hang => "hang",
             FaultKind::Slow => "slow",
             FaultKind::Stop => "stop",
+            FaultKind::Diverge => "diverge",
         }
     }
 
     /// The kind with this name.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
+        Self::ALL.into_iter().chain([FaultKind::Diverge]).find(|k| k.name() == name)
     }
 
     /// Whether the process stays alive (so only the watchdog can catch it).

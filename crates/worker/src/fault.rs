@@ -5,7 +5,8 @@ use chronus_ipc::FaultKind;
 use nix::sys::signal::{Signal, raise};
 
 /// Inflicts `kind`. Returns only for kinds that keep the worker running
-/// (`slow`: returns true so the caller slows down).
+/// (`slow`: returns true so the caller slows down; `diverge` is done by the
+/// caller, which owns the synth).
 pub(crate) fn inflict(kind: FaultKind) -> bool {
     match kind {
         FaultKind::Kill => {
@@ -25,6 +26,7 @@ pub(crate) fn inflict(kind: FaultKind) -> bool {
             let _ = raise(Signal::SIGSTOP);
         }
         FaultKind::Slow => return true,
+        FaultKind::Diverge => {}
     }
     false
 }

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
-use chronus_dsp::{Synth, SynthConfig};
+use chronus_dsp::{Command, Param, Synth, SynthConfig};
 use chronus_ipc::{
     AudioWriter, CHECKSUM_SEED, CommandReader, FaultKind, Region, Slot, SnapshotBuffers, WorkerState,
     checksum_samples, monotonic_ns,
@@ -42,6 +42,8 @@ pub struct Worker<'r> {
     block_hash: u64,
     /// An injected `slow` fault is active.
     slow: bool,
+    /// An injected `diverge` fault was done.
+    diverged: bool,
 }
 
 impl<'r> Worker<'r> {
@@ -67,6 +69,7 @@ impl<'r> Worker<'r> {
             right: vec![0.0; block],
             block_hash: CHECKSUM_SEED,
             slow: false,
+            diverged: false,
         };
         region.control().pid.store(std::process::id(), Release);
         region.set_worker_state(WorkerState::Ready);
@@ -141,6 +144,10 @@ impl<'r> Worker<'r> {
         }
         if let Some(kind) = self.region.requested_fault() {
             self.region.heartbeat().fault_at_ns.compare_exchange(0, monotonic_ns(), Relaxed, Relaxed).ok();
+            if kind == FaultKind::Diverge && !self.diverged {
+                self.diverged = true;
+                let _ = self.synth.apply(&Command::Set { param: Param::Master, value: 0.123 });
+            }
             self.slow = kind == FaultKind::Slow || inflict(kind);
         }
         self.serve_snapshot();
