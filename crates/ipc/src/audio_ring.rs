@@ -8,7 +8,7 @@
 //! never undefined behaviour; non-finite samples are replaced by silence on
 //! read and counted.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::Duration;
 
 use crate::{Region, sys};
@@ -44,7 +44,7 @@ impl<'r> AudioWriter<'r> {
 
     /// Frames that can be written now without overtaking the reader.
     pub fn space(&self) -> u64 {
-        let read = self.region.audio_header().read_frame.load(Acquire);
+        let read = self.region.audio_header().read_frame.load(SeqCst);
         (read + self.mask + 1).saturating_sub(self.write_frame)
     }
 
@@ -136,7 +136,9 @@ impl<'r> AudioReader<'r> {
     /// Marks frames below `frame` consumed, freeing their slots for the
     /// writer (whom it wakes if it sleeps). Never moves backwards.
     pub fn consume_to(&mut self, frame: u64) {
-        self.region.audio_header().read_frame.fetch_max(frame, Release);
+        // SeqCst: pairs with the worker's sleep announcement (see
+        // `Region::worker_sleep`).
+        self.region.audio_header().read_frame.fetch_max(frame, SeqCst);
         self.region.wake_worker();
     }
 

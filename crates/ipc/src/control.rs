@@ -17,8 +17,16 @@ impl Region {
     /// Lets the worker render frames below `frame`. Call only after every
     /// command for those frames has been pushed.
     pub fn publish_render_limit(&self, frame: u64) {
-        self.control().render_limit.fetch_max(frame, Release);
+        // SeqCst: paired with the worker's SeqCst `sleeping` store and limit
+        // load in `worker_sleep` (store-then-load on both sides), so either
+        // the worker sees the new limit or we see it sleeping and wake it.
+        self.control().render_limit.fetch_max(frame, SeqCst);
         self.wake_worker();
+    }
+
+    /// The render limit (SeqCst, see [`Region::publish_render_limit`]).
+    pub fn render_limit(&self) -> u64 {
+        self.control().render_limit.load(SeqCst)
     }
 
     /// Asks the worker to stop (it finishes its block and exits 0).
@@ -44,6 +52,8 @@ impl Region {
 
     /// Worker side: sleeps until woken or `timeout`, unless `ready()` turns
     /// true after announcing the sleep (so a wake-up cannot be lost).
+    /// `ready()` must read what wakers publish with SeqCst loads (as
+    /// [`Region::render_limit`] does), to pair with their SeqCst stores.
     pub fn worker_sleep(&self, timeout: Duration, ready: impl Fn() -> bool) {
         let c = self.control();
         let seen = c.wake.load(SeqCst);

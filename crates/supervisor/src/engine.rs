@@ -12,7 +12,7 @@ use crate::EngineError;
 use crate::collector::{Collected, Collector};
 use crate::config::EngineConfig;
 use crate::events::FailoverEvent;
-use crate::output::OutputEngine;
+use crate::output::{OutputEngine, Queued};
 use crate::report::RunReport;
 use crate::shared::Shared;
 use crate::sink::Sink;
@@ -39,7 +39,7 @@ const OUTPUT_PRIORITY: i32 = 70;
 pub struct Engine {
     shared: Arc<Shared>,
     cfg: EngineConfig,
-    commands: Mutex<rtrb::Producer<Command>>,
+    commands: Mutex<rtrb::Producer<Queued>>,
     requests: mpsc::Sender<Request>,
     status: Arc<Mutex<Status>>,
     output: Option<JoinHandle<()>>,
@@ -164,6 +164,8 @@ impl Engine {
             }
             let mut output = output;
             let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            out_shared.start_unix_ns.store(now.as_nanos() as u64, Release);
             out_shared.running.store(true, Release);
             while !out_shared.stop.load(Acquire) {
                 let deadline = sink.wait_period(block as u32);
@@ -190,9 +192,30 @@ impl Engine {
     /// # Errors
     /// [`EngineError::QueueFull`] when the output is not keeping up.
     pub fn send(&self, command: Command) -> Result<(), EngineError> {
+        self.enqueue(Queued { command, at: None })
+    }
+
+    /// Queues a command to apply at `frame` (sample-accurate), or as soon as
+    /// possible if that frame is already being rendered.
+    ///
+    /// # Errors
+    /// [`EngineError::QueueFull`] when the output is not keeping up.
+    pub fn send_at(&self, command: Command, frame: u64) -> Result<(), EngineError> {
+        self.enqueue(Queued { command, at: Some(frame) })
+    }
+
+    /// The frame that plays at wall-clock `time`, once the output runs
+    /// (frame 0 plays when it starts; the paced sink holds that rate).
+    pub fn frame_at(&self, time: std::time::SystemTime) -> Option<u64> {
+        let start = self.shared.start_unix_ns.load(Acquire);
+        let t = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as u64;
+        (start != 0).then(|| t.saturating_sub(start) * u64::from(self.cfg.sample_rate) / 1_000_000_000)
+    }
+
+    fn enqueue(&self, queued: Queued) -> Result<(), EngineError> {
         let mut queue =
             self.commands.lock().map_err(|_| EngineError::Thread("command queue poisoned".into()))?;
-        queue.push(command).map_err(|_| {
+        queue.push(queued).map_err(|_| {
             self.shared.commands_dropped.fetch_add(1, Relaxed);
             EngineError::QueueFull
         })
@@ -295,6 +318,7 @@ impl Engine {
             corrupt_samples: s.corrupt_samples.load(Acquire),
             io_overruns: s.io_overruns.load(Acquire),
             commands_dropped: s.commands_dropped.load(Acquire),
+            commands_late: s.commands_late.load(Acquire),
             errors: collected.errors,
         };
         if let Some(e) = errors.pop() {

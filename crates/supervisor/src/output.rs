@@ -19,16 +19,29 @@ use crate::shared::{JOINING, LIVE, Shared};
 
 /// How long a free-running output waits for a frame before giving up.
 const FREE_RUN_PATIENCE: Duration = Duration::from_secs(5);
+/// Commands scheduled for later frames that the output thread holds.
+pub(crate) const SCHEDULE_CAPACITY: usize = 1_024;
+
+/// A command on its way to the output thread.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Queued {
+    pub command: Command,
+    /// Apply at this frame (if not already past), else as soon as possible.
+    pub at: Option<u64>,
+}
 
 /// The real-time output state.
 #[derive(Debug)]
 pub struct OutputEngine {
     shared: Arc<Shared>,
-    commands: rtrb::Consumer<Command>,
+    commands: rtrb::Consumer<Queued>,
     journal: rtrb::Producer<TimedCommand>,
     record: Option<rtrb::Producer<f32>>,
-    /// A command waiting for space in a live worker's ring.
-    pending: Option<Command>,
+    /// A stamped command waiting for space in a live worker's ring.
+    pending: Option<TimedCommand>,
+    /// Commands for later frames, unordered; `scheduled_len` are in use.
+    scheduled: Box<[TimedCommand]>,
+    scheduled_len: usize,
     frame: u64,
     limit: u64,
     lead: u64,
@@ -37,12 +50,24 @@ pub struct OutputEngine {
 impl OutputEngine {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        commands: rtrb::Consumer<Command>,
+        commands: rtrb::Consumer<Queued>,
         journal: rtrb::Producer<TimedCommand>,
         record: Option<rtrb::Producer<f32>>,
         lead: u64,
     ) -> Self {
-        let engine = Self { shared, commands, journal, record, pending: None, frame: 0, limit: lead, lead };
+        let filler = TimedCommand { frame: 0, command: Command::NoteOff { voice: 0 } };
+        let engine = Self {
+            shared,
+            commands,
+            journal,
+            record,
+            pending: None,
+            scheduled: vec![filler; SCHEDULE_CAPACITY].into_boxed_slice(),
+            scheduled_len: 0,
+            frame: 0,
+            limit: lead,
+            lead,
+        };
         engine.publish_limit();
         engine
     }
@@ -61,40 +86,83 @@ impl OutputEngine {
         self.shared.limit.store(self.limit, Release);
     }
 
-    /// Stamps queued commands at the current render limit and pushes each to
-    /// every attached worker, all or none for live workers. A joining worker
-    /// whose ring overflows is dropped from the fan-out (its join fails).
-    fn release_commands(&mut self) {
-        loop {
-            let Some(command) = self.pending.take().or_else(|| self.commands.pop().ok()) else {
-                return;
-            };
-            let stamped = TimedCommand { frame: self.limit, command };
-            let live_full = self
-                .shared
-                .slots
-                .iter()
-                .any(|s| s.state() == LIVE && CommandWriter::new(&s.region).space() == 0);
-            if live_full {
-                self.pending = Some(command);
-                return;
+    /// Pushes a stamped command to every attached worker, all or none for
+    /// live workers (false: a live worker's ring is full; try again next
+    /// period). A joining worker whose ring overflows is flagged (its join
+    /// fails).
+    fn push_to_workers(&mut self, stamped: TimedCommand) -> bool {
+        let live_full =
+            self.shared.slots.iter().any(|s| s.state() == LIVE && CommandWriter::new(&s.region).space() == 0);
+        if live_full {
+            return false;
+        }
+        for slot in &self.shared.slots {
+            match slot.state() {
+                LIVE => {
+                    let _ = CommandWriter::new(&slot.region).push(stamped);
+                }
+                // A joining worker's ring overflowed: flag it; the
+                // supervisor sees the flag and restarts the join.
+                JOINING if CommandWriter::new(&slot.region).push(stamped).is_err() => {
+                    slot.region.control().error.store(1, Release);
+                }
+                _ => {}
             }
-            for slot in &self.shared.slots {
-                match slot.state() {
-                    LIVE => {
-                        let _ = CommandWriter::new(&slot.region).push(stamped);
+        }
+        if self.journal.push(stamped).is_err() {
+            self.shared.io_overruns.fetch_add(1, Relaxed);
+        }
+        true
+    }
+
+    /// Releases commands for frames below `next_limit`, stamped at their
+    /// frame but never before the current limit (workers have rendered up
+    /// to it): first the queued immediate ones, in arrival order, then the
+    /// scheduled ones that fall due, in frame order. Stamps are therefore
+    /// non-decreasing in every ring and in the journal.
+    fn release_commands(&mut self, next_limit: u64) {
+        if let Some(stamped) = self.pending.take()
+            && !self.push_to_workers(stamped)
+        {
+            self.pending = Some(stamped);
+            return;
+        }
+        while let Ok(queued) = self.commands.pop() {
+            match queued.at {
+                Some(frame) if frame >= next_limit && self.scheduled_len < self.scheduled.len() => {
+                    self.scheduled[self.scheduled_len] = TimedCommand { frame, command: queued.command };
+                    self.scheduled_len += 1;
+                }
+                at => {
+                    // Due now (or the schedule is full: played late, counted).
+                    if at.is_some_and(|f| f >= next_limit) {
+                        self.shared.commands_late.fetch_add(1, Relaxed);
                     }
-                    // A joining worker's ring overflowed: flag it; the
-                    // supervisor sees the flag and restarts the join.
-                    JOINING if CommandWriter::new(&slot.region).push(stamped).is_err() => {
-                        slot.region.control().error.store(1, Release);
+                    let stamped = TimedCommand { frame: self.limit, command: queued.command };
+                    if !self.push_to_workers(stamped) {
+                        self.pending = Some(stamped);
+                        return;
                     }
-                    _ => {}
                 }
             }
-            if self.journal.push(stamped).is_err() {
-                self.shared.io_overruns.fetch_add(1, Relaxed);
+        }
+        loop {
+            // The earliest scheduled command that falls due (ties: arrival order).
+            let due = self.scheduled[..self.scheduled_len]
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.frame < next_limit)
+                .min_by_key(|(i, c)| (c.frame, *i))
+                .map(|(i, _)| i);
+            let Some(i) = due else { return };
+            let mut stamped = self.scheduled[i];
+            stamped.frame = stamped.frame.max(self.limit);
+            if !self.push_to_workers(stamped) {
+                return;
             }
+            // Keep arrival order among the rest: shift down.
+            self.scheduled.copy_within(i + 1..self.scheduled_len, i);
+            self.scheduled_len -= 1;
         }
     }
 
@@ -181,7 +249,8 @@ impl OutputEngine {
         let n = left.len().min(right.len());
         let (left, right) = (&mut left[..n], &mut right[..n]);
         self.shared.busy.store(true, SeqCst);
-        self.release_commands();
+        let next_limit = self.limit.max(self.frame + n as u64 + self.lead);
+        self.release_commands(next_limit);
         self.read_audio(left, right, deadline);
         self.frame += n as u64;
         for slot in &self.shared.slots {
@@ -189,7 +258,7 @@ impl OutputEngine {
                 AudioReader::new(&slot.region).consume_to(self.frame);
             }
         }
-        self.limit = self.limit.max(self.frame + self.lead);
+        self.limit = next_limit;
         self.publish_limit();
         if let Some(record) = &mut self.record {
             for (l, r) in left.iter().zip(right.iter()) {

@@ -32,6 +32,8 @@ pub struct RunReport {
     pub io_overruns: u64,
     /// Commands dropped because the input queue was full.
     pub commands_dropped: u64,
+    /// Scheduled commands played later than asked.
+    pub commands_late: u64,
     /// Errors writing the journal or recording files.
     pub errors: Vec<String>,
 }

@@ -60,6 +60,11 @@ pub(crate) struct Shared {
     pub corrupt_samples: AtomicU64,
     /// Commands dropped because the input queue was full.
     pub commands_dropped: AtomicU64,
+    /// Scheduled commands played later than asked (schedule full, or the
+    /// time had passed).
+    pub commands_late: AtomicU64,
+    /// CLOCK_REALTIME ns at which frame 0 played (0 until the output runs).
+    pub start_unix_ns: AtomicU64,
     /// Journal entries or recorded samples lost to full queues (must stay 0).
     pub io_overruns: AtomicU64,
     /// The output thread has started producing.
@@ -89,6 +94,8 @@ impl Shared {
             fallback_frames: AtomicU64::new(0),
             corrupt_samples: AtomicU64::new(0),
             commands_dropped: AtomicU64::new(0),
+            commands_late: AtomicU64::new(0),
+            start_unix_ns: AtomicU64::new(0),
             io_overruns: AtomicU64::new(0),
             running: AtomicBool::new(false),
             busy: AtomicBool::new(false),

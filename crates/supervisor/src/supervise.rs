@@ -395,6 +395,10 @@ impl Supervisor {
             while let Ok(request) = self.requests.try_recv() {
                 self.handle_request(request);
             }
+            if self.shared.stop.load(Acquire) {
+                // The output no longer consumes: progress checks would lie.
+                break;
+            }
             for i in 0..2 {
                 self.watch(i);
                 self.step_join(i);

@@ -1,6 +1,6 @@
 //! The worker's render loop.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::{Duration, Instant};
 
 use chronus_dsp::{Command, Param, Synth, SynthConfig};
@@ -117,7 +117,7 @@ impl<'r> Worker<'r> {
     /// the same block grid).
     fn renderable(&self) -> usize {
         let frame = self.synth.frame();
-        let limit = self.region.control().render_limit.load(Acquire);
+        let limit = self.region.render_limit();
         let to_grid = self.block() - frame % self.block();
         limit.saturating_sub(frame).min(self.writer.space()).min(to_grid) as usize
     }
