@@ -13,6 +13,8 @@ pub const USAGE: u8 = 2;
 pub const DATA_ERR: u8 = 65;
 /// An input file cannot be opened.
 pub const NO_INPUT: u8 = 66;
+/// No engine answered (`status`).
+pub const UNAVAILABLE: u8 = 69;
 /// An OS call failed.
 pub const OS_ERR: u8 = 71;
 /// An output file cannot be created or written.
@@ -28,8 +30,10 @@ Exit codes:
   0   success
   1   a benchmark or soak run failed its checks (frames lost, not bit-exact, …)
   2   bad command-line arguments
-  65  malformed input (score or journal), with the line number
+  65  malformed input (score, journal), with the line number; or the
+      engine refused what `send` sent (its /error reply is printed)
   66  an input file cannot be opened
+  69  no engine answered at the OSC address (status)
   71  an operating-system call failed
   73  an output file cannot be created or written
   75  (worker) the supervisor was gone before the worker started

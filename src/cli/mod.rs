@@ -2,7 +2,11 @@
 //! plain config structs that the commands use.
 
 mod bench;
+mod osc_client;
+mod play;
 mod render;
+mod send;
+mod status;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +24,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Start the engine and play; control it over OSC (see docs/osc.md).
+    Play(play::PlayArgs),
+    /// Send one OSC message to a running engine, e.g. `send /note_on 1 440 0.5`.
+    Send(send::SendArgs),
+    /// Show a running engine's health, workers and counters.
+    Status(status::StatusArgs),
     /// Render a score or a command journal offline to a 32-bit float stereo WAV.
     Render(render::RenderArgs),
     /// Benchmarks: `chronus bench failover`.
@@ -32,6 +42,9 @@ enum Cmd {
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Cmd::Play(args) => play::run(args),
+        Cmd::Send(args) => send::run(args),
+        Cmd::Status(args) => status::run(args),
         Cmd::Render(args) => render::run(args),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Worker(args) => worker::run(args),

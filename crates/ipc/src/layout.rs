@@ -179,6 +179,8 @@ pub struct Heartbeat {
     pub commands_late: AtomicU64,
     /// CLOCK_MONOTONIC ns at which an injected fault was inflicted.
     pub fault_at_ns: AtomicU64,
+    /// Voices sounding after the last block.
+    pub voices_in_use: AtomicU64,
     /// Grid block number of each checksum slot (`block / max_block`, slot
     /// `block % CHECKSUMS`); written after the hash.
     pub checksum_block: [AtomicU64; CHECKSUMS],

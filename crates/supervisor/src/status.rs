@@ -49,6 +49,8 @@ pub struct Status {
     pub block: u32,
     /// Voices.
     pub voices: u32,
+    /// Voices sounding now (as the active worker last reported).
+    pub voices_in_use: u32,
 }
 
 impl Status {
@@ -65,6 +67,7 @@ impl Status {
             sample_rate: cfg.sample_rate,
             block: cfg.block,
             voices: cfg.voices,
+            voices_in_use: 0,
         }
     }
 }

@@ -364,6 +364,7 @@ impl Supervisor {
                 sample_rate: self.cfg.sample_rate,
                 block: self.cfg.block,
                 voices: self.cfg.voices,
+                voices_in_use: s.slots[active].region.heartbeat().voices_in_use.load(Relaxed) as u32,
             };
         if let Ok(mut st) = self.status.lock() {
             *st = status;

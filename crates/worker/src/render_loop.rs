@@ -175,6 +175,7 @@ impl<'r> Worker<'r> {
         let hb = self.region.heartbeat();
         let stats = self.synth.stats();
         hb.commands_applied.store(stats.applied, Relaxed);
+        hb.voices_in_use.store(u64::from(self.synth.voices_in_use()), Relaxed);
         hb.commands_rejected.store(stats.rejected + self.reader.corrupt(), Relaxed);
         hb.commands_late.store(stats.late + self.reader.out_of_order(), Relaxed);
         hb.render_ns_last.store(end - start, Relaxed);

@@ -1,0 +1,185 @@
+//! OSC packets → Chronus commands (pure: no I/O, so it can be fuzzed).
+
+use std::time::SystemTime;
+
+use chronus_dsp::{Command, DspError, Param};
+use chronus_journal::{Arg, parse_command};
+use rosc::{OscPacket, OscType};
+
+/// What one message asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// An engine command, at a wall-clock time (from a bundle) or at once.
+    Command(Command, Option<SystemTime>),
+    /// `/status`: reply with `/status.reply`.
+    Status,
+    /// `/quit`: stop the engine.
+    Quit,
+    /// Something to refuse: `(address, message)` for the `/error` reply.
+    Error(String, String),
+}
+
+/// A decoded packet: every message in it, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded {
+    /// The messages.
+    pub items: Vec<Item>,
+}
+
+/// Deepest bundle nesting accepted.
+const MAX_DEPTH: usize = 8;
+
+fn arg(v: &OscType) -> Option<Arg<'_>> {
+    Some(match v {
+        OscType::Int(i) => Arg::Int(i64::from(*i)),
+        OscType::Long(l) => Arg::Int(*l),
+        OscType::Float(f) => Arg::Float(*f),
+        OscType::Double(d) => Arg::Float(*d as f32),
+        OscType::String(s) => Arg::Str(s),
+        _ => return None,
+    })
+}
+
+/// Checks what the synth would refuse, so the sender hears about it: NaN
+/// and infinities, and voices beyond `voices`.
+fn validate(command: &Command, voices: u32) -> Result<(), DspError> {
+    let (voice, values): (Option<u32>, [(Param, f32); 2]) = match *command {
+        Command::NoteOn { voice, freq, amp } => (Some(voice), [(Param::Freq, freq), (Param::Amp, amp)]),
+        Command::NoteOff { voice } => (Some(voice), [(Param::Amp, 0.0); 2]),
+        Command::Set { param, value } => (None, [(param, value); 2]),
+        Command::VoiceSet { voice, param, value } => {
+            if !param.is_voice_param() {
+                return Err(DspError::NotAVoiceParam(param));
+            }
+            (Some(voice), [(param, value); 2])
+        }
+    };
+    if let Some(v) = voice
+        && v >= voices
+    {
+        return Err(DspError::VoiceOutOfRange { voice: v, voices });
+    }
+    for (param, value) in values {
+        param.sanitize(value, 48_000)?;
+    }
+    Ok(())
+}
+
+fn message(addr: &str, args: &[OscType], at: Option<SystemTime>, voices: u32, out: &mut Vec<Item>) {
+    match addr {
+        "/status" => return out.push(Item::Status),
+        "/quit" => return out.push(Item::Quit),
+        _ => {}
+    }
+    let typed: Option<Vec<Arg<'_>>> = args.iter().map(arg).collect();
+    let Some(typed) = typed else {
+        return out.push(Item::Error(addr.into(), "arguments must be ints, floats or strings".into()));
+    };
+    let item = match parse_command(addr, &typed) {
+        Ok(c) => match validate(&c, voices) {
+            Ok(()) => Item::Command(c, at),
+            Err(e) => Item::Error(addr.into(), e.to_string()),
+        },
+        Err(e) => Item::Error(addr.into(), e.to_string()),
+    };
+    out.push(item);
+}
+
+fn walk(packet: &OscPacket, at: Option<SystemTime>, depth: usize, voices: u32, out: &mut Vec<Item>) {
+    match packet {
+        OscPacket::Message(m) => message(&m.addr, &m.args, at, voices, out),
+        OscPacket::Bundle(b) if depth >= MAX_DEPTH => {
+            let _ = b;
+            out.push(Item::Error("#bundle".into(), format!("bundles nested deeper than {MAX_DEPTH}")));
+        }
+        OscPacket::Bundle(b) => {
+            // Time tag 1 means "immediately" (OSC 1.0).
+            let when = (b.timetag.seconds, b.timetag.fractional) != (0, 1);
+            let at = if when { Some(SystemTime::from(b.timetag)) } else { at };
+            for p in &b.content {
+                walk(p, at, depth + 1, voices, out);
+            }
+        }
+    }
+}
+
+/// Decodes one UDP datagram for a synth with `voices` voices.
+pub fn decode_packet(bytes: &[u8], voices: u32) -> Decoded {
+    let mut items = Vec::new();
+    match rosc::decoder::decode_udp(bytes) {
+        Ok((_, packet)) => walk(&packet, None, 0, voices, &mut items),
+        Err(e) => items.push(Item::Error(String::new(), format!("malformed OSC packet: {e}"))),
+    }
+    Decoded { items }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rosc::{OscBundle, OscMessage, OscTime, encoder};
+
+    fn bytes(p: &OscPacket) -> Vec<u8> {
+        encoder::encode(p).unwrap()
+    }
+
+    fn msg(addr: &str, args: Vec<OscType>) -> OscPacket {
+        OscPacket::Message(OscMessage { addr: addr.into(), args })
+    }
+
+    #[test]
+    fn messages_become_commands_with_ints_and_floats_interchangeable() {
+        let d = decode_packet(
+            &bytes(&msg("/note_on", vec![OscType::Int(1), OscType::Int(440), OscType::Double(0.5)])),
+            8,
+        );
+        assert_eq!(d.items, vec![Item::Command(Command::NoteOn { voice: 1, freq: 440.0, amp: 0.5 }, None)]);
+        let d = decode_packet(&bytes(&msg("/status", vec![])), 8);
+        assert_eq!(d.items, vec![Item::Status]);
+    }
+
+    #[test]
+    fn bad_input_becomes_errors_not_panics() {
+        let cases = [
+            msg("/nope", vec![]),
+            msg("/note_on", vec![OscType::Int(1)]),
+            msg("/note_on", vec![OscType::Int(99), OscType::Float(440.0), OscType::Float(0.5)]),
+            msg("/note_on", vec![OscType::Int(1), OscType::Float(f32::NAN), OscType::Float(0.5)]),
+            msg("/set", vec![OscType::String("volume".into()), OscType::Float(1.0)]),
+            msg("/voice/set", vec![OscType::Int(1), OscType::String("master".into()), OscType::Float(1.0)]),
+            msg("/note_off", vec![OscType::Blob(vec![1, 2])]),
+        ];
+        for p in cases {
+            let d = decode_packet(&bytes(&p), 8);
+            assert!(matches!(d.items.as_slice(), [Item::Error(..)]), "{p:?} -> {d:?}");
+        }
+        for garbage in [&b""[..], b"\x00", b"/note_on\x00\x00\x00\x00,ii", b"#bundle\x00", &[0xff; 100]] {
+            let d = decode_packet(garbage, 8);
+            assert!(matches!(d.items.as_slice(), [Item::Error(..)]), "{garbage:?} -> {d:?}");
+        }
+    }
+
+    #[test]
+    fn bundles_carry_their_time_and_immediate_tags_do_not() {
+        let later = SystemTime::now() + std::time::Duration::from_secs(1);
+        let tag = OscTime::try_from(later).unwrap();
+        let b = OscPacket::Bundle(OscBundle {
+            timetag: tag,
+            content: vec![msg("/note_off", vec![OscType::Int(2)])],
+        });
+        match decode_packet(&bytes(&b), 8).items.as_slice() {
+            [Item::Command(Command::NoteOff { voice: 2 }, Some(at))] => {
+                let diff = at.duration_since(later).unwrap_or_else(|e| e.duration());
+                assert!(diff < std::time::Duration::from_millis(1));
+            }
+            other => panic!("{other:?}"),
+        }
+        let now = OscPacket::Bundle(OscBundle {
+            timetag: OscTime::from((0, 1)),
+            content: vec![msg("/note_off", vec![OscType::Int(2)])],
+        });
+        assert_eq!(
+            decode_packet(&bytes(&now), 8).items,
+            vec![Item::Command(Command::NoteOff { voice: 2 }, None)]
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! `chronus play`: run the engine, controlled over OSC.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chronus::osc::{Allow, OscServer};
+use chronus::supervisor::{Engine, EngineConfig, FailoverSummary, Health, PacedSink, Target, play_looped};
+
+use crate::exit::{CANT_CREATE, ExitCodeExt, Failure, OS_ERR, USAGE};
+
+/// Flags of `chronus play`.
+#[derive(Debug, clap::Args)]
+pub struct PlayArgs {
+    /// Play the built-in demo piece; halfway, kill the active worker and
+    /// show that nothing was lost.
+    #[arg(long)]
+    demo: bool,
+    /// Stop after this many seconds (default: the demo's length with --demo,
+    /// else run until /quit, Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Output: `auto` (the sound card when there is one) or `null` (a paced
+    /// sink that keeps real time without a device).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "null"])]
+    sink: String,
+    /// Record exactly what was played to this WAV file (32-bit float stereo).
+    #[arg(long, value_name = "FILE.wav")]
+    record: Option<PathBuf>,
+    /// Write the stamped command journal here; `chronus render --journal`
+    /// of it reproduces the recording bit for bit.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+    /// Voices, 1..=4096.
+    #[arg(long, default_value_t = 64)]
+    voices: u32,
+    /// Frames per period.
+    #[arg(long, default_value_t = 256)]
+    block: u32,
+    /// Sample rate in Hz.
+    #[arg(long, default_value_t = 48_000)]
+    sample_rate: u32,
+    /// OSC address to listen on (loopback unless you name another).
+    #[arg(long, default_value = chronus::osc::DEFAULT_ADDR, value_name = "ADDR:PORT")]
+    osc: String,
+    /// Only accept OSC from these networks (repeatable), e.g. 192.168.1.0/24.
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<String>,
+    /// Allow fault injection (tests and demos).
+    #[arg(long)]
+    faults: bool,
+}
+
+/// Validated settings of a play run.
+struct PlayConfig {
+    engine: EngineConfig,
+    demo: bool,
+    duration: Option<Duration>,
+    osc: String,
+    allow: Allow,
+}
+
+impl PlayArgs {
+    fn validate(self) -> Result<PlayConfig, Failure> {
+        let exe = std::env::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
+        let mut engine = EngineConfig::new(exe);
+        engine.voices = self.voices;
+        engine.block = self.block;
+        engine.sample_rate = self.sample_rate;
+        engine.faults_enabled = self.faults;
+        engine.record_path = self.record;
+        engine.journal_path = self.journal;
+        engine.record_in_memory = self.demo;
+        engine.validate().or_exit(USAGE, "bad settings")?;
+        if !(1..=chronus::dsp::MAX_VOICES).contains(&self.voices) {
+            return Err(Failure::new(USAGE, "--voices must be 1..=4096"));
+        }
+        let demo_secs = demo_score(self.sample_rate)?.1 as f64 / f64::from(self.sample_rate);
+        let duration = match self.duration {
+            Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+            Some(_) => return Err(Failure::new(USAGE, "--duration must be a positive number of seconds")),
+            None if self.demo => Some(Duration::from_secs_f64(demo_secs)),
+            None => None,
+        };
+        let mut allow = Allow::all();
+        for cidr in &self.allow {
+            allow.add(cidr).map_err(|e| Failure::new(USAGE, e))?;
+        }
+        if self.sink == "auto" {
+            eprintln!(
+                "chronus: no audio device support in this build yet; playing through the paced null sink"
+            );
+        }
+        Ok(PlayConfig { engine, demo: self.demo, duration, osc: self.osc, allow })
+    }
+}
+
+/// The built-in demo score and its loop length in frames.
+fn demo_score(sample_rate: u32) -> Result<(Vec<chronus::dsp::TimedCommand>, u64), Failure> {
+    let score = chronus::journal::parse_score(include_str!("../../examples/scores/demo.score"), sample_rate)
+        .or_exit(crate::exit::DATA_ERR, "the built-in demo score")?;
+    let length = chronus::journal::default_length(&score, sample_rate, 1.0);
+    Ok((score, length))
+}
+
+/// Runs `chronus play`.
+pub fn run(args: PlayArgs) -> Result<(), Failure> {
+    let cfg = args.validate()?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, interrupted.clone()).or_exit(OS_ERR, "cannot handle signals")?;
+    }
+    let sample_rate = cfg.engine.sample_rate;
+    let engine = Arc::new(
+        Engine::start(cfg.engine, PacedSink::new(sample_rate)).or_exit(OS_ERR, "cannot start the engine")?,
+    );
+    let server = OscServer::start(&cfg.osc, engine.clone(), cfg.allow)
+        .or_exit(OS_ERR, format!("cannot listen for OSC on {}", cfg.osc))?;
+    let status =
+        engine.wait_for(Duration::from_secs(2), |s| s.health == Health::Healthy).unwrap_or_else(|s| s);
+    println!(
+        "chronus playing: {} Hz, block {}, {} voices; OSC on {}; active worker pid {}, standby pid {}",
+        status.sample_rate,
+        status.block,
+        status.voices,
+        server.local_addr(),
+        status.active_pid.unwrap_or(0),
+        status.standby_pid.unwrap_or(0)
+    );
+    let started = Instant::now();
+    let done = AtomicBool::new(false);
+    let mut killed: Option<u32> = None;
+    std::thread::scope(|s| {
+        if cfg.demo {
+            let (score, length) = demo_score(sample_rate)?;
+            let (engine, done) = (&engine, &done);
+            s.spawn(move || play_looped(engine, &score, length, done));
+        }
+        while !interrupted.load(Ordering::Relaxed) && !server.quit_requested() {
+            if cfg.duration.is_some_and(|d| started.elapsed() >= d) {
+                break;
+            }
+            if cfg.demo && killed.is_none() && cfg.duration.is_some_and(|d| started.elapsed() >= d / 2) {
+                let healthy = engine.status().health == Health::Healthy;
+                if healthy && let Ok(pid) = engine.signal(Target::Active, libc::SIGKILL) {
+                    println!(
+                        "demo: killed the active worker (pid {pid}) with SIGKILL; listen: nothing happens"
+                    );
+                    killed = Some(pid);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        done.store(true, Ordering::Relaxed);
+        Ok::<(), Failure>(())
+    })?;
+    server.stop();
+    let engine =
+        Arc::try_unwrap(engine).map_err(|_| Failure::new(crate::exit::OS_ERR, "engine still in use"))?;
+    let report = engine.stop().or_exit(CANT_CREATE, "stopping")?;
+    let seconds = report.frames_played as f64 / f64::from(report.sample_rate);
+    if cfg.demo {
+        let summary = FailoverSummary::of(&report);
+        for e in &report.events {
+            println!(
+                "demo: worker {} ({}) {}: detected in {:.0} µs, switched in {:.0} µs, replacement in lockstep after {:.1} ms",
+                e.pid,
+                format!("{:?}", e.role).to_lowercase(),
+                e.exit,
+                e.detection_us(),
+                e.switch_us(),
+                e.rejoin_us().unwrap_or(f64::NAN) / 1_000.0
+            );
+        }
+        println!(
+            "played {seconds:.1} s: {} failover(s), frames lost: {}, bit-exact with the offline render: {}",
+            summary.faults,
+            summary.lost_frames,
+            if summary.bit_exact { "yes" } else { "NO" }
+        );
+    } else {
+        println!(
+            "played {seconds:.1} s: {} failover(s), underrun frames: {}",
+            report.events.len(),
+            report.underrun_frames
+        );
+    }
+    Ok(())
+}

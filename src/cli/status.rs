@@ -1,0 +1,79 @@
+//! `chronus status`: ask a running engine how it is.
+
+use std::time::Duration;
+
+use rosc::OscType;
+
+use super::osc_client::request;
+use crate::exit::{Failure, UNAVAILABLE};
+
+/// Flags of `chronus status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The engine's OSC address.
+    #[arg(long, default_value = chronus::osc::DEFAULT_ADDR, value_name = "ADDR:PORT")]
+    to: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// How long to wait for the reply, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    timeout_ms: u64,
+}
+
+/// The fields of `/status.reply`, in order.
+const FIELDS: [&str; 11] = [
+    "health",
+    "active_pid",
+    "standby_pid",
+    "failovers",
+    "underrun_frames",
+    "frames_played",
+    "sample_rate",
+    "block",
+    "voices_in_use",
+    "voices",
+    "osc_errors",
+];
+
+fn value(a: &OscType) -> serde_json::Value {
+    match a {
+        OscType::Int(i) => (*i).into(),
+        OscType::Long(l) => (*l).into(),
+        OscType::String(s) => s.clone().into(),
+        OscType::Float(f) => f64::from(*f).into(),
+        other => format!("{other:?}").into(),
+    }
+}
+
+/// Runs `chronus status`.
+pub fn run(args: StatusArgs) -> Result<(), Failure> {
+    let reply = request(&args.to, "/status", vec![], Duration::from_millis(args.timeout_ms))?
+        .filter(|m| m.addr == "/status.reply")
+        .ok_or_else(|| Failure::new(UNAVAILABLE, format!("no chronus engine answered at {}", args.to)))?;
+    let map: serde_json::Map<String, serde_json::Value> =
+        FIELDS.iter().zip(&reply.args).map(|(k, v)| ((*k).to_owned(), value(v))).collect();
+    if args.json {
+        println!("{}", serde_json::Value::Object(map));
+    } else {
+        let get =
+            |k: &str| map.get(k).map_or_else(String::new, |v| v.to_string().trim_matches('"').to_owned());
+        let secs = map.get("frames_played").and_then(|v| v.as_i64()).unwrap_or(0) as f64
+            / map.get("sample_rate").and_then(|v| v.as_i64()).unwrap_or(48_000).max(1) as f64;
+        println!(
+            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {}  played {:.1} s  {} Hz, block {}  voices {}/{}  OSC errors {}",
+            get("health"),
+            get("active_pid"),
+            get("standby_pid"),
+            get("failovers"),
+            get("underrun_frames"),
+            secs,
+            get("sample_rate"),
+            get("block"),
+            get("voices_in_use"),
+            get("voices"),
+            get("osc_errors"),
+        );
+    }
+    Ok(())
+}
