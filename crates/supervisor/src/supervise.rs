@@ -209,11 +209,15 @@ impl Supervisor {
             t_respawn: None,
             t_rejoin: None,
         };
+        let after = if t_fault == t_detect {
+            String::from("(fault time unknown: it came from outside)")
+        } else {
+            format!("after {:.0} µs", event.detection_us())
+        };
         tracing::warn!(
-            "worker {i} (pid {}, generation {}, {role:?}) {exit}; detected by {detected_by:?} after {:.0} µs; playing from slot {}",
+            "worker {i} (pid {}, generation {}, {role:?}) {exit}; detected by {detected_by:?} {after}; playing from slot {}",
             proc.pid,
             proc.generation,
-            event.detection_us(),
             self.shared.active()
         );
         self.ctl[i].pending_events.push(self.events.len());

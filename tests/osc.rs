@@ -1,0 +1,259 @@
+//! OSC control of a real `chronus play` process: a third-party client
+//! (liblo's `oscsend`), hostile input, bundles, floods, /quit. Each run's
+//! recording must equal the offline render of its journal.
+//!
+//! These tests play in real time, so they run one at a time (`RT_LOCK`).
+
+mod util;
+
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType, encoder};
+use util::*;
+
+static RT_LOCK: Mutex<()> = Mutex::new(());
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `chronus play` process and a socket to talk to it.
+struct Play {
+    child: Child,
+    addr: String,
+    socket: UdpSocket,
+    dir: TempDir,
+}
+
+impl Play {
+    fn start(tag: &str, extra: &[&str]) -> Self {
+        let dir = TempDir::new(tag);
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut cmd = Command::new(chronus_exe());
+        cmd.args(["play", "--sink", "null", "--osc", &addr])
+            .arg("--record")
+            .arg(dir.path("played.wav"))
+            .arg("--journal")
+            .arg(dir.path("run.journal"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let play = Self { child, addr, socket, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while play.status().is_none() {
+            assert!(Instant::now() < deadline, "chronus play did not answer /status");
+        }
+        play
+    }
+
+    fn send(&self, packet: &OscPacket) {
+        self.socket.send_to(&encoder::encode(packet).unwrap(), &self.addr).unwrap();
+    }
+
+    fn reply(&self) -> Option<OscMessage> {
+        let mut buf = [0u8; 65_536];
+        let (n, _) = self.socket.recv_from(&mut buf).ok()?;
+        match rosc::decoder::decode_udp(&buf[..n]).ok()?.1 {
+            OscPacket::Message(m) => Some(m),
+            OscPacket::Bundle(_) => None,
+        }
+    }
+
+    /// `/status.reply` arguments.
+    fn status(&self) -> Option<Vec<OscType>> {
+        self.send(&msg("/status", vec![]));
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < deadline {
+            if let Some(m) = self.reply().filter(|m| m.addr == "/status.reply") {
+                return Some(m.args);
+            }
+        }
+        None
+    }
+
+    fn oscsend(&self, args: &[&str]) {
+        let (host, port) = self.addr.split_once(':').unwrap();
+        let status = Command::new("oscsend").args([host, port]).args(args).status().expect(
+            "liblo's oscsend is needed for the interop test (Debian: apt-get install liblo-tools; .ci/run installs it)",
+        );
+        assert!(status.success());
+    }
+
+    /// Sends /quit and waits for a clean exit; checks the recording against
+    /// the offline render of the journal; returns (stdout, left, right).
+    fn quit_and_check(mut self) -> (String, Vec<f32>, Vec<f32>, TempDir) {
+        self.send(&msg("/quit", vec![]));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "chronus play did not quit");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let out = self.child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(status.success(), "play exited with {status}: {}", String::from_utf8_lossy(&out.stderr));
+        let (_, left, right) = chronus::audio::read_wav(&self.dir.path("played.wav")).unwrap();
+        let rendered = self.dir.path("rendered.wav");
+        let journal = self.dir.path("run.journal");
+        let run =
+            chronus(&["render", "--journal", journal.to_str().unwrap(), "-o", rendered.to_str().unwrap()]);
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let (_, l2, r2) = chronus::audio::read_wav(&rendered).unwrap();
+        assert_eq!(first_difference(&left, &l2), None, "recording differs from the journal's render");
+        assert_eq!(first_difference(&right, &r2), None);
+        (stdout, left, right, self.dir)
+    }
+}
+
+fn msg(addr: &str, args: Vec<OscType>) -> OscPacket {
+    OscPacket::Message(OscMessage { addr: addr.into(), args })
+}
+
+fn underruns(status: &[OscType]) -> i64 {
+    status[4].clone().long().unwrap()
+}
+
+fn first_sound(left: &[f32]) -> Option<usize> {
+    left.iter().position(|s| *s != 0.0)
+}
+
+#[test]
+fn oscsend_drives_the_engine_and_the_recording_shows_it() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let play = Play::start("osc-oscsend", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    play.oscsend(&["/set", "sf", "release", "0.05"]);
+    play.oscsend(&["/note_on", "iff", "3", "440", "0.5"]);
+    std::thread::sleep(Duration::from_millis(400));
+    play.oscsend(&["/voice/set", "isf", "3", "cutoff", "800"]);
+    play.oscsend(&["/note_off", "i", "3"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, left, _, dir) = play.quit_and_check();
+    let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
+    for line in ["/set release 0.05", "/note_on 3 440 0.5", "/voice/set 3 cutoff 800", "/note_off 3"] {
+        assert!(journal.contains(line), "journal lacks {line}:\n{journal}");
+    }
+    let start = first_sound(&left).expect("the note was not played");
+    assert!(start > 48_000 / 10, "sound before the note was sent (frame {start})");
+    let last = left.iter().rposition(|s| *s != 0.0).unwrap();
+    assert!(last < left.len() - 4_800, "the note did not stop");
+}
+
+#[test]
+fn hostile_input_gets_errors_and_counters_and_never_a_glitch() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let play = Play::start("osc-hostile", &["--voices", "8"]);
+    play.send(&msg("/note_on", vec![OscType::Int(1), OscType::Float(220.0), OscType::Float(0.4)]));
+    let bad: Vec<Vec<u8>> = vec![
+        b"\x00\x01garbage".to_vec(),
+        vec![0xff; 10_000],
+        encoder::encode(&msg("/nope", vec![])).unwrap(),
+        encoder::encode(&msg("/note_on", vec![OscType::Int(1)])).unwrap(),
+        encoder::encode(&msg("/note_on", vec![OscType::Int(8), OscType::Float(1.0), OscType::Float(1.0)]))
+            .unwrap(),
+        encoder::encode(&msg(
+            "/note_on",
+            vec![OscType::Int(2), OscType::Float(f32::NAN), OscType::Float(1.0)],
+        ))
+        .unwrap(),
+        encoder::encode(&msg("/set", vec![OscType::String("q".into()), OscType::Double(f64::INFINITY)]))
+            .unwrap(),
+        encoder::encode(&msg("/set", vec![OscType::Float(1.0), OscType::String("q".into())])).unwrap(),
+        encoder::encode(&msg(
+            "/voice/set",
+            vec![OscType::Int(1), OscType::String("master".into()), OscType::Int(1)],
+        ))
+        .unwrap(),
+    ];
+    let mut errors = 0;
+    for packet in &bad {
+        play.socket.send_to(packet, &play.addr).unwrap();
+        let reply = play.reply().expect("no reply to a bad packet");
+        assert_eq!(reply.addr, "/error", "{reply:?}");
+        assert!(!reply.args.is_empty());
+        errors += 1;
+    }
+    let status = play.status().unwrap();
+    assert_eq!(status[10].clone().long().unwrap(), errors, "error counter");
+    assert_eq!(underruns(&status), 0);
+    let (_, left, _, _) = play.quit_and_check();
+    assert!(left.iter().all(|s| s.is_finite()));
+}
+
+#[test]
+fn bundles_apply_at_their_time_tag() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let play = Play::start("osc-bundle", &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let playing = play.status().unwrap()[5].clone().long().unwrap() as u64;
+    let at = SystemTime::now() + Duration::from_millis(600);
+    play.send(&OscPacket::Bundle(OscBundle {
+        timetag: OscTime::try_from(at).unwrap(),
+        content: vec![msg("/note_on", vec![OscType::Int(0), OscType::Float(330.0), OscType::Float(0.5)])],
+    }));
+    std::thread::sleep(Duration::from_millis(900));
+    let (_, left, _, dir) = play.quit_and_check();
+    let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
+    let frame: u64 = journal
+        .lines()
+        .find(|l| l.contains("/note_on 0 330"))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let start = first_sound(&left).unwrap() as u64;
+    assert_eq!(start, frame, "the note must start exactly at its stamped frame");
+    // The stamp is the time tag's frame (0.6 s after the send), not the
+    // arrival's: `playing` was read just before sending (it runs up to one
+    // 256-frame period ahead of the clock: a period is produced when due).
+    let (lo, hi) = (playing + 48_000 * 6 / 10 - 256, playing + 48_000 * 85 / 100);
+    assert!((lo..hi).contains(&frame), "scheduled at frame {frame}, expected {lo}..{hi}");
+}
+
+#[test]
+fn a_flood_during_faults_loses_nothing_and_status_still_answers() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let play = Play::start("osc-flood", &["--faults", "--voices", "16"]);
+    let flood = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let note =
+        encoder::encode(&msg("/note_on", vec![OscType::Int(5), OscType::Float(300.0), OscType::Float(0.2)]))
+            .unwrap();
+    let junk = vec![0xabu8; 300];
+    let started = Instant::now();
+    let mut sent = 0u32;
+    let mut killed: u32 = 0;
+    while started.elapsed() < Duration::from_millis(1_500) {
+        for _ in 0..200 {
+            let _ = flood.send_to(if sent % 2 == 0 { &note } else { &junk }, &play.addr);
+            sent += 1;
+        }
+        if started.elapsed() > Duration::from_millis(400 * u64::from(killed + 1)) && killed < 3 {
+            let pid = play.status().expect("status must answer during a flood")[1].clone().int().unwrap();
+            Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+            killed += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = play.status().expect("status must answer after a flood");
+        if s[0].clone().string().unwrap() == "HEALTHY" {
+            assert_eq!(underruns(&s), 0, "underruns during the flood and faults");
+            assert_eq!(s[3].clone().long().unwrap(), i64::from(killed));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no verified standby after the flood: {s:?}");
+    }
+    assert!(sent > 10_000, "only {sent} packets sent");
+    play.quit_and_check();
+}
