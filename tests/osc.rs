@@ -234,7 +234,7 @@ fn a_flood_during_faults_loses_nothing_and_status_still_answers() {
     let mut killed: u32 = 0;
     while started.elapsed() < Duration::from_millis(1_500) {
         for _ in 0..200 {
-            let _ = flood.send_to(if sent % 2 == 0 { &note } else { &junk }, &play.addr);
+            let _ = flood.send_to(if sent.is_multiple_of(2) { &note } else { &junk }, &play.addr);
             sent += 1;
         }
         if started.elapsed() > Duration::from_millis(400 * u64::from(killed + 1)) && killed < 3 {
