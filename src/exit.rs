@@ -19,6 +19,8 @@ pub const UNAVAILABLE: u8 = 69;
 pub const OS_ERR: u8 = 71;
 /// An output file cannot be created or written.
 pub const CANT_CREATE: u8 = 73;
+/// No usable audio device (with `--sink device` or `--device NAME`).
+pub const NO_DEVICE: u8 = 74;
 /// Worker: the supervisor went away before the worker started.
 pub const ORPHANED: u8 = 75;
 /// Worker: the shared memory was refused (magic, version, generation, size).
@@ -36,6 +38,7 @@ Exit codes:
   69  no engine answered at the OSC address (status)
   71  an operating-system call failed
   73  an output file cannot be created or written
+  74  no usable audio device (--sink device, or --device NAME)
   75  (worker) the supervisor was gone before the worker started
   76  (worker) shared memory refused: wrong magic, version, generation or size";
 

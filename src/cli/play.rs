@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chronus::osc::{Allow, OscServer};
 use chronus::supervisor::{Engine, EngineConfig, FailoverSummary, Health, PacedSink, Target, play_looped};
 
-use crate::exit::{CANT_CREATE, ExitCodeExt, Failure, OS_ERR, USAGE};
+use crate::exit::{CANT_CREATE, ExitCodeExt, Failure, NO_DEVICE, OS_ERR, USAGE};
 
 /// Flags of `chronus play`.
 #[derive(Debug, clap::Args)]
@@ -21,10 +21,17 @@ pub struct PlayArgs {
     /// else run until /quit, Ctrl-C or SIGTERM).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
-    /// Output: `auto` (the sound card when there is one) or `null` (a paced
-    /// sink that keeps real time without a device).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "null"])]
+    /// Output: `auto` (the sound card when there is a usable one, else the
+    /// null sink), `device` (the sound card or fail), or `null` (a paced sink
+    /// that keeps real time without a device).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "device", "null"])]
     sink: String,
+    /// The output device (see --list-devices); default: the system's default.
+    #[arg(long, value_name = "NAME")]
+    device: Option<String>,
+    /// List the output devices and exit.
+    #[arg(long)]
+    list_devices: bool,
     /// Record exactly what was played to this WAV file (32-bit float stereo).
     #[arg(long, value_name = "FILE.wav")]
     record: Option<PathBuf>,
@@ -52,9 +59,16 @@ pub struct PlayArgs {
     faults: bool,
 }
 
+/// Where the audio goes.
+enum Output {
+    Device(chronus::audio::ChosenDevice),
+    Null,
+}
+
 /// Validated settings of a play run.
 struct PlayConfig {
     engine: EngineConfig,
+    output: Output,
     demo: bool,
     duration: Option<Duration>,
     osc: String,
@@ -87,12 +101,27 @@ impl PlayArgs {
         for cidr in &self.allow {
             allow.add(cidr).map_err(|e| Failure::new(USAGE, e))?;
         }
-        if self.sink == "auto" {
-            eprintln!(
-                "chronus: no audio device support in this build yet; playing through the paced null sink"
-            );
-        }
-        Ok(PlayConfig { engine, demo: self.demo, duration, osc: self.osc, allow })
+        let output = match self.sink.as_str() {
+            "null" => Output::Null,
+            sink => match chronus::audio::choose_output(self.device.as_deref(), self.sample_rate, self.block)
+            {
+                Ok(chosen) => {
+                    engine.sample_rate = chosen.sample_rate;
+                    engine.block = chosen.block;
+                    engine.ring_frames = engine.ring_frames.max((chosen.block * 8).next_power_of_two());
+                    engine.validate().or_exit(USAGE, format!("the device's settings ({chosen:?})"))?;
+                    Output::Device(chosen)
+                }
+                Err(e) if sink == "auto" && self.device.is_none() => {
+                    eprintln!(
+                        "chronus: {e}; playing through the paced null sink instead (--sink null to say so)"
+                    );
+                    Output::Null
+                }
+                Err(e) => return Err(Failure::new(NO_DEVICE, e)),
+            },
+        };
+        Ok(PlayConfig { engine, output, demo: self.demo, duration, osc: self.osc, allow })
     }
 }
 
@@ -106,21 +135,46 @@ fn demo_score(sample_rate: u32) -> Result<(Vec<chronus::dsp::TimedCommand>, u64)
 
 /// Runs `chronus play`.
 pub fn run(args: PlayArgs) -> Result<(), Failure> {
+    if args.list_devices {
+        let devices = chronus::audio::output_devices().map_err(|e| Failure::new(NO_DEVICE, e))?;
+        if devices.is_empty() {
+            println!("no output devices");
+        }
+        for (i, (name, description)) in devices.iter().enumerate() {
+            println!("{name:<20} {description}{}", if i == 0 { "  (default)" } else { "" });
+        }
+        return Ok(());
+    }
     let cfg = args.validate()?;
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, interrupted.clone()).or_exit(OS_ERR, "cannot handle signals")?;
     }
     let sample_rate = cfg.engine.sample_rate;
-    let engine = Arc::new(
-        Engine::start(cfg.engine, PacedSink::new(sample_rate)).or_exit(OS_ERR, "cannot start the engine")?,
-    );
+    let (engine, stream, sink_name) = match &cfg.output {
+        Output::Null => {
+            let engine = Engine::start(cfg.engine, PacedSink::new(sample_rate))
+                .or_exit(OS_ERR, "cannot start the engine")?;
+            (engine, None, "the paced null sink".to_owned())
+        }
+        Output::Device(chosen) => {
+            let (engine, mut output) =
+                Engine::start_external(cfg.engine).or_exit(OS_ERR, "cannot start the engine")?;
+            // The device callback only copies frames out of the workers' rings
+            // (and moves the render limit); it never waits.
+            let stream =
+                chronus::audio::start_output(chosen, move |l, r| output.process(l, r, Some(Instant::now())))
+                    .map_err(|e| Failure::new(NO_DEVICE, e))?;
+            (engine, Some(stream), format!("device {}", chosen.name))
+        }
+    };
+    let engine = Arc::new(engine);
     let server = OscServer::start(&cfg.osc, engine.clone(), cfg.allow)
         .or_exit(OS_ERR, format!("cannot listen for OSC on {}", cfg.osc))?;
     let status =
         engine.wait_for(Duration::from_secs(2), |s| s.health == Health::Healthy).unwrap_or_else(|s| s);
     println!(
-        "chronus playing: {} Hz, block {}, {} voices; OSC on {}; active worker pid {}, standby pid {}",
+        "chronus playing through {sink_name}: {} Hz, block {}, {} voices; OSC on {}; active worker pid {}, standby pid {}",
         status.sample_rate,
         status.block,
         status.voices,
@@ -156,6 +210,8 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
         Ok::<(), Failure>(())
     })?;
     server.stop();
+    // Stopping the device drops its callback and with it the output side.
+    drop(stream);
     let engine =
         Arc::try_unwrap(engine).map_err(|_| Failure::new(crate::exit::OS_ERR, "engine still in use"))?;
     let report = engine.stop().or_exit(CANT_CREATE, "stopping")?;

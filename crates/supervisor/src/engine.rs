@@ -72,12 +72,41 @@ fn spawn<T: Send + 'static>(
 
 impl Engine {
     /// Starts two workers, waits until both are ready, then starts playing
-    /// into `sink`.
+    /// into `sink` on an output thread of the engine's own.
     ///
     /// # Errors
     /// [`EngineError::Config`], [`EngineError::Ipc`] or
     /// [`EngineError::WorkerStart`].
     pub fn start(cfg: EngineConfig, sink: impl Sink) -> Result<Self, EngineError> {
+        let realtime = cfg.realtime;
+        let block = cfg.block as usize;
+        let (mut engine, output) = Self::start_external(cfg)?;
+        let shared = engine.shared.clone();
+        let thread = spawn("chronus-output", move || {
+            let mut sink = sink;
+            let mut output = output;
+            if realtime && sink.is_realtime() {
+                try_fifo(OUTPUT_PRIORITY, "output");
+            }
+            let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
+            while !shared.stop.load(Acquire) {
+                let deadline = sink.wait_period(block as u32);
+                output.process(&mut left, &mut right, deadline);
+            }
+        })?;
+        engine.output = Some(thread);
+        Ok(engine)
+    }
+
+    /// Starts two workers and waits until both are ready; returns the engine
+    /// and its [`OutputEngine`], for the caller to drive from its own audio
+    /// callback (`process(left, right, Some(Instant::now()))`: never waits).
+    /// Drop the `OutputEngine` (stop the device stream) before
+    /// [`Engine::stop`].
+    ///
+    /// # Errors
+    /// As [`Engine::start`].
+    pub fn start_external(cfg: EngineConfig) -> Result<(Self, OutputEngine), EngineError> {
         cfg.validate()?;
         let geometry = Geometry {
             sample_rate: cfg.sample_rate,
@@ -147,7 +176,6 @@ impl Engine {
             voices: cfg.voices,
         };
         let collector = spawn("chronus-collector", move || collector.run())?;
-
         let output = OutputEngine::new(
             shared.clone(),
             command_rx,
@@ -155,35 +183,17 @@ impl Engine {
             record_tx,
             u64::from(cfg.lead_blocks * cfg.block),
         );
-        let block = cfg.block as usize;
-        let out_shared = shared.clone();
-        let output = spawn("chronus-output", move || {
-            let mut sink = sink;
-            if realtime && sink.is_realtime() {
-                try_fifo(OUTPUT_PRIORITY, "output");
-            }
-            let mut output = output;
-            let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            out_shared.start_unix_ns.store(now.as_nanos() as u64, Release);
-            out_shared.running.store(true, Release);
-            while !out_shared.stop.load(Acquire) {
-                let deadline = sink.wait_period(block as u32);
-                output.process(&mut left, &mut right, deadline);
-            }
-            out_shared.running.store(false, Release);
-        })?;
-
-        Ok(Self {
+        let engine = Self {
             shared,
             cfg,
             commands: Mutex::new(command_tx),
             requests: request_tx,
             status,
-            output: Some(output),
+            output: None,
             supervisor: Some(supervisor),
             collector: Some(collector),
-        })
+        };
+        Ok((engine, output))
     }
 
     /// Queues a command; the output thread stamps it with the next frame no
@@ -290,6 +300,11 @@ impl Engine {
             }
         };
         join("output", self.output.take());
+        // An externally driven output is done when its OutputEngine is dropped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while !self.shared.output_done.load(Acquire) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         self.shared.output_done.store(true, Release);
         let events = self.supervisor.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
         let collected = self.collector.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();

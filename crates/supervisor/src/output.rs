@@ -240,6 +240,15 @@ impl OutputEngine {
         }
     }
 
+    /// Marks the start of playing: frame 0 plays now.
+    fn start_clock(&self) {
+        if self.shared.start_unix_ns.load(Relaxed) == 0 {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            self.shared.start_unix_ns.store(now.as_nanos() as u64, Release);
+            self.shared.running.store(true, Release);
+        }
+    }
+
     /// Produces the next `left.len()` frames: releases commands, reads the
     /// audio (waiting for missing frames until `deadline` at the most, or
     /// indefinitely-but-boundedly when `None`), frees ring space, moves the
@@ -249,6 +258,7 @@ impl OutputEngine {
         let n = left.len().min(right.len());
         let (left, right) = (&mut left[..n], &mut right[..n]);
         self.shared.busy.store(true, SeqCst);
+        self.start_clock();
         let next_limit = self.limit.max(self.frame + n as u64 + self.lead);
         self.release_commands(next_limit);
         self.read_audio(left, right, deadline);
@@ -270,5 +280,14 @@ impl OutputEngine {
         self.shared.frame.store(self.frame, Release);
         self.shared.cycle.fetch_add(1, Release);
         self.shared.busy.store(false, SeqCst);
+    }
+}
+
+impl Drop for OutputEngine {
+    /// Whoever drives the output (the engine's thread, or a device callback
+    /// whose stream was dropped) is done: nothing more will be queued.
+    fn drop(&mut self) {
+        self.shared.running.store(false, Release);
+        self.shared.output_done.store(true, Release);
     }
 }

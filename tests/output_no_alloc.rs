@@ -1,0 +1,51 @@
+//! The output callback path never allocates: `OutputEngine::process`,
+//! driven the way a device callback drives it, through commands, scheduled
+//! commands and a failover, under a counting allocator.
+#![cfg(debug_assertions)]
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use assert_no_alloc::{AllocDisabler, assert_no_alloc, violation_count};
+use chronus::dsp::Command;
+use chronus::supervisor::{Engine, EngineConfig, Health, Target};
+use util::*;
+
+#[global_allocator]
+static ALLOCATOR: AllocDisabler = AllocDisabler;
+
+#[test]
+fn the_output_callback_never_allocates_even_through_a_failover() {
+    let mut cfg = EngineConfig::new(chronus_exe());
+    cfg.realtime = false;
+    // Tests run debug builds of the workers: keep the load light, or the
+    // slowness watchdog (rightly) replaces workers that cannot keep up.
+    cfg.voices = 8;
+    let (engine, mut output) = Engine::start_external(cfg).unwrap();
+    let (mut left, mut right) = (vec![0.0f32; 256], vec![0.0f32; 256]);
+    let period = Duration::from_micros(5_333);
+    let mut next = Instant::now();
+    let before = violation_count();
+    for n in 0..600u32 {
+        // What the API threads do (they may allocate; they are not the callback).
+        if n % 10 == 0 {
+            engine.send(Command::NoteOn { voice: n % 8, freq: 200.0 + n as f32, amp: 0.2 }).unwrap();
+            engine.send_at(Command::NoteOff { voice: n % 8 }, u64::from(n) * 256 + 10_000).unwrap();
+        }
+        if n == 200 {
+            engine.signal(Target::Active, libc::SIGKILL).unwrap();
+        }
+        // What the device callback does:
+        assert_no_alloc(|| output.process(&mut left, &mut right, Some(Instant::now())));
+        next += period;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    assert_eq!(violation_count(), before, "the output callback allocated");
+    let status = engine.status();
+    assert_eq!(status.failovers, 1, "{status:?}");
+    assert_eq!(status.health, Health::Healthy, "{status:?}");
+    drop(output);
+    let report = engine.stop().unwrap();
+    assert_eq!(report.events.len(), 1, "{:#?}", report.events);
+}
