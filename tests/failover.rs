@@ -34,26 +34,18 @@ fn config(dir: &TempDir) -> EngineConfig {
     cfg
 }
 
-/// Feeds the demo score to the engine in real time, looping, until `stop`.
-fn feed(engine: &Engine, stop: &AtomicBool) {
+/// Runs `body` while the demo score plays into `engine` in real time,
+/// looping; stops feeding when `body` returns (or panics).
+fn while_playing<R>(engine: &Engine, body: impl FnOnce() -> R) -> R {
     let score = std::fs::read_to_string(demo_score()).unwrap();
     let cmds = chronus::journal::parse_score(&score, SR).unwrap();
-    let length = cmds.last().unwrap().frame + SR as u64;
-    let start = Instant::now();
-    let mut i = 0usize;
-    while !stop.load(Ordering::Relaxed) {
-        let now = (start.elapsed().as_secs_f64() * f64::from(SR)) as u64;
-        loop {
-            let lap = (i / cmds.len()) as u64;
-            let c = &cmds[i % cmds.len()];
-            if lap * length + c.frame > now {
-                break;
-            }
-            engine.send(c.command).unwrap();
-            i += 1;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let length = cmds.last().unwrap().frame + u64::from(SR);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| chronus::supervisor::play_looped(engine, &cmds, length, &stop));
+        let _stop = StopOnDrop(&stop);
+        body()
+    })
 }
 
 /// Sets the flag when dropped, so the feeder stops even if a check panics.
@@ -140,11 +132,8 @@ fn every_fault_kind_on_active_and_standby_is_survived_bit_exactly() {
     let dir = TempDir::new("failover-kinds");
     let before = resources();
     let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
-    let stop = AtomicBool::new(false);
     let mut faults = 0;
-    std::thread::scope(|s| {
-        s.spawn(|| feed(&engine, &stop));
-        let _stop = StopOnDrop(&stop);
+    while_playing(&engine, || {
         std::thread::sleep(Duration::from_millis(300));
         for kind in FaultKind::ALL {
             for target in [Target::Active, Target::Standby] {
@@ -176,11 +165,8 @@ fn faults_close_together_and_while_joining_are_survived() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("failover-close");
     let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
-    let stop = AtomicBool::new(false);
     let mut faults = 0;
-    std::thread::scope(|s| {
-        s.spawn(|| feed(&engine, &stop));
-        let _stop = StopOnDrop(&stop);
+    while_playing(&engine, || {
         std::thread::sleep(Duration::from_millis(200));
         for _ in 0..3 {
             // Kill the active, then its replacement while it is still joining,
@@ -270,10 +256,7 @@ impl chronus::supervisor::Sink for StallingSink {
 fn run_with_output_stall(dir: &TempDir, stall: Duration) -> RunReport {
     let sink = StallingSink { inner: PacedSink::new(SR), periods: 0, stall_at: 94, stall };
     let engine = Engine::start(config(dir), sink).unwrap();
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| feed(&engine, &stop));
-        let _stop = StopOnDrop(&stop);
+    while_playing(&engine, || {
         wait_healthy(&engine);
         std::thread::sleep(Duration::from_millis(500) + stall);
         engine.signal(Target::Active, libc::SIGKILL).unwrap();
@@ -309,10 +292,7 @@ fn a_diverged_standby_is_caught_by_its_checksums_and_replaced() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("failover-diverge");
     let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| feed(&engine, &stop));
-        let _stop = StopOnDrop(&stop);
+    while_playing(&engine, || {
         for n in 1..=3 {
             wait_healthy(&engine);
             std::thread::sleep(Duration::from_millis(50));
