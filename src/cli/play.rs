@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chronus::osc::{Allow, OscServer};
 use chronus::supervisor::{Engine, EngineConfig, FailoverSummary, Health, PacedSink, Target, play_looped};
 
-use crate::exit::{CANT_CREATE, ExitCodeExt, Failure, NO_DEVICE, OS_ERR, USAGE};
+use crate::exit::{CANT_CREATE, ExitCodeExt, Failure, LEASE_HELD, NO_DEVICE, OS_ERR, QUARANTINED, USAGE};
 
 /// Flags of `chronus play`.
 #[derive(Debug, clap::Args)]
@@ -57,6 +57,21 @@ pub struct PlayArgs {
     /// Allow fault injection (tests and demos).
     #[arg(long)]
     faults: bool,
+    /// First wait before retrying a worker restart that failed twice; it
+    /// doubles with each further failure, up to 8 s.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    backoff: f64,
+    /// Stop restarting workers after this many failed restarts in a row.
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    quarantine_after: u32,
+    /// Exit with code 78 when the engine quarantines its workers (repeated
+    /// failed restarts) instead of playing on with the survivor.
+    #[arg(long)]
+    exit_on_quarantine: bool,
+    /// Instance name: one supervisor per name may run (a kernel-held lock,
+    /// released when the holder dies).
+    #[arg(long, default_value = "chronus")]
+    name: String,
 }
 
 /// Where the audio goes.
@@ -67,6 +82,8 @@ enum Output {
 
 /// Validated settings of a play run.
 struct PlayConfig {
+    name: String,
+    exit_on_quarantine: bool,
     engine: EngineConfig,
     output: Output,
     demo: bool,
@@ -86,6 +103,12 @@ impl PlayArgs {
         engine.record_path = self.record;
         engine.journal_path = self.journal;
         engine.record_in_memory = self.demo;
+        if !(self.backoff.is_finite() && (0.0..=60.0).contains(&self.backoff)) {
+            return Err(Failure::new(USAGE, "--backoff must be 0..=60 seconds"));
+        }
+        engine.backoff_base = Duration::from_secs_f64(self.backoff);
+        engine.backoff_max = engine.backoff_max.max(engine.backoff_base);
+        engine.quarantine_after = self.quarantine_after.max(1);
         engine.validate().or_exit(USAGE, "bad settings")?;
         if !(1..=chronus::dsp::MAX_VOICES).contains(&self.voices) {
             return Err(Failure::new(USAGE, "--voices must be 1..=4096"));
@@ -121,7 +144,16 @@ impl PlayArgs {
                 Err(e) => return Err(Failure::new(NO_DEVICE, e)),
             },
         };
-        Ok(PlayConfig { engine, output, demo: self.demo, duration, osc: self.osc, allow })
+        Ok(PlayConfig {
+            name: self.name,
+            exit_on_quarantine: self.exit_on_quarantine,
+            engine,
+            output,
+            demo: self.demo,
+            duration,
+            osc: self.osc,
+            allow,
+        })
     }
 }
 
@@ -146,6 +178,11 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let cfg = args.validate()?;
+    let _lease = chronus::supervisor::Lease::acquire(&cfg.name).map_err(|e| match e {
+        chronus::supervisor::LeaseError::Held { .. } => Failure::new(LEASE_HELD, e),
+        chronus::supervisor::LeaseError::BadName(_) => Failure::new(USAGE, e),
+        other => Failure { code: OS_ERR, error: anyhow::Error::new(other) },
+    })?;
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, interrupted.clone()).or_exit(OS_ERR, "cannot handle signals")?;
@@ -185,6 +222,7 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let done = AtomicBool::new(false);
     let mut killed: Option<u32> = None;
+    let mut quarantined = false;
     std::thread::scope(|s| {
         if cfg.demo {
             let (score, length) = demo_score(sample_rate)?;
@@ -193,6 +231,13 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
         }
         while !interrupted.load(Ordering::Relaxed) && !server.quit_requested() {
             if cfg.duration.is_some_and(|d| started.elapsed() >= d) {
+                break;
+            }
+            if cfg.exit_on_quarantine && engine.status().quarantined {
+                eprintln!(
+                    "chronus: workers quarantined after repeated failed restarts; exiting (--exit-on-quarantine)"
+                );
+                quarantined = true;
                 break;
             }
             if cfg.demo && killed.is_none() && cfg.duration.is_some_and(|d| started.elapsed() >= d / 2) {
@@ -207,6 +252,8 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
             std::thread::sleep(Duration::from_millis(10));
         }
         done.store(true, Ordering::Relaxed);
+        // End on silence, not on a cut: fade out over one ramp.
+        let _ = engine.fade_out();
         Ok::<(), Failure>(())
     })?;
     server.stop();
@@ -241,6 +288,9 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
             report.events.len(),
             report.underrun_frames
         );
+    }
+    if quarantined {
+        return Err(Failure::new(QUARANTINED, "quarantined"));
     }
     Ok(())
 }

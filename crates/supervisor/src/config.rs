@@ -32,6 +32,14 @@ pub struct EngineConfig {
     pub slow_blocks: u32,
     /// Try SCHED_FIFO for the output and supervisor threads and the workers.
     pub realtime: bool,
+    /// First wait before retrying a join that failed twice in a row; it
+    /// doubles with each further failure, up to `backoff_max`.
+    pub backoff_base: Duration,
+    /// Longest wait between join attempts.
+    pub backoff_max: Duration,
+    /// After this many failed joins in a row, stop respawning (quarantine)
+    /// and keep playing on the surviving worker.
+    pub quarantine_after: u32,
     /// Keep the recording in memory (returned by [`crate::Engine::stop`]).
     pub record_in_memory: bool,
     /// Also write the recording to this WAV file.
@@ -56,6 +64,9 @@ impl EngineConfig {
             slow_factor: 1.0,
             slow_blocks: 2,
             realtime: true,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(8),
+            quarantine_after: 6,
             record_in_memory: false,
             record_path: None,
             journal_path: None,

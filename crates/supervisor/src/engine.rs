@@ -138,6 +138,7 @@ impl Engine {
             requests: request_rx,
             status: status.clone(),
             worker_priority: None,
+            underruns_seen: (0, std::time::Instant::now()),
         };
         let (ready_tx, ready_rx) = mpsc::channel();
         let realtime = cfg.realtime;
@@ -284,6 +285,22 @@ impl Engine {
             }
             std::thread::sleep(std::time::Duration::from_micros(500));
         }
+    }
+
+    /// Fades the output to silence over the master gain's ramp (5 ms) and
+    /// returns once the silent frames have been played. The fade is a
+    /// journaled `/set master 0`, so a recording still renders bit for bit
+    /// from its journal.
+    ///
+    /// # Errors
+    /// [`EngineError::QueueFull`] when the output is not consuming.
+    pub fn fade_out(&self) -> Result<(), EngineError> {
+        let from = self.status().frames_played;
+        self.send(Command::Set { param: chronus_dsp::Param::Master, value: 0.0 })?;
+        let ramp = (f64::from(chronus_dsp::RAMP_SECONDS) * f64::from(self.cfg.sample_rate)).ceil() as u64;
+        let until = from + u64::from((self.cfg.lead_blocks + 2) * self.cfg.block) + ramp;
+        let _ = self.wait_for(std::time::Duration::from_secs(1), |s| s.frames_played >= until);
+        Ok(())
     }
 
     /// The configuration.

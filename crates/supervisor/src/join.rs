@@ -45,6 +45,8 @@ pub(crate) enum Phase {
     Idle,
     /// Waiting before the next attempt (crash-loop backoff).
     Backoff { until: Instant },
+    /// Too many failed joins in a row: no more respawns.
+    Quarantined,
     /// Waiting for the output thread to leave the slot.
     AwaitQuiet { mark: OutputMark },
     /// Spawned; waiting for it to be ready and for the output thread to
@@ -58,7 +60,9 @@ pub(crate) enum Phase {
 
 impl Supervisor {
     /// Starts (again) the join of slot `i`, after a backoff when joins keep
-    /// failing: none for the first retry, then 1, 2, 4, 8 s.
+    /// failing: none for the first retry, then `backoff_base` doubling up to
+    /// `backoff_max` (1, 2, 4, 8 s by default); after `quarantine_after`
+    /// failures in a row, gives up (quarantine).
     pub(crate) fn restart_join(&mut self, i: usize) {
         if let Some(p) = &self.ctl[i].proc {
             // Still running (divergence, timeout): kill it; its exit restarts us.
@@ -68,18 +72,25 @@ impl Supervisor {
         }
         let failures = self.ctl[i].failures;
         let mark = self.shared.output_mark();
-        self.ctl[i].phase = if failures >= 2 {
-            let secs = 1u64 << (failures - 2).min(3);
-            tracing::warn!("slot {i}: {failures} failed joins in a row; retrying in {secs} s");
-            Phase::Backoff { until: Instant::now() + Duration::from_secs(secs) }
+        self.ctl[i].phase = if failures >= self.cfg.quarantine_after {
+            tracing::error!(
+                "slot {i}: {failures} failed restarts in a row; quarantined: no more respawns, playing on the surviving worker"
+            );
+            Phase::Quarantined
+        } else if failures >= 2 {
+            let wait =
+                self.cfg.backoff_base.saturating_mul(1 << (failures - 2).min(16)).min(self.cfg.backoff_max);
+            tracing::warn!("slot {i}: {failures} failed restarts in a row; retrying in {wait:?}");
+            Phase::Backoff { until: Instant::now() + wait }
         } else {
             Phase::AwaitQuiet { mark }
         };
     }
 
+    /// Kills a replacement whose join failed; its exit (as a joining worker)
+    /// counts the failure and restarts the join.
     fn fail_join(&mut self, i: usize, why: &str) {
         tracing::warn!("slot {i}: join failed: {why}");
-        self.ctl[i].failures += 1;
         self.kill(i, DetectedBy::Divergence);
     }
 
@@ -87,7 +98,7 @@ impl Supervisor {
     pub(crate) fn step_join(&mut self, i: usize) {
         let block = u64::from(self.cfg.block);
         match self.ctl[i].phase {
-            Phase::Idle => {}
+            Phase::Idle | Phase::Quarantined => {}
             Phase::Backoff { until } => {
                 if Instant::now() >= until {
                     self.ctl[i].phase = Phase::AwaitQuiet { mark: self.shared.output_mark() };

@@ -2,7 +2,11 @@
 
 use serde::Serialize;
 
-/// How safe the engine is right now.
+/// How safe the engine is right now: `Healthy` with an active and a verified
+/// standby and no underrun in the last [`crate::UNDERRUN_WINDOW`];
+/// `Degraded` without a verified standby, after a recent underrun, or while
+/// restarts back off or are quarantined; `Critical` with no worker producing
+/// audio.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Health {
@@ -51,6 +55,10 @@ pub struct Status {
     pub voices: u32,
     /// Voices sounding now (as the active worker last reported).
     pub voices_in_use: u32,
+    /// Respawning gave up after repeated failed restarts.
+    pub quarantined: bool,
+    /// A restart is waiting out its backoff.
+    pub backing_off: bool,
 }
 
 impl Status {
@@ -68,6 +76,8 @@ impl Status {
             block: cfg.block,
             voices: cfg.voices,
             voices_in_use: 0,
+            quarantined: false,
+            backing_off: false,
         }
     }
 }

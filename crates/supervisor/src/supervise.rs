@@ -96,7 +96,12 @@ pub(crate) struct Supervisor {
     pub requests: mpsc::Receiver<Request>,
     pub status: Arc<Mutex<Status>>,
     pub worker_priority: Option<i32>,
+    /// Underrun frames at the last change, and when it changed.
+    pub underruns_seen: (u64, Instant),
 }
+
+/// How long an underrun keeps the health `Degraded`.
+pub const UNDERRUN_WINDOW: Duration = Duration::from_secs(10);
 
 impl Supervisor {
     /// Spawns a worker into slot `i` (region reset for a new generation).
@@ -339,7 +344,14 @@ impl Supervisor {
         self.ctl[s].compared_through = next;
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
+        let underruns = self.shared.underrun_frames.load(Relaxed);
+        if underruns != self.underruns_seen.0 {
+            self.underruns_seen = (underruns, Instant::now());
+        }
+        let recent_underrun = underruns > 0 && self.underruns_seen.1.elapsed() < UNDERRUN_WINDOW;
+        let quarantined = self.ctl.iter().any(|c| matches!(c.phase, Phase::Quarantined));
+        let backing_off = self.ctl.iter().any(|c| matches!(c.phase, Phase::Backoff { .. }));
         let s = &self.shared;
         let active = s.active();
         let pid = |i: usize| self.ctl[i].proc.as_ref().filter(|_| s.slots[i].state() == LIVE).map(|p| p.pid);
@@ -351,6 +363,7 @@ impl Supervisor {
         ) {
             (false, _) => Health::Critical,
             (true, false) => Health::Degraded,
+            (true, true) if recent_underrun || backing_off || quarantined => Health::Degraded,
             (true, true) => Health::Healthy,
         };
         let status =
@@ -369,6 +382,8 @@ impl Supervisor {
                 block: self.cfg.block,
                 voices: self.cfg.voices,
                 voices_in_use: s.slots[active].region.heartbeat().voices_in_use.load(Relaxed) as u32,
+                quarantined,
+                backing_off,
             };
         if let Ok(mut st) = self.status.lock() {
             *st = status;

@@ -67,7 +67,12 @@ pub fn spawn_worker(exe: &Path, region: &Region, rt_priority: Option<i32>) -> st
     actions.add_dup2(region.fd().as_raw_fd(), WORKER_FD)?;
     actions.add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())?;
     actions.add_open(1, "/dev/null", OFlag::O_WRONLY, Mode::empty())?;
-    let attr = PosixSpawnAttr::init()?;
+    // Its own process group: a Ctrl-C in the terminal (SIGINT to the
+    // foreground group) reaches the supervisor only, which then stops the
+    // workers cleanly. PR_SET_PDEATHSIG still ends them if it dies.
+    let mut attr = PosixSpawnAttr::init()?;
+    attr.set_flags(nix::spawn::PosixSpawnFlags::POSIX_SPAWN_SETPGROUP)?;
+    attr.set_pgroup(Pid::from_raw(0))?;
     let pid = posix_spawn(exe, &actions, &attr, &args, &env)?;
     Ok(WorkerProcess { pid, status: None })
 }
