@@ -1,10 +1,10 @@
 //! OSC packets → Chronus commands (pure: no I/O, so it can be fuzzed).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use chronus_dsp::{Command, DspError, Param};
 use chronus_journal::{Arg, parse_command};
-use rosc::{OscPacket, OscType};
+use rosc::{OscPacket, OscTime, OscType};
 
 /// What one message asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,6 +85,17 @@ fn message(addr: &str, args: &[OscType], at: Option<SystemTime>, voices: u32, ou
     out.push(item);
 }
 
+/// Seconds from the OSC (NTP) epoch, 1900, to the Unix epoch.
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// A time tag as wall-clock time; `None` for one before 1970 (which is in the
+/// past anyway). rosc's own conversion panics on such tags.
+fn tag_time(tag: OscTime) -> Option<SystemTime> {
+    let secs = u64::from(tag.seconds).checked_sub(NTP_UNIX_OFFSET)?;
+    let nanos = (u64::from(tag.fractional) * 1_000_000_000) >> 32;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos as u32))
+}
+
 fn walk(packet: &OscPacket, at: Option<SystemTime>, depth: usize, voices: u32, out: &mut Vec<Item>) {
     match packet {
         OscPacket::Message(m) => message(&m.addr, &m.args, at, voices, out),
@@ -95,7 +106,7 @@ fn walk(packet: &OscPacket, at: Option<SystemTime>, depth: usize, voices: u32, o
         OscPacket::Bundle(b) => {
             // Time tag 1 means "immediately" (OSC 1.0).
             let when = (b.timetag.seconds, b.timetag.fractional) != (0, 1);
-            let at = if when { Some(SystemTime::from(b.timetag)) } else { at };
+            let at = if when { tag_time(b.timetag).or(Some(SystemTime::UNIX_EPOCH)) } else { at };
             for p in &b.content {
                 walk(p, at, depth + 1, voices, out);
             }
@@ -116,7 +127,7 @@ pub fn decode_packet(bytes: &[u8], voices: u32) -> Decoded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rosc::{OscBundle, OscMessage, OscTime, encoder};
+    use rosc::{OscBundle, OscMessage, encoder};
 
     fn bytes(p: &OscPacket) -> Vec<u8> {
         encoder::encode(p).unwrap()
@@ -156,6 +167,17 @@ mod tests {
             let d = decode_packet(garbage, 8);
             assert!(matches!(d.items.as_slice(), [Item::Error(..)]), "{garbage:?} -> {d:?}");
         }
+    }
+
+    #[test]
+    fn regression_a_time_tag_before_1970_does_not_panic() {
+        // Found by the fuzzer: rosc's SystemTime::from(OscTime) underflows.
+        let b = OscPacket::Bundle(OscBundle {
+            timetag: OscTime::from((5, 0)),
+            content: vec![msg("/note_off", vec![OscType::Int(2)])],
+        });
+        let d = decode_packet(&bytes(&b), 8);
+        assert_eq!(d.items, vec![Item::Command(Command::NoteOff { voice: 2 }, Some(SystemTime::UNIX_EPOCH))]);
     }
 
     #[test]
