@@ -18,11 +18,17 @@ static RT_LOCK: Mutex<()> = Mutex::new(());
 
 const SR: u32 = 48_000;
 
-/// Open fds and memfd mappings of this process.
-fn resources() -> (usize, usize) {
+/// Open fds, memfd mappings and engine threads of this process. (The test
+/// harness runs other tests' threads too, so only `chronus-*` threads count.)
+fn resources() -> (usize, usize, usize) {
     let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    (fds, maps.lines().filter(|l| l.contains("memfd:chronus")).count())
+    let engine_threads = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("chronus-")))
+        .count();
+    (fds, maps.lines().filter(|l| l.contains("memfd:chronus")).count(), engine_threads)
 }
 
 fn config(dir: &TempDir) -> EngineConfig {
@@ -157,7 +163,7 @@ fn every_fault_kind_on_active_and_standby_is_survived_bit_exactly() {
     assert!(report.events.iter().any(|e| e.detected_by == chronus::supervisor::DetectedBy::Watchdog));
     assert!(report.events.iter().any(|e| e.detected_by == chronus::supervisor::DetectedBy::Slow));
     assert_gone(report.events.iter().map(|e| e.pid).chain(status.active_pid).chain(status.standby_pid));
-    assert_eq!(resources(), before, "fds or shared-memory mappings left behind");
+    assert_eq!(resources(), before, "fds, shared-memory mappings or engine threads left behind");
 }
 
 #[test]

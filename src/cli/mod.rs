@@ -6,6 +6,7 @@ mod osc_client;
 mod play;
 mod render;
 mod send;
+mod soak;
 mod status;
 mod worker;
 
@@ -34,6 +35,8 @@ enum Cmd {
     Render(render::RenderArgs),
     /// Benchmarks: `chronus bench failover`.
     Bench(bench::BenchArgs),
+    /// A long run with faults of every kind; writes a report (JSON, Markdown, SVG).
+    Soak(soak::SoakArgs),
     /// Run as a DSP worker on a region inherited from the supervisor (internal).
     #[command(hide = true)]
     Worker(worker::WorkerCliArgs),
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Status(args) => status::run(args),
         Cmd::Render(args) => render::run(args),
         Cmd::Bench(args) => bench::run(args),
+        Cmd::Soak(args) => soak::run(args),
         Cmd::Worker(args) => worker::run(args),
     }
 }

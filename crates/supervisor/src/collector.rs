@@ -27,6 +27,7 @@ pub(crate) struct Collector {
     pub journal: rtrb::Consumer<TimedCommand>,
     pub record: Option<rtrb::Consumer<f32>>,
     pub keep_audio: bool,
+    pub keep_journal: bool,
     pub wav_path: Option<PathBuf>,
     pub journal_path: Option<PathBuf>,
     pub sample_rate: u32,
@@ -58,7 +59,9 @@ impl Collector {
                     out.errors.push(format!("journal: {e}"));
                     journal_file = None;
                 }
-                out.commands.push(c);
+                if self.keep_journal {
+                    out.commands.push(c);
+                }
             }
             if let Some(rec) = &mut self.record {
                 while let Ok(s) = rec.pop() {

@@ -46,6 +46,9 @@ pub struct EngineConfig {
     pub record_path: Option<PathBuf>,
     /// Also write the command journal to this file.
     pub journal_path: Option<PathBuf>,
+    /// Keep the journal in memory (returned by [`crate::Engine::stop`]); a
+    /// long run with `journal_path` set can turn this off and read the file.
+    pub journal_in_memory: bool,
 }
 
 impl EngineConfig {
@@ -70,6 +73,7 @@ impl EngineConfig {
             record_in_memory: false,
             record_path: None,
             journal_path: None,
+            journal_in_memory: true,
         }
     }
 

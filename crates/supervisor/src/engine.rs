@@ -63,6 +63,18 @@ fn try_fifo(priority: i32, what: &str) -> bool {
     }
 }
 
+/// A ring whose every slot has been written once, so its pages are resident
+/// before the real-time thread uses it (no page fault in the output path, and
+/// no resident-memory growth during a run).
+fn prefaulted_ring<T: Copy>(capacity: usize, filler: T) -> (rtrb::Producer<T>, rtrb::Consumer<T>) {
+    let (mut tx, mut rx) = rtrb::RingBuffer::new(capacity);
+    for _ in 0..capacity {
+        let _ = tx.push(filler);
+        let _ = rx.pop();
+    }
+    (tx, rx)
+}
+
 fn spawn<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -117,11 +129,14 @@ impl Engine {
             voices: cfg.voices,
         };
         let shared = Arc::new(Shared::new([Region::create(geometry, 0)?, Region::create(geometry, 0)?]));
-        let (command_tx, command_rx) = rtrb::RingBuffer::new(4_096);
-        let (journal_tx, journal_rx) = rtrb::RingBuffer::new(1 << 16);
+        let (command_tx, command_rx) =
+            prefaulted_ring(4_096, Queued { command: Command::NoteOff { voice: 0 }, at: None });
+        let filler = chronus_dsp::TimedCommand { frame: 0, command: Command::NoteOff { voice: 0 } };
+        let (journal_tx, journal_rx) = prefaulted_ring(8_192, filler);
         let recording = cfg.record_in_memory || cfg.record_path.is_some();
         let (record_tx, record_rx) = if recording {
-            let (tx, rx) = rtrb::RingBuffer::new(cfg.sample_rate as usize * 2 * 4);
+            // One second of stereo audio; the collector drains it every 5 ms.
+            let (tx, rx) = prefaulted_ring(cfg.sample_rate as usize * 2, 0.0f32);
             (Some(tx), Some(rx))
         } else {
             (None, None)
@@ -139,6 +154,7 @@ impl Engine {
             status: status.clone(),
             worker_priority: None,
             underruns_seen: (0, std::time::Instant::now()),
+            last_health: None,
         };
         let (ready_tx, ready_rx) = mpsc::channel();
         let realtime = cfg.realtime;
@@ -171,6 +187,7 @@ impl Engine {
             journal: journal_rx,
             record: record_rx,
             keep_audio: cfg.record_in_memory,
+            keep_journal: cfg.journal_in_memory,
             wav_path: cfg.record_path.clone(),
             journal_path: cfg.journal_path.clone(),
             sample_rate: cfg.sample_rate,
@@ -257,6 +274,13 @@ impl Engine {
     /// [`EngineError::NoSuchWorker`] or an OS error.
     pub fn signal(&self, target: Target, signal: i32) -> Result<u32, EngineError> {
         self.request(|tx| Request::Signal(target, signal, tx))
+    }
+
+    /// Tells the engine that worker `pid` is about to be hit from outside
+    /// (a test harness about to run `kill`), so the failover event carries
+    /// the real fault time and kind instead of "unknown".
+    pub fn expect_fault(&self, pid: u32, kind: FaultKind) {
+        let _ = self.requests.send(Request::Expect(pid, kind, chronus_ipc::monotonic_ns()));
     }
 
     /// The current status.
@@ -347,6 +371,16 @@ impl Engine {
             events,
             underrun_frames: s.underrun_frames.load(Acquire),
             fallback_frames: s.fallback_frames.load(Acquire),
+            first_underrun: (s.underrun_frames.load(Acquire) > 0).then(|| {
+                let d: Vec<u64> = s.first_underrun.iter().map(|v| v.load(Acquire)).collect();
+                crate::report::UnderrunDetail {
+                    frame: d[0],
+                    written: [d[1], d[2]],
+                    states: [d[3] as u8, (d[3] >> 8) as u8],
+                    late_us: d[4],
+                    at_us: d[5],
+                }
+            }),
             corrupt_samples: s.corrupt_samples.load(Acquire),
             io_overruns: s.io_overruns.load(Acquire),
             commands_dropped: s.commands_dropped.load(Acquire),

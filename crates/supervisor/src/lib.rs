@@ -36,7 +36,7 @@ pub use error::EngineError;
 pub use events::{DetectedBy, FailoverEvent, Percentiles, Role};
 pub use lease::{Lease, LeaseError};
 pub use output::OutputEngine;
-pub use report::RunReport;
+pub use report::{RunReport, UnderrunDetail};
 pub use sink::{DEFAULT_BUFFER_PERIODS, FreeRunningSink, PacedSink, Sink};
 pub use status::{Health, Status};
 pub use summary::FailoverSummary;

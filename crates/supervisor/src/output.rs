@@ -208,6 +208,30 @@ impl OutputEngine {
         }
     }
 
+    /// Records what the rings held at the first underrun (atomics only).
+    fn note_underrun(&self, frame: u64, deadline: Instant) {
+        let d = &self.shared.first_underrun;
+        let s = &self.shared.slots;
+        let late = Instant::now().saturating_duration_since(deadline).as_micros() as u64;
+        let since_start = {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            (now.as_nanos() as u64).saturating_sub(self.shared.start_unix_ns.load(Relaxed)) / 1_000
+        };
+        for (i, v) in [
+            frame,
+            s[0].region.audio_write_frame(),
+            s[1].region.audio_write_frame(),
+            u64::from(s[0].state()) | u64::from(s[1].state()) << 8,
+            late,
+            since_start,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            d[i].store(v, Relaxed);
+        }
+    }
+
     /// Fills `left`/`right` with the next frames, waiting for them until
     /// `deadline` at the most.
     fn read_audio(&self, left: &mut [f32], right: &mut [f32], deadline: Option<Instant>) {
@@ -234,7 +258,9 @@ impl OutputEngine {
                 None => {
                     left[k] = 0.0;
                     right[k] = 0.0;
-                    self.shared.underrun_frames.fetch_add(1, Relaxed);
+                    if self.shared.underrun_frames.fetch_add(1, Relaxed) == 0 {
+                        self.note_underrun(f, deadline);
+                    }
                 }
             }
         }

@@ -26,6 +26,8 @@ pub struct RunReport {
     pub underrun_frames: u64,
     /// Frames taken from the standby because the active lacked them.
     pub fallback_frames: u64,
+    /// The first underrun, if any: what the rings held then.
+    pub first_underrun: Option<UnderrunDetail>,
     /// Non-finite samples from workers replaced by silence.
     pub corrupt_samples: u64,
     /// Journal entries or recorded samples lost to full queues.
@@ -68,4 +70,19 @@ impl RunReport {
             (a, b) => Some(a.unwrap_or(usize::MAX).min(b.unwrap_or(usize::MAX)) as u64),
         })
     }
+}
+
+/// What the rings held at the first underrun.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UnderrunDetail {
+    /// The frame nobody could supply.
+    pub frame: u64,
+    /// How far each slot's worker had written then.
+    pub written: [u64; 2],
+    /// Each slot's state then (0 empty, 1 joining, 2 live, 3 dead).
+    pub states: [u8; 2],
+    /// How late the output thread was past that period's deadline, µs.
+    pub late_us: u64,
+    /// When, µs after the output started.
+    pub at_us: u64,
 }

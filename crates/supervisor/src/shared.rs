@@ -56,6 +56,10 @@ pub(crate) struct Shared {
     pub underrun_frames: AtomicU64,
     /// Frames taken from the standby because the active did not have them.
     pub fallback_frames: AtomicU64,
+    /// The first underrun, for diagnosis: [frame, slot 0 written up to,
+    /// slot 1 written up to, slot states (s0 | s1 << 8), µs the output was
+    /// past its deadline (0: on time), µs since the output started].
+    pub first_underrun: [AtomicU64; 6],
     /// Non-finite samples from workers replaced by silence.
     pub corrupt_samples: AtomicU64,
     /// Commands dropped because the input queue was full.
@@ -92,6 +96,7 @@ impl Shared {
             cycle: AtomicU64::new(0),
             underrun_frames: AtomicU64::new(0),
             fallback_frames: AtomicU64::new(0),
+            first_underrun: Default::default(),
             corrupt_samples: AtomicU64::new(0),
             commands_dropped: AtomicU64::new(0),
             commands_late: AtomicU64::new(0),

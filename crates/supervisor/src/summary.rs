@@ -31,6 +31,8 @@ pub struct FailoverSummary {
     pub bit_exact: bool,
     /// First differing frame when not bit-exact.
     pub first_difference: Option<u64>,
+    /// What the rings held at the first underrun, if any.
+    pub first_underrun: Option<crate::UnderrunDetail>,
     /// Fault → noticed (pidfd or watchdog), µs.
     pub detection_us: Percentiles,
     /// Fault → active switched, µs (faults on the active only).
@@ -111,6 +113,7 @@ impl FailoverSummary {
             seconds_played: report.frames_played as f64 / f64::from(report.sample_rate.max(1)),
             bit_exact: first_difference.is_none(),
             first_difference,
+            first_underrun: report.first_underrun,
             detection_us: overall.detection_us,
             switch_us: overall.switch_us,
             respawn_us: overall.respawn_us,

@@ -40,6 +40,8 @@ pub(crate) enum Request {
     Inject(Target, FaultKind, mpsc::Sender<Result<u32, EngineError>>),
     /// Send `signal` to the worker from outside (as `kill` would).
     Signal(Target, i32, mpsc::Sender<Result<u32, EngineError>>),
+    /// A fault is about to hit worker `pid` from outside: remember when.
+    Expect(u32, FaultKind, u64),
 }
 
 /// A running worker process.
@@ -98,6 +100,8 @@ pub(crate) struct Supervisor {
     pub worker_priority: Option<i32>,
     /// Underrun frames at the last change, and when it changed.
     pub underruns_seen: (u64, Instant),
+    /// The health last published, to log every change.
+    pub last_health: Option<Health>,
 }
 
 /// How long an underrun keeps the health `Degraded`.
@@ -238,6 +242,13 @@ impl Supervisor {
     fn handle_request(&mut self, request: Request) {
         let (target, reply) = match &request {
             Request::Inject(t, _, r) | Request::Signal(t, _, r) => (*t, r.clone()),
+            Request::Expect(pid, kind, at) => {
+                if let Some(c) = self.ctl.iter_mut().find(|c| c.proc.as_ref().is_some_and(|p| p.pid == *pid))
+                {
+                    c.sent_fault = Some((*at, *kind));
+                }
+                return;
+            }
         };
         let active = self.shared.active();
         let i = if target == Target::Active { active } else { active ^ 1 };
@@ -256,6 +267,7 @@ impl Supervisor {
                     Err(EngineError::FaultsDisabled)
                 }
             }
+            Request::Expect(..) => return,
             Request::Signal(_, signal, _) => {
                 let kind = match signal {
                     libc::SIGSTOP => FaultKind::Stop,
@@ -385,6 +397,14 @@ impl Supervisor {
                 quarantined,
                 backing_off,
             };
+        if self.last_health != Some(health) {
+            let was = self.last_health.map_or_else(|| "starting".to_owned(), |h| h.to_string());
+            match health {
+                Health::Healthy => tracing::info!("health: {was} -> {health}"),
+                _ => tracing::warn!("health: {was} -> {health}"),
+            }
+            self.last_health = Some(health);
+        }
         if let Ok(mut st) = self.status.lock() {
             *st = status;
         }
@@ -409,11 +429,13 @@ impl Supervisor {
                 .map(|(_, i)| *i)
                 .collect();
             drop(fds);
-            for i in exited {
-                self.on_exit(i);
-            }
+            // Requests first: an expected outside fault must be known before
+            // the exit it causes is recorded.
             while let Ok(request) = self.requests.try_recv() {
                 self.handle_request(request);
+            }
+            for i in exited {
+                self.on_exit(i);
             }
             if self.shared.stop.load(Acquire) {
                 // The output no longer consumes: progress checks would lie.
