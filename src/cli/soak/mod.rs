@@ -167,7 +167,6 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     // Sized up front: the harness's own memory is part of what it measures.
     let mut samples = Vec::with_capacity(duration.as_secs() as usize + 16);
     let mut timeline: Vec<(f64, String)> = Vec::with_capacity(4 * faults_expected(duration, rate) + 16);
-    let mut worker_pids = std::collections::BTreeSet::new();
     let (mut faults, mut deferred, mut fault_errors) = (0usize, 0u64, Vec::new());
     let period = Duration::from_secs_f64(1.0 / rate);
     let mut next_fault = started + Duration::from_secs(2);
@@ -178,8 +177,6 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
         while started.elapsed() < duration {
             let now = Instant::now();
             let status = engine.status();
-            worker_pids
-                .extend(status.active_pid.into_iter().chain(status.standby_pid).chain(status.joining_pid));
             let health = status.health.to_string();
             if timeline.last().is_none_or(|(_, h)| *h != health) {
                 timeline.push((started.elapsed().as_secs_f64(), health.clone()));
@@ -235,13 +232,10 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     let _ = engine.fade_out();
     let engine = Arc::try_unwrap(engine).map_err(|_| Failure::new(OS_ERR, "engine still in use"))?;
     let mut run = engine.stop().or_exit(CANT_CREATE, "stopping")?;
-    // Nothing of the engine may be left: workers gone, none a zombie.
+    // Nothing of the engine may be left: every worker is gone and reaped (a
+    // leaked or unreaped worker would still be a child of this process).
     std::thread::sleep(Duration::from_millis(100));
-    let leftovers: Vec<u32> = worker_pids
-        .iter()
-        .copied()
-        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
-        .collect();
+    let leftovers = resources::children();
     let (_, left, right) = chronus::audio::read_wav(&dir.join("played.wav"))
         .or_exit(CANT_CREATE, "reading the recording back")?;
     (run.left, run.right) = (left, right);
