@@ -168,7 +168,7 @@ fn demo_score(sample_rate: u32) -> Result<(Vec<chronus::dsp::TimedCommand>, u64)
 /// Runs `chronus play`.
 pub fn run(args: PlayArgs) -> Result<(), Failure> {
     if args.list_devices {
-        let devices = chronus::audio::output_devices().map_err(|e| Failure::new(NO_DEVICE, e))?;
+        let devices = chronus::audio::list_output_devices().map_err(|e| Failure::new(NO_DEVICE, e))?;
         if devices.is_empty() {
             println!("no output devices");
         }

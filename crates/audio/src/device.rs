@@ -9,10 +9,10 @@ use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeviceError {
-    /// The host has no output device (a headless machine; ALSA's `null`
-    /// plugin does not count).
-    #[error("no audio output device (no sound card)")]
-    NoDevice,
+    /// The host has no usable default output device (a headless machine;
+    /// ALSA's `null` plugin does not count).
+    #[error("no usable audio output device ({0})")]
+    NoDevice(String),
     /// No device has that name.
     #[error("no output device named '{0}' (see --list-devices)")]
     NotFound(String),
@@ -58,11 +58,16 @@ fn short_name(d: &cpal::Device) -> Option<String> {
     d.id().ok().map(|id| id.id().to_owned())
 }
 
-/// The output devices as (short name, description), the default one first.
+/// The output devices as (short name, description), the default one first
+/// (libasound's own error lines are kept off stderr).
 ///
 /// # Errors
 /// [`DeviceError::Backend`] if the host cannot list devices.
-pub fn output_devices() -> Result<Vec<(String, String)>, DeviceError> {
+pub fn list_output_devices() -> Result<Vec<(String, String)>, DeviceError> {
+    without_stderr(output_devices)
+}
+
+fn output_devices() -> Result<Vec<(String, String)>, DeviceError> {
     let host = cpal::default_host();
     let default = host.default_output_device().and_then(|d| short_name(&d));
     let mut devices: Vec<(String, String)> = host
@@ -81,6 +86,32 @@ pub fn output_devices() -> Result<Vec<(String, String)>, DeviceError> {
 /// # Errors
 /// [`DeviceError`] saying why no device can be used.
 pub fn choose_output(name: Option<&str>, sample_rate: u32, block: u32) -> Result<ChosenDevice, DeviceError> {
+    without_stderr(|| match choose(name, sample_rate, block) {
+        Err(DeviceError::Backend(why) | DeviceError::Unsupported(why)) if name.is_none() => {
+            Err(DeviceError::NoDevice(why))
+        }
+        other => other,
+    })
+}
+
+/// Runs `f` with stderr pointed at /dev/null: libasound prints its own
+/// errors there while devices are probed (several lines on a machine with
+/// no sound card); the outcome is reported by the caller in one line. Call
+/// it at start-up, before other threads write to stderr.
+fn without_stderr<T>(f: impl FnOnce() -> T) -> T {
+    let saved = nix::unistd::dup(std::io::stderr()).ok();
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").ok();
+    if let (Some(_), Some(null)) = (&saved, &null) {
+        let _ = nix::unistd::dup2_stderr(null);
+    }
+    let out = f();
+    if let Some(saved) = saved {
+        let _ = nix::unistd::dup2_stderr(saved);
+    }
+    out
+}
+
+fn choose(name: Option<&str>, sample_rate: u32, block: u32) -> Result<ChosenDevice, DeviceError> {
     let host = cpal::default_host();
     let device = match name {
         // ALSA's `null` plugin is the default on a machine with no sound
@@ -88,7 +119,7 @@ pub fn choose_output(name: Option<&str>, sample_rate: u32, block: u32) -> Result
         None => host
             .default_output_device()
             .filter(|d| short_name(d).as_deref() != Some("null"))
-            .ok_or(DeviceError::NoDevice)?,
+            .ok_or_else(|| DeviceError::NoDevice("no sound card".into()))?,
         Some(n) => host
             .output_devices()
             .map_err(backend)?

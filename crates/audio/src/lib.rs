@@ -5,5 +5,5 @@
 mod device;
 mod wav;
 
-pub use device::{ChosenDevice, DeviceError, choose_output, output_devices, start_output};
+pub use device::{ChosenDevice, DeviceError, choose_output, list_output_devices, start_output};
 pub use wav::{WavError, WavFileWriter, read_wav, write_wav};
