@@ -9,9 +9,13 @@
 mod util;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use util::*;
+
+/// These tests play in real time: one at a time.
+static RT_LOCK: Mutex<()> = Mutex::new(());
 
 /// A private JACK server with the dummy backend, killed on drop.
 struct Jack {
@@ -52,6 +56,7 @@ impl Drop for Jack {
 
 #[test]
 fn plays_through_a_real_audio_graph_and_survives_a_kill_bit_exactly() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let jack = Jack::start();
     let dir = TempDir::new("device-jack");
     let (wav, journal) = (dir.path("played.wav"), dir.path("run.journal"));
@@ -99,10 +104,12 @@ fn plays_through_a_real_audio_graph_and_survives_a_kill_bit_exactly() {
 
 #[test]
 fn auto_falls_back_to_the_null_sink_without_a_sound_card_and_says_so() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("device-auto-{}", std::process::id());
     // No JACK server for this process, and ALSA's default here is `null`.
     let dir = TempDir::new("device-auto");
     let out = Command::new(chronus_exe())
-        .args(["play", "--duration", "0.5", "--osc", "127.0.0.1:0"])
+        .args(["play", "--duration", "0.5", "--osc", "127.0.0.1:0", "--name", &name])
         .arg("--record")
         .arg(dir.path("x.wav"))
         .env("JACK_DEFAULT_SERVER", "chronus-no-such-server")
@@ -118,7 +125,7 @@ fn auto_falls_back_to_the_null_sink_without_a_sound_card_and_says_so() {
     assert!(stderr.contains("playing through the paced null sink instead"), "{stderr}");
     assert_eq!(stderr.lines().filter(|l| l.contains("null sink")).count(), 1, "one line: {stderr}");
     let named = Command::new(chronus_exe())
-        .args(["play", "--device", "no-such-device", "--duration", "0.2"])
+        .args(["play", "--device", "no-such-device", "--duration", "0.2", "--name", &name])
         .output()
         .unwrap();
     assert_eq!(named.status.code(), Some(74), "{}", String::from_utf8_lossy(&named.stderr));

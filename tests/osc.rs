@@ -33,14 +33,22 @@ impl Play {
         let dir = TempDir::new(tag);
         let addr = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(chronus_exe());
-        cmd.args(["play", "--sink", "null", "--osc", &addr])
-            .arg("--record")
-            .arg(dir.path("played.wav"))
-            .arg("--journal")
-            .arg(dir.path("run.journal"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "play",
+            "--sink",
+            "null",
+            "--osc",
+            &addr,
+            "--name",
+            &format!("osc-{tag}-{}", std::process::id()),
+        ])
+        .arg("--record")
+        .arg(dir.path("played.wav"))
+        .arg("--journal")
+        .arg(dir.path("run.journal"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let child = cmd.spawn().unwrap();
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
@@ -65,13 +73,17 @@ impl Play {
         }
     }
 
-    /// `/status.reply` arguments.
+    /// `/status.reply` arguments. Asks up to 4 times, as a client would: in
+    /// a flood, the kernel drops datagrams (ours too) when the server's
+    /// receive buffer is full.
     fn status(&self) -> Option<Vec<OscType>> {
-        self.send(&msg("/status", vec![]));
-        let deadline = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < deadline {
-            if let Some(m) = self.reply().filter(|m| m.addr == "/status.reply") {
-                return Some(m.args);
+        for _ in 0..4 {
+            self.send(&msg("/status", vec![]));
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < deadline {
+                if let Some(m) = self.reply().filter(|m| m.addr == "/status.reply") {
+                    return Some(m.args);
+                }
             }
         }
         None
