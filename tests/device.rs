@@ -48,7 +48,18 @@ impl Jack {
 }
 
 impl Drop for Jack {
+    /// SIGTERM, so jackd removes its shared memory (a SIGKILLed jackd leaves
+    /// its entries in /dev/shm, and enough of them stop new servers from
+    /// starting); SIGKILL only if it does not stop within 2 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -23,6 +23,7 @@ fn free_port() -> u16 {
 /// A `chronus play` process and a socket to talk to it.
 struct Play {
     child: Child,
+    _guard: KillOnDrop,
     addr: String,
     socket: UdpSocket,
     dir: TempDir,
@@ -50,9 +51,10 @@ impl Play {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         let child = cmd.spawn().unwrap();
+        let _guard = KillOnDrop(child.id());
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let play = Self { child, addr, socket, dir };
+        let play = Self { child, _guard, addr, socket, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while play.status().is_none() {
             assert!(Instant::now() < deadline, "chronus play did not answer /status");

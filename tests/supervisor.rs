@@ -57,6 +57,7 @@ fn one_supervisor_per_name_and_no_orphans_when_it_is_killed() {
     let name = format!("lease-test-{}", std::process::id());
     let osc = free_port();
     let mut first = play(&chronus_exe(), &name, &osc, &[]);
+    let _guard = KillOnDrop(first.id());
     let (a, b) = worker_pids(&osc);
 
     let second = Command::new(chronus_exe())
@@ -96,6 +97,7 @@ fn sigterm_fades_out_finalises_the_recording_and_exits_0() {
         &osc,
         &["--record", wav.to_str().unwrap(), "--journal", journal.to_str().unwrap()],
     );
+    let _guard = KillOnDrop(child.id());
     let (a, b) = worker_pids(&osc);
     chronus(&["send", "--to", &osc, "/note_on", "1", "440", "0.8"]);
     std::thread::sleep(Duration::from_millis(300));
@@ -129,6 +131,7 @@ fn a_crash_loop_is_quarantined_and_exit_on_quarantine_exits_78() {
         &osc,
         &["--backoff", "0.02", "--quarantine-after", "3", "--exit-on-quarantine"],
     );
+    let _guard = KillOnDrop(child.id());
     let (_, standby) = worker_pids(&osc);
     let broken = dir.path("broken");
     std::fs::write(&broken, "#!/bin/sh\nexit 3\n").unwrap();

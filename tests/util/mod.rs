@@ -53,3 +53,18 @@ pub fn first_difference(a: &[f32], b: &[f32]) -> Option<usize> {
     }
     a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits())
 }
+
+/// Kills process `pid` (SIGKILL) when dropped, if it is still there, so a
+/// failing test does not leave a `chronus play` running.
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0));
+        let running =
+            stat.is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')));
+        if running {
+            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        }
+    }
+}
