@@ -99,8 +99,7 @@ fn tag_time(tag: OscTime) -> Option<SystemTime> {
 fn walk(packet: &OscPacket, at: Option<SystemTime>, depth: usize, voices: u32, out: &mut Vec<Item>) {
     match packet {
         OscPacket::Message(m) => message(&m.addr, &m.args, at, voices, out),
-        OscPacket::Bundle(b) if depth >= MAX_DEPTH => {
-            let _ = b;
+        OscPacket::Bundle(_) if depth >= MAX_DEPTH => {
             out.push(Item::Error("#bundle".into(), format!("bundles nested deeper than {MAX_DEPTH}")));
         }
         OscPacket::Bundle(b) => {

@@ -64,9 +64,8 @@ impl Supervisor {
     /// `backoff_max` (1, 2, 4, 8 s by default); after `quarantine_after`
     /// failures in a row, gives up (quarantine).
     pub(crate) fn restart_join(&mut self, i: usize) {
-        if let Some(p) = &self.ctl[i].proc {
+        if self.ctl[i].proc.is_some() {
             // Still running (divergence, timeout): kill it; its exit restarts us.
-            let _ = p;
             self.kill(i, DetectedBy::Divergence);
             return;
         }
