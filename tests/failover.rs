@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chronus::supervisor::{Engine, EngineConfig, FaultKind, Health, PacedSink, RunReport, Target};
+use chronus::supervisor::{Engine, EngineConfig, FaultKind, PacedSink, RunReport, Target};
 use util::*;
 
 static RT_LOCK: Mutex<()> = Mutex::new(());
@@ -76,8 +76,8 @@ fn wait_failovers(engine: &Engine, faults: usize) {
     }
 }
 
-/// Waits for a verified standby (health may still read DEGRADED for a while
-/// after an underrun).
+/// Waits for a verified standby. (Not for HEALTHY: health reads DEGRADED for
+/// 10 s after any underrun, and a machine stall causes some.)
 fn wait_standby(engine: &Engine) {
     let ok = |s: &chronus::supervisor::Status| s.standby_pid.is_some() && s.joining_pid.is_none();
     if let Err(s) = engine.wait_for(Duration::from_secs(5), ok) {
@@ -85,17 +85,12 @@ fn wait_standby(engine: &Engine) {
     }
 }
 
-fn wait_healthy(engine: &Engine) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while engine.status().health != Health::Healthy {
-        assert!(Instant::now() < deadline, "no verified standby 5 s after a fault: {:?}", engine.status());
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// Checks everything a run must satisfy; returns the report for more checks.
 fn check_run(report: &RunReport, dir: &TempDir, faults: usize) {
-    assert_eq!(report.underrun_frames, 0, "underruns; events: {:#?}", report.events);
+    // Frames the machine did not let the output play (a descheduled virtual
+    // CPU) are reported apart and left out of the comparison below; every
+    // other missing frame fails the run.
+    assert_eq!(report.lost_frames(), 0, "underruns; events: {:#?}", report.events);
     assert_eq!(report.io_overruns, 0, "journal or recording lost data");
     assert_eq!(
         report.events.len(),
@@ -152,14 +147,14 @@ fn every_fault_kind_on_active_and_standby_is_survived_bit_exactly() {
         std::thread::sleep(Duration::from_millis(300));
         for kind in FaultKind::ALL {
             for target in [Target::Active, Target::Standby] {
-                wait_healthy(&engine);
+                wait_standby(&engine);
                 std::thread::sleep(Duration::from_millis(40));
                 engine.inject(target, kind).unwrap();
                 faults += 1;
                 wait_failovers(&engine, faults);
             }
         }
-        wait_healthy(&engine);
+        wait_standby(&engine);
         std::thread::sleep(Duration::from_millis(200));
     });
     let status = engine.status();
@@ -186,7 +181,7 @@ fn faults_close_together_and_while_joining_are_survived() {
         for _ in 0..3 {
             // Kill the active, then its replacement while it is still joining,
             // from outside, with kill(1).
-            wait_healthy(&engine);
+            wait_standby(&engine);
             engine.signal(Target::Active, libc::SIGKILL).unwrap();
             faults += 1;
             wait_failovers(&engine, faults);
@@ -205,22 +200,22 @@ fn faults_close_together_and_while_joining_are_survived() {
             wait_failovers(&engine, faults);
             // Then two faults back to back: the new active as soon as it has a
             // verified standby, and that standby's successor right away.
-            wait_healthy(&engine);
+            wait_standby(&engine);
             engine.inject(Target::Active, FaultKind::Segv).unwrap();
             faults += 1;
             wait_failovers(&engine, faults);
-            wait_healthy(&engine);
+            wait_standby(&engine);
             engine.inject(Target::Active, FaultKind::Exit1).unwrap();
             faults += 1;
             wait_failovers(&engine, faults);
         }
         // A worker frozen from outside (kill -STOP) is caught by the watchdog.
-        wait_healthy(&engine);
+        wait_standby(&engine);
         let pid = engine.status().standby_pid.unwrap();
         std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap();
         faults += 1;
         wait_failovers(&engine, faults);
-        wait_healthy(&engine);
+        wait_standby(&engine);
         std::thread::sleep(Duration::from_millis(200));
     });
     let report = engine.stop().unwrap();
@@ -272,7 +267,7 @@ fn run_with_output_stall(dir: &TempDir, stall: Duration) -> RunReport {
     let sink = StallingSink { inner: PacedSink::new(SR), periods: 0, stall_at: 94, stall };
     let engine = Engine::start(config(dir), sink).unwrap();
     while_playing(&engine, || {
-        wait_healthy(&engine);
+        wait_standby(&engine);
         std::thread::sleep(Duration::from_millis(500) + stall);
         engine.signal(Target::Active, libc::SIGKILL).unwrap();
         wait_failovers(&engine, 1);
@@ -296,11 +291,75 @@ fn an_output_stall_longer_than_the_device_buffer_is_counted_and_recovered_from()
     let dir = TempDir::new("failover-long-stall");
     let report = run_with_output_stall(&dir, Duration::from_millis(80));
     // A real device would have played silence too: it is counted, not hidden
-    // (and health reads DEGRADED for 10 s after it).
+    // (and health reads DEGRADED for 10 s after it), as a stall of the
+    // machine: the output thread itself was late, no worker was.
     assert!(report.underrun_frames > 0);
     assert!(report.underrun_frames < 48_000 / 10, "more lost than the stall: {}", report.underrun_frames);
+    assert_eq!(report.machine_stall_frames, report.underrun_frames, "{:?}", report.machine_stalls);
+    assert_eq!(report.lost_frames(), 0);
     assert_eq!(report.events.len(), 1);
     assert!(report.events[0].t_rejoin.is_some());
+    // The workers rendered through the stall: everything else is bit-exact.
+    assert_eq!(report.first_difference().unwrap(), None);
+}
+
+/// Stops `pids` with SIGSTOP for `how_long`, then continues them, from a
+/// helper process (so that this process may be among them).
+fn freeze(pids: &[u32], how_long: Duration) {
+    let list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+    let script = format!("kill -STOP {list}; sleep {}; kill -CONT {list}", how_long.as_secs_f64());
+    let status = std::process::Command::new("sh").args(["-c", &script]).status().unwrap();
+    assert!(status.success(), "{script}");
+}
+
+fn worker_pids(engine: &Engine) -> Vec<u32> {
+    let s = engine.status();
+    vec![s.active_pid.unwrap(), s.standby_pid.unwrap()]
+}
+
+#[test]
+fn a_machine_freeze_kills_no_worker_and_is_reported_as_the_machines() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("failover-machine-freeze");
+    let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
+    while_playing(&engine, || {
+        wait_standby(&engine);
+        std::thread::sleep(Duration::from_millis(300));
+        // This process (supervisor, output, everything) and both workers at
+        // once: a virtual machine whose CPUs the host took away for 80 ms.
+        let mut pids = worker_pids(&engine);
+        pids.push(std::process::id());
+        freeze(&pids, Duration::from_millis(80));
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let report = engine.stop().unwrap();
+    assert!(report.events.is_empty(), "a healthy worker was killed: {:#?}", report.events);
+    assert!(report.supervisor_stalls > 0, "the supervisor did not notice it was held off");
+    assert!(report.underrun_frames > 0, "an 80 ms freeze fits no 16 ms device buffer");
+    assert_eq!(report.machine_stall_frames, report.underrun_frames, "{:?}", report.machine_stalls);
+    assert_eq!(report.first_difference().unwrap(), None);
+}
+
+#[test]
+fn both_workers_stalled_together_are_given_time_and_their_gap_counts_as_lost() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("failover-common-stall");
+    let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
+    while_playing(&engine, || {
+        wait_standby(&engine);
+        std::thread::sleep(Duration::from_millis(300));
+        // Longer than the hang timeout, shorter than the patience for a
+        // common stall: killing both would lose the synth's state.
+        freeze(&worker_pids(&engine), Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let report = engine.stop().unwrap();
+    assert!(report.events.is_empty(), "a worker was killed: {:#?}", report.events);
+    // The output was on time and no worker delivered: that is lost audio,
+    // not the machine's doing, and the comparison shows it.
+    assert!(report.lost_frames() > 0);
+    assert_eq!(report.machine_stall_frames, 0, "{:?}", report.machine_stalls);
+    assert!(report.first_difference().unwrap().is_some());
 }
 
 #[test]
@@ -310,12 +369,12 @@ fn a_diverged_standby_is_caught_by_its_checksums_and_replaced() {
     let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
     while_playing(&engine, || {
         for n in 1..=3 {
-            wait_healthy(&engine);
+            wait_standby(&engine);
             std::thread::sleep(Duration::from_millis(50));
             engine.inject(Target::Standby, FaultKind::Diverge).unwrap();
             wait_failovers(&engine, n);
         }
-        wait_healthy(&engine);
+        wait_standby(&engine);
         std::thread::sleep(Duration::from_millis(200));
     });
     let report = engine.stop().unwrap();
@@ -341,11 +400,11 @@ fn a_free_running_sink_plays_faster_than_real_time_through_faults() {
         for c in &cmds {
             engine.send(c.command).unwrap();
         }
-        wait_healthy(&engine);
+        wait_standby(&engine);
         engine.inject(if n % 2 == 0 { Target::Active } else { Target::Standby }, kind).unwrap();
         wait_failovers(&engine, n + 1);
     }
-    wait_healthy(&engine);
+    wait_standby(&engine);
     let report = engine.stop().unwrap();
     let played = report.frames_played as f64 / f64::from(SR);
     assert!(

@@ -131,8 +131,10 @@ fn msg(addr: &str, args: Vec<OscType>) -> OscPacket {
     OscPacket::Message(OscMessage { addr: addr.into(), args })
 }
 
+/// Frames Chronus lost: underruns less those the machine did not let the
+/// output play (a stalled host).
 fn underruns(status: &[OscType]) -> i64 {
-    status[4].clone().long().unwrap()
+    status[4].clone().long().unwrap() - status[11].clone().long().unwrap()
 }
 
 fn first_sound(left: &[f32]) -> Option<usize> {

@@ -151,8 +151,9 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
 }
 
 fn verdict_line(s: &FailoverSummary) -> String {
+    let note = s.stall_note().map(|n| format!(" — {n}")).unwrap_or_default();
     format!(
-        "{} faults ({}), {:.1} s played: lost frames {}, underruns {}, bit-exact {}, replacements not joined {}",
+        "{} faults ({}), {:.1} s played: lost frames {}, underruns {}, bit-exact {}, replacements not joined {}{note}",
         s.faults,
         s.fault_kinds.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
         s.seconds_played,

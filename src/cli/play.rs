@@ -282,6 +282,9 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
             summary.lost_frames,
             if summary.bit_exact { "yes" } else { "NO" }
         );
+        if let Some(note) = summary.stall_note() {
+            println!("note: {note}");
+        }
     } else {
         println!(
             "played {seconds:.1} s: {} failover(s), underrun frames: {}",

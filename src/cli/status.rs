@@ -22,7 +22,7 @@ pub struct StatusArgs {
 }
 
 /// The fields of `/status.reply`, in order.
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 12] = [
     "health",
     "active_pid",
     "standby_pid",
@@ -34,6 +34,7 @@ const FIELDS: [&str; 11] = [
     "voices_in_use",
     "voices",
     "osc_errors",
+    "machine_stall_frames",
 ];
 
 fn value(a: &OscType) -> serde_json::Value {
@@ -61,12 +62,13 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
         let secs = map.get("frames_played").and_then(|v| v.as_i64()).unwrap_or(0) as f64
             / map.get("sample_rate").and_then(|v| v.as_i64()).unwrap_or(48_000).max(1) as f64;
         println!(
-            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {}  played {:.1} s  {} Hz, block {}  voices {}/{}  OSC errors {}",
+            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  played {:.1} s  {} Hz, block {}  voices {}/{}  OSC errors {}",
             get("health"),
             get("active_pid"),
             get("standby_pid"),
             get("failovers"),
             get("underrun_frames"),
+            get("machine_stall_frames"),
             secs,
             get("sample_rate"),
             get("block"),

@@ -130,6 +130,7 @@ impl Handler {
                 OscType::Int(s.voices_in_use as i32),
                 OscType::Int(s.voices as i32),
                 OscType::Long(self.stats.errors.load(Relaxed) as i64),
+                OscType::Long(s.machine_stall_frames as i64),
             ],
         );
     }

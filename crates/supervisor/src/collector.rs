@@ -11,6 +11,7 @@ use std::time::Duration;
 use chronus_dsp::TimedCommand;
 use chronus_journal::JournalWriter;
 
+use crate::report::FrameSpan;
 use crate::shared::Shared;
 
 /// What the collector gathered.
@@ -19,6 +20,8 @@ pub(crate) struct Collected {
     pub commands: Vec<TimedCommand>,
     pub left: Vec<f32>,
     pub right: Vec<f32>,
+    /// Frames lost to machine stalls, adjacent spans merged.
+    pub stalls: Vec<FrameSpan>,
     pub errors: Vec<String>,
 }
 
@@ -26,6 +29,7 @@ pub(crate) struct Collector {
     pub shared: Arc<Shared>,
     pub journal: rtrb::Consumer<TimedCommand>,
     pub record: Option<rtrb::Consumer<f32>>,
+    pub stalls: rtrb::Consumer<FrameSpan>,
     pub keep_audio: bool,
     pub keep_journal: bool,
     pub wav_path: Option<PathBuf>,
@@ -61,6 +65,12 @@ impl Collector {
                 }
                 if self.keep_journal {
                     out.commands.push(c);
+                }
+            }
+            while let Ok(span) = self.stalls.pop() {
+                match out.stalls.last_mut() {
+                    Some(last) if last.first + last.frames == span.first => last.frames += span.frames,
+                    _ => out.stalls.push(span),
                 }
             }
             if let Some(rec) = &mut self.record {

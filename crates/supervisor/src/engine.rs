@@ -92,6 +92,7 @@ impl Engine {
     pub fn start(cfg: EngineConfig, sink: impl Sink) -> Result<Self, EngineError> {
         let realtime = cfg.realtime;
         let block = cfg.block as usize;
+        let sample_rate = cfg.sample_rate;
         let (mut engine, output) = Self::start_external(cfg)?;
         let shared = engine.shared.clone();
         let thread = spawn("chronus-output", move || {
@@ -103,6 +104,9 @@ impl Engine {
             let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
             while !shared.stop.load(Acquire) {
                 let deadline = sink.wait_period(block as u32);
+                if let Some(deadline) = deadline {
+                    output.begin_paced_period(deadline, block as u32, sample_rate);
+                }
                 output.process(&mut left, &mut right, deadline);
             }
         })?;
@@ -141,6 +145,9 @@ impl Engine {
         } else {
             (None, None)
         };
+        // One span per stalled period at most; the collector drains it
+        // every 5 ms.
+        let (stalls_tx, stalls_rx) = prefaulted_ring(1_024, crate::report::FrameSpan::default());
         let (request_tx, request_rx) = mpsc::channel();
         let status = Arc::new(Mutex::new(Status::starting(&cfg)));
 
@@ -155,6 +162,7 @@ impl Engine {
             worker_priority: None,
             underruns_seen: (0, std::time::Instant::now()),
             last_health: None,
+            watchdog: Default::default(),
         };
         let (ready_tx, ready_rx) = mpsc::channel();
         let realtime = cfg.realtime;
@@ -186,6 +194,7 @@ impl Engine {
             shared: shared.clone(),
             journal: journal_rx,
             record: record_rx,
+            stalls: stalls_rx,
             keep_audio: cfg.record_in_memory,
             keep_journal: cfg.journal_in_memory,
             wav_path: cfg.record_path.clone(),
@@ -199,6 +208,7 @@ impl Engine {
             command_rx,
             journal_tx,
             record_tx,
+            stalls_tx,
             u64::from(cfg.lead_blocks * cfg.block),
         );
         let engine = Self {
@@ -370,6 +380,9 @@ impl Engine {
             commands: collected.commands,
             events,
             underrun_frames: s.underrun_frames.load(Acquire),
+            machine_stall_frames: s.machine_stall_frames.load(Acquire),
+            machine_stalls: collected.stalls,
+            supervisor_stalls: s.supervisor_stalls.load(Acquire),
             fallback_frames: s.fallback_frames.load(Acquire),
             first_underrun: (s.underrun_frames.load(Acquire) > 0).then(|| {
                 let d: Vec<u64> = s.first_underrun.iter().map(|v| v.load(Acquire)).collect();

@@ -27,6 +27,7 @@ mod status;
 mod summary;
 mod supervise;
 mod sys;
+mod watchdog;
 mod workload;
 
 pub use chronus_ipc::FaultKind;
@@ -36,7 +37,7 @@ pub use error::EngineError;
 pub use events::{DetectedBy, FailoverEvent, Percentiles, Role};
 pub use lease::{Lease, LeaseError};
 pub use output::OutputEngine;
-pub use report::{RunReport, UnderrunDetail};
+pub use report::{FrameSpan, RunReport, UnderrunDetail};
 pub use sink::{DEFAULT_BUFFER_PERIODS, FreeRunningSink, PacedSink, Sink};
 pub use status::{Health, Status};
 pub use summary::FailoverSummary;

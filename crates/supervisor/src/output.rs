@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use chronus_dsp::{Command, TimedCommand};
 use chronus_ipc::{AudioReader, CommandWriter};
 
+use crate::report::FrameSpan;
 use crate::shared::{JOINING, LIVE, Shared};
 
 /// How long a free-running output waits for a frame before giving up.
@@ -37,6 +38,12 @@ pub struct OutputEngine {
     commands: rtrb::Consumer<Queued>,
     journal: rtrb::Producer<TimedCommand>,
     record: Option<rtrb::Producer<f32>>,
+    /// Spans of frames lost to machine stalls.
+    stalls: rtrb::Producer<FrameSpan>,
+    /// Until then, missing frames are the machine's doing: a period started
+    /// too late, and the workers are catching up with what it released
+    /// (see [`OutputEngine::begin_paced_period`]).
+    stall_recovery_until: Option<Instant>,
     /// A stamped command waiting for space in a live worker's ring.
     pending: Option<TimedCommand>,
     /// Commands for later frames, unordered; `scheduled_len` are in use.
@@ -53,6 +60,7 @@ impl OutputEngine {
         commands: rtrb::Consumer<Queued>,
         journal: rtrb::Producer<TimedCommand>,
         record: Option<rtrb::Producer<f32>>,
+        stalls: rtrb::Producer<FrameSpan>,
         lead: u64,
     ) -> Self {
         let filler = TimedCommand { frame: 0, command: Command::NoteOff { voice: 0 } };
@@ -61,6 +69,8 @@ impl OutputEngine {
             commands,
             journal,
             record,
+            stalls,
+            stall_recovery_until: None,
             pending: None,
             scheduled: vec![filler; SCHEDULE_CAPACITY].into_boxed_slice(),
             scheduled_len: 0,
@@ -188,12 +198,17 @@ impl OutputEngine {
 
     /// Waits until a live worker has rendered `frame`, or `deadline`.
     fn wait_for_any(&self, frame: u64, deadline: Instant) {
-        while Instant::now() < deadline && !self.shared.stop.load(Relaxed) {
+        loop {
+            let now = Instant::now();
+            if now >= deadline || self.shared.stop.load(Relaxed) {
+                return;
+            }
+            // Never past the deadline: a late return would start the next
+            // period late (see `begin_paced_period`).
+            let patience = (deadline - now).min(Duration::from_millis(1));
             let active = self.shared.active();
             let slot = &self.shared.slots[active];
-            if slot.state() == LIVE
-                && AudioReader::new(&slot.region).wait_for(frame + 1, Duration::from_millis(1))
-            {
+            if slot.state() == LIVE && AudioReader::new(&slot.region).wait_for(frame + 1, patience) {
                 return;
             }
             if self
@@ -204,7 +219,7 @@ impl OutputEngine {
             {
                 return;
             }
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(Duration::from_micros(200).min(deadline.saturating_duration_since(now)));
         }
     }
 
@@ -234,19 +249,23 @@ impl OutputEngine {
 
     /// Fills `left`/`right` with the next frames, waiting for them until
     /// `deadline` at the most.
-    fn read_audio(&self, left: &mut [f32], right: &mut [f32], deadline: Option<Instant>) {
+    fn read_audio(&mut self, left: &mut [f32], right: &mut [f32], deadline: Option<Instant>) {
         let n = left.len() as u64;
         let deadline = deadline.unwrap_or_else(|| Instant::now() + FREE_RUN_PATIENCE);
         self.wait_for_any(self.frame + n - 1, deadline);
-        match self.copy_from_live(self.frame, left, right) {
-            Some(i) if i == self.shared.active() => return,
-            Some(_) => {
+        if let Some(i) = self.copy_from_live(self.frame, left, right) {
+            if i != self.shared.active() {
                 self.shared.fallback_frames.fetch_add(n, Relaxed);
-                return;
             }
-            None => {}
+            self.stall_recovery_until = None;
+            return;
         }
         // Frame by frame: each from whoever has it, silence if nobody does.
+        // Frames a stall cost, as spans: a worker may deliver the rest of
+        // the period while this loop runs, so the gaps need not be a suffix.
+        let recovering = self.stall_recovery_until.is_some_and(|until| Instant::now() < until);
+        let mut stalled: Option<FrameSpan> = None;
+        let mut complete = true;
         for k in 0..left.len() {
             let f = self.frame + k as u64;
             self.wait_for_any(f, deadline);
@@ -258,11 +277,62 @@ impl OutputEngine {
                 None => {
                     left[k] = 0.0;
                     right[k] = 0.0;
+                    complete = false;
                     if self.shared.underrun_frames.fetch_add(1, Relaxed) == 0 {
                         self.note_underrun(f, deadline);
                     }
+                    if recovering {
+                        match &mut stalled {
+                            Some(span) if span.first + span.frames == f => span.frames += 1,
+                            _ => {
+                                if let Some(span) = stalled.replace(FrameSpan { first: f, frames: 1 }) {
+                                    self.note_stall(span);
+                                }
+                            }
+                        }
+                    }
                 }
             }
+        }
+        if let Some(span) = stalled {
+            self.note_stall(span);
+        }
+        if complete {
+            self.stall_recovery_until = None;
+        }
+    }
+
+    /// Counts frames lost to a machine stall and hands their span on.
+    fn note_stall(&mut self, span: FrameSpan) {
+        self.shared.machine_stall_frames.fetch_add(span.frames, Relaxed);
+        if self.stalls.push(span).is_err() {
+            self.shared.io_overruns.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// For a paced driver, right after its sink said the next period is
+    /// due (`period` long, to be delivered by `deadline`): notes whether the
+    /// machine held the output thread off.
+    ///
+    /// A period that starts less than half a period before its deadline
+    /// started too late for anything missing to be Chronus's doing: the
+    /// output's own waiting never makes it that late (a period waits at
+    /// most until its deadline, one period before the next one's), only a
+    /// machine that did not run the output thread does (a descheduled
+    /// virtual CPU, a stalled host). The periods played late release their
+    /// frames to the workers all at once, and the workers must render them
+    /// all, in order, before the next ones: frames missing while they catch
+    /// up (for as long as the output was late, plus the lead, or until a
+    /// period is complete again) are the stall's too. All of them are
+    /// counted as machine stalls and left out of the bit-exact comparison.
+    pub(crate) fn begin_paced_period(&mut self, deadline: Instant, frames: u32, sample_rate: u32) {
+        let now = Instant::now();
+        let duration =
+            |frames: u64| Duration::from_nanos(frames * 1_000_000_000 / u64::from(sample_rate.max(1)));
+        let Some(late_from) = deadline.checked_sub(duration(u64::from(frames)) / 2) else { return };
+        if now > late_from {
+            let until = now + (now - late_from) + duration(self.lead);
+            self.stall_recovery_until = Some(self.stall_recovery_until.map_or(until, |u| u.max(until)));
         }
     }
 

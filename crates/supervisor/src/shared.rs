@@ -54,6 +54,12 @@ pub(crate) struct Shared {
     pub cycle: AtomicU64,
     /// Frames played as silence because no worker had them.
     pub underrun_frames: AtomicU64,
+    /// Of `underrun_frames`, those in periods the output thread itself
+    /// started too late (the machine did not run it).
+    pub machine_stall_frames: AtomicU64,
+    /// Times the supervisor thread itself was held off long enough that the
+    /// watchdog excused the workers' lack of progress.
+    pub supervisor_stalls: AtomicU64,
     /// Frames taken from the standby because the active did not have them.
     pub fallback_frames: AtomicU64,
     /// The first underrun, for diagnosis: [frame, slot 0 written up to,
@@ -95,6 +101,8 @@ impl Shared {
             limit: AtomicU64::new(0),
             cycle: AtomicU64::new(0),
             underrun_frames: AtomicU64::new(0),
+            machine_stall_frames: AtomicU64::new(0),
+            supervisor_stalls: AtomicU64::new(0),
             fallback_frames: AtomicU64::new(0),
             first_underrun: Default::default(),
             corrupt_samples: AtomicU64::new(0),

@@ -45,6 +45,9 @@ pub struct Status {
     pub frames_played: u64,
     /// Frames played as silence because no worker had them.
     pub underrun_frames: u64,
+    /// Of those, frames the machine did not let the output play in time (a
+    /// stalled host; see `docs/failover.md`).
+    pub machine_stall_frames: u64,
     /// Frames taken from the standby because the active lacked them.
     pub fallback_frames: u64,
     /// Sample rate in Hz.
@@ -71,6 +74,7 @@ impl Status {
             failovers: 0,
             frames_played: 0,
             underrun_frames: 0,
+            machine_stall_frames: 0,
             fallback_frames: 0,
             sample_rate: cfg.sample_rate,
             block: cfg.block,

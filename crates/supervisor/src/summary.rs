@@ -16,11 +16,19 @@ pub struct FailoverSummary {
     pub fault_kinds: BTreeMap<String, usize>,
     /// Faults on the active worker.
     pub active_faults: usize,
-    /// Frames the listener did not get from a worker (silence played).
+    /// Frames the listener did not get from a worker (silence played) for
+    /// Chronus's own reasons: underruns outside machine stalls.
     pub lost_frames: u64,
-    /// Output periods with at least one missing frame are counted as frames
-    /// here too: underrun frames.
+    /// Every frame played as silence, machine stalls included.
     pub underruns: u64,
+    /// Frames played as silence because the machine did not run the output
+    /// thread in time (see [`RunReport::machine_stall_frames`]); left out of
+    /// the bit-exact comparison.
+    pub machine_stall_frames: u64,
+    /// Machine stalls that cost frames (spans of consecutive frames).
+    pub machine_stalls: usize,
+    /// Times the supervisor was itself held off and excused the workers.
+    pub supervisor_stalls: u64,
     /// Frames played from the standby because the active lacked them.
     pub fallback_frames: u64,
     /// Frames played.
@@ -106,8 +114,11 @@ impl FailoverSummary {
             faults: e.len(),
             fault_kinds,
             active_faults: e.iter().filter(|ev| ev.role == Role::Active).count(),
-            lost_frames: report.underrun_frames,
+            lost_frames: report.lost_frames(),
             underruns: report.underrun_frames,
+            machine_stall_frames: report.machine_stall_frames,
+            machine_stalls: report.machine_stalls.len(),
+            supervisor_stalls: report.supervisor_stalls,
             fallback_frames: report.fallback_frames,
             frames_played: report.frames_played,
             seconds_played: report.frames_played as f64 / f64::from(report.sample_rate.max(1)),
@@ -128,6 +139,20 @@ impl FailoverSummary {
     /// replacement joined.
     pub fn passed(&self) -> bool {
         self.lost_frames == 0 && self.bit_exact && self.unjoined == 0
+    }
+
+    /// A one-line account of machine stalls, if there were any: frames the
+    /// machine did not let the output play, and times the supervisor was
+    /// held off.
+    pub fn stall_note(&self) -> Option<String> {
+        (self.machine_stall_frames > 0 || self.supervisor_stalls > 0).then(|| {
+            format!(
+                "the machine stalled: {} frames in {} span(s) not played in time (the output thread was \
+                 held off past the device buffer; excluded from the bit-exact comparison), supervisor \
+                 held off {} time(s)",
+                self.machine_stall_frames, self.machine_stalls, self.supervisor_stalls
+            )
+        })
     }
 
     /// The rows of the latency table: (class, phase, percentiles).

@@ -17,6 +17,7 @@ use crate::events::{DetectedBy, FailoverEvent, Role};
 use crate::join::Phase;
 use crate::shared::{DEAD, JOINING, LIVE, Shared};
 use crate::status::{Health, Status};
+use crate::watchdog::{Watch, Watchdog};
 use crate::{EngineError, sys};
 
 /// Priority of the supervisor thread under SCHED_FIFO: above the workers, so
@@ -54,23 +55,6 @@ pub(crate) struct Proc {
     pub ready: bool,
 }
 
-/// Progress tracking for the watchdog.
-#[derive(Default)]
-pub(crate) struct Watch {
-    last_write: u64,
-    last_change_ns: u64,
-    last_blocks: u64,
-    over_budget: u32,
-}
-
-impl Watch {
-    /// Starts the hang timer afresh (a worker that just joined).
-    pub fn last_change_ns_reset(&mut self) {
-        self.last_change_ns = monotonic_ns();
-        self.over_budget = 0;
-    }
-}
-
 /// The supervisor's bookkeeping for one slot.
 #[derive(Default)]
 pub(crate) struct SlotCtl {
@@ -102,6 +86,8 @@ pub(crate) struct Supervisor {
     pub underruns_seen: (u64, Instant),
     /// The health last published, to log every change.
     pub last_health: Option<Health>,
+    /// The watchdog's own bookkeeping across slots.
+    pub watchdog: Watchdog,
 }
 
 /// How long an underrun keeps the health `Degraded`.
@@ -124,7 +110,7 @@ impl Supervisor {
         let pidfd = sys::pidfd_open(pid).map_err(|e| EngineError::WorkerStart(format!("pidfd_open: {e}")))?;
         self.ctl[i].proc =
             Some(Proc { child, pidfd, pid, generation, spawned: Instant::now(), ready: false });
-        self.ctl[i].watch = Watch { last_change_ns: monotonic_ns(), ..Watch::default() };
+        self.ctl[i].watch = Watch::started();
         self.ctl[i].killing = None;
         self.ctl[i].sent_fault = None;
         Ok(())
@@ -284,49 +270,6 @@ impl Supervisor {
         let _ = reply.send(result);
     }
 
-    /// The hang and slowness watchdog for slot `i`.
-    fn watch(&mut self, i: usize) {
-        let slot = &self.shared.slots[i];
-        let watched = match slot.state() {
-            LIVE => true,
-            JOINING => matches!(self.ctl[i].phase, Phase::AwaitVerify { .. }),
-            _ => false,
-        };
-        if !watched || self.ctl[i].proc.is_none() || self.ctl[i].killing.is_some() {
-            return;
-        }
-        let now = monotonic_ns();
-        let region = &slot.region;
-        let write = region.audio_write_frame();
-        let limit = region.control().render_limit.load(Acquire);
-        let has_work = write < limit && region.audio_space() > 0;
-        let w = &mut self.ctl[i].watch;
-        let mut verdict = None;
-        if write != w.last_write || !has_work {
-            w.last_write = write;
-            w.last_change_ns = now;
-        } else if now - w.last_change_ns > self.cfg.hang_timeout.as_nanos() as u64 {
-            verdict = Some(DetectedBy::Watchdog);
-        }
-        let hb = region.heartbeat();
-        let blocks = hb.blocks.load(Acquire);
-        if blocks != w.last_blocks {
-            w.last_blocks = blocks;
-            let budget = self.cfg.block_duration().as_nanos() as f64 * self.cfg.slow_factor;
-            if hb.render_ns_last.load(Relaxed) as f64 > budget {
-                w.over_budget += 1;
-            } else {
-                w.over_budget = 0;
-            }
-            if w.over_budget >= self.cfg.slow_blocks {
-                verdict = Some(DetectedBy::Slow);
-            }
-        }
-        if let Some(why) = verdict {
-            self.kill(i, why);
-        }
-    }
-
     /// Compares the standby's newest block checksums with the active's; a
     /// standby that disagrees has diverged and is replaced.
     fn compare_standby(&mut self) {
@@ -389,6 +332,7 @@ impl Supervisor {
                 failovers: self.events.len() as u64,
                 frames_played: s.frame.load(Relaxed),
                 underrun_frames: s.underrun_frames.load(Relaxed),
+                machine_stall_frames: s.machine_stall_frames.load(Relaxed),
                 fallback_frames: s.fallback_frames.load(Relaxed),
                 sample_rate: self.cfg.sample_rate,
                 block: self.cfg.block,
@@ -397,7 +341,8 @@ impl Supervisor {
                 quarantined,
                 backing_off,
             };
-        if self.last_health != Some(health) {
+        // A stopping engine has no workers by design: not a change to log.
+        if self.last_health != Some(health) && !self.shared.stop.load(Acquire) {
             let was = self.last_health.map_or_else(|| "starting".to_owned(), |h| h.to_string());
             match health {
                 Health::Healthy => tracing::info!("health: {was} -> {health}"),
@@ -441,8 +386,8 @@ impl Supervisor {
                 // The output no longer consumes: progress checks would lie.
                 break;
             }
+            self.watch_for_stalls();
             for i in 0..2 {
-                self.watch(i);
                 self.step_join(i);
             }
             self.compare_standby();

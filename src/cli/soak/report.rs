@@ -110,7 +110,10 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
         reasons.push("no fault was inflicted".into());
     }
     let pass = reasons.is_empty();
-    let reason = if pass { "all checks passed".to_owned() } else { reasons.join("; ") };
+    let mut reason = if pass { "all checks passed".to_owned() } else { reasons.join("; ") };
+    if let Some(note) = summary.stall_note() {
+        reason.push_str(&format!(" (note: {note})"));
+    }
     let verdict = if pass { "PASS" } else { "FAIL" };
     let line = format!(
         "{verdict}: {:.0} s, {} faults, lost frames {}, underruns {}, bit-exact {}, RSS growth {rss_growth} KiB{}",
@@ -119,7 +122,7 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
         summary.lost_frames,
         summary.underruns,
         if summary.bit_exact { "yes" } else { "NO" },
-        if pass { String::new() } else { format!(" — {reason}") }
+        if pass && summary.stall_note().is_none() { String::new() } else { format!(" — {reason}") }
     );
     let json = Json {
         verdict,
@@ -145,7 +148,7 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
     let mut md = format!(
         "# Chronus soak: {verdict}\n\n{reason}\n\n\
          | | |\n|---|---|\n\
-         | played | {:.0} s |\n| faults | {} ({}) |\n| lost frames | {} |\n| underruns | {} |\n\
+         | played | {:.0} s |\n| faults | {} ({}) |\n| lost frames | {} |\n| underruns | {} |\n| of which machine stalls | {} |\n\
          | bit-exact with the journal's render | {} |\n| replacements not joined | {} |\n\
          | RSS growth | {rss_growth} KiB |\n| OSC errors | {} |\n| faults deferred (waiting for health) | {} |\n\n\
          ## Failover latencies (µs)\n\n{}\n\
@@ -155,6 +158,7 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
         summary.fault_kinds.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
         summary.lost_frames,
         summary.underruns,
+        summary.machine_stall_frames,
         if summary.bit_exact { "yes" } else { "no" },
         summary.unjoined,
         i.osc_errors,
