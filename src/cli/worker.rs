@@ -1,6 +1,6 @@
 //! `chronus worker`: the DSP worker process (started by the supervisor).
 
-use chronus::worker::{WorkerArgs, WorkerError, run_worker};
+use chronus::worker::{INJECTED_PANIC, WorkerArgs, WorkerError, run_worker};
 
 use crate::exit::{Failure, ORPHANED, OS_ERR, PROTOCOL};
 
@@ -26,7 +26,14 @@ pub fn run(args: WorkerCliArgs) -> Result<(), Failure> {
     // A panic (a bug, or an injected fault) ends the worker with one line;
     // the supervisor reports it and replaces the worker.
     let generation = args.generation;
-    std::panic::set_hook(Box::new(move |info| eprintln!("chronus worker generation {generation}: {info}")));
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() == Some(&INJECTED_PANIC) {
+            // Asked for: one calm line, so logs don't cry wolf.
+            eprintln!("chronus worker generation {generation}: {INJECTED_PANIC} (as asked)");
+        } else {
+            eprintln!("chronus worker generation {generation}: {info}");
+        }
+    }));
     let worker_args = WorkerArgs {
         fd: args.fd,
         generation: args.generation,

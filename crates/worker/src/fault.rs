@@ -4,6 +4,10 @@
 use chronus_ipc::FaultKind;
 use nix::sys::signal::{Signal, raise};
 
+/// The message of an injected panic (the worker's panic hook tells it from
+/// a real one by it).
+pub const INJECTED_PANIC: &str = "injected fault: panic in the render loop";
+
 /// Inflicts `kind`. Returns only for kinds that keep the worker running
 /// (`slow`: returns true so the caller slows down; `diverge` is done by the
 /// caller, which owns the synth).
@@ -16,7 +20,7 @@ pub(crate) fn inflict(kind: FaultKind) -> bool {
             let _ = raise(Signal::SIGSEGV);
         }
         FaultKind::Abort => std::process::abort(),
-        FaultKind::Panic => panic!("injected fault: panic in the render loop"),
+        FaultKind::Panic => std::panic::panic_any(INJECTED_PANIC),
         FaultKind::Exit0 => std::process::exit(0),
         FaultKind::Exit1 => std::process::exit(1),
         FaultKind::Hang => loop {

@@ -14,6 +14,7 @@ mod render_loop;
 mod spawn;
 
 pub use error::WorkerError;
+pub use fault::INJECTED_PANIC;
 pub use process::{ProcessSetup, prepare_process};
 pub use render_loop::{Step, Worker};
 pub use spawn::{WORKER_FD, WorkerProcess, spawn_worker};
