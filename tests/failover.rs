@@ -117,6 +117,7 @@ fn check_run(report: &RunReport, dir: &TempDir, faults: usize) {
         "render",
         "--journal",
         dir.path("run.journal").to_str().unwrap(),
+        "--as-played",
         "-o",
         rendered.to_str().unwrap(),
     ]);
@@ -338,6 +339,11 @@ fn a_machine_freeze_kills_no_worker_and_is_reported_as_the_machines() {
     assert!(report.underrun_frames > 0, "an 80 ms freeze fits no 16 ms device buffer");
     assert_eq!(report.machine_stall_frames, report.underrun_frames, "{:?}", report.machine_stalls);
     assert_eq!(report.first_difference().unwrap(), None);
+    // The journal on disk says where, so a render can be compared as played.
+    let journal =
+        chronus::journal::Journal::parse(&std::fs::read_to_string(dir.path("run.journal")).unwrap());
+    let stalled: u64 = journal.unwrap().stalls.iter().map(|s| s.frames).sum();
+    assert_eq!(stalled, report.machine_stall_frames);
 }
 
 #[test]

@@ -100,7 +100,9 @@ impl Play {
     }
 
     /// Sends /quit and waits for a clean exit; checks the recording against
-    /// the offline render of the journal; returns (stdout, left, right).
+    /// the offline render of the journal (as played: silence where the
+    /// machine stalled the output, if it did; Chronus's own losses are
+    /// checked through /status); returns (stdout, left, right).
     fn quit_and_check(mut self) -> (String, Vec<f32>, Vec<f32>, TempDir) {
         self.send(&msg("/quit", vec![]));
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -117,8 +119,14 @@ impl Play {
         let (_, left, right) = chronus::audio::read_wav(&self.dir.path("played.wav")).unwrap();
         let rendered = self.dir.path("rendered.wav");
         let journal = self.dir.path("run.journal");
-        let run =
-            chronus(&["render", "--journal", journal.to_str().unwrap(), "-o", rendered.to_str().unwrap()]);
+        let run = chronus(&[
+            "render",
+            "--journal",
+            journal.to_str().unwrap(),
+            "--as-played",
+            "-o",
+            rendered.to_str().unwrap(),
+        ]);
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         let (_, l2, r2) = chronus::audio::read_wav(&rendered).unwrap();
         assert_eq!(first_difference(&left, &l2), None, "recording differs from the journal's render");

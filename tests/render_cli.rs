@@ -24,8 +24,16 @@ fn a_journal_renders_exactly_like_the_score_it_came_from() {
     let dir = TempDir::new("render-journal");
     let score = std::fs::read_to_string(demo_score()).unwrap();
     let commands = chronus::journal::parse_score(&score, 44_100).unwrap();
-    let journal =
-        chronus::journal::Journal { sample_rate: 44_100, voices: 16, commands, end_frame: Some(300_000) };
+    // A machine stall recorded during the run: ignored by a plain render,
+    // silenced by --as-played.
+    let stall = chronus::journal::FrameSpan { first: 100_000, frames: 1_000 };
+    let journal = chronus::journal::Journal {
+        sample_rate: 44_100,
+        voices: 16,
+        commands,
+        end_frame: Some(300_000),
+        stalls: vec![stall],
+    };
     let mut text = Vec::new();
     journal.write_to(&mut text).unwrap();
     std::fs::write(dir.path("run.journal"), text).unwrap();
@@ -60,6 +68,26 @@ fn a_journal_renders_exactly_like_the_score_it_came_from() {
     assert_eq!((sr, la.len()), (44_100, 300_000));
     assert_eq!(first_difference(&la, &lb), None);
     assert_eq!(first_difference(&ra, &rb), None);
+
+    let c = dir.path("c.wav");
+    let journal = dir.path("run.journal");
+    let run = chronus(&[
+        "render",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--as-played",
+        "-o",
+        c.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let (_, lc, rc) = read_wav(&c).unwrap();
+    let (from, to) = (stall.first as usize, (stall.first + stall.frames) as usize);
+    assert!(la[from..to].iter().any(|s| *s != 0.0), "the demo is silent where the test stalls");
+    for (played, rendered) in [(&lc, &la), (&rc, &ra)] {
+        assert!(played[from..to].iter().all(|s| *s == 0.0));
+        assert_eq!(first_difference(&played[..from], &rendered[..from]), None);
+        assert_eq!(first_difference(&played[to..], &rendered[to..]), None);
+    }
 }
 
 #[test]

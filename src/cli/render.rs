@@ -32,11 +32,18 @@ pub struct RenderArgs {
     /// Seconds rendered after the last command when no length is given.
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     tail: f64,
+    /// Render what was played: silence where the journal records that the
+    /// machine did not let the output play in time (`@stall`). Without it,
+    /// the render is the run as it should have sounded.
+    #[arg(long, requires = "journal")]
+    as_played: bool,
 }
 
 /// What to render, validated.
 struct RenderConfig {
     commands: Vec<chronus::dsp::TimedCommand>,
+    /// The journal, when its stalls are to be silenced.
+    as_played: Option<Journal>,
     sample_rate: u32,
     voices: u32,
     frames: u64,
@@ -49,9 +56,15 @@ fn read(path: &PathBuf) -> Result<String, Failure> {
 
 impl RenderArgs {
     fn validate(self) -> Result<RenderConfig, Failure> {
+        let mut as_played = None;
         let (commands, sample_rate, voices, recorded_end) = if let Some(path) = &self.journal {
-            let journal = Journal::parse(&read(path)?).or_exit(DATA_ERR, path.display())?;
-            (journal.commands, journal.sample_rate, journal.voices, journal.end_frame)
+            let mut journal = Journal::parse(&read(path)?).or_exit(DATA_ERR, path.display())?;
+            let commands = std::mem::take(&mut journal.commands);
+            let header = (journal.sample_rate, journal.voices, journal.end_frame);
+            if self.as_played {
+                as_played = Some(journal);
+            }
+            (commands, header.0, header.1, header.2)
         } else {
             let path = self.score.as_ref().expect("clap requires --journal or --score");
             let commands = parse_score(&read(path)?, self.sample_rate).or_exit(DATA_ERR, path.display())?;
@@ -64,15 +77,18 @@ impl RenderArgs {
             }
             None => recorded_end.unwrap_or_else(|| default_length(&commands, sample_rate, self.tail)),
         };
-        Ok(RenderConfig { commands, sample_rate, voices, frames, output: self.output })
+        Ok(RenderConfig { commands, as_played, sample_rate, voices, frames, output: self.output })
     }
 }
 
 /// Runs `chronus render`.
 pub fn run(args: RenderArgs) -> Result<(), Failure> {
     let cfg = args.validate()?;
-    let audio = render_offline(&cfg.commands, cfg.sample_rate, cfg.voices, cfg.frames)
+    let mut audio = render_offline(&cfg.commands, cfg.sample_rate, cfg.voices, cfg.frames)
         .or_exit(crate::exit::USAGE, "cannot render")?;
+    if let Some(journal) = &cfg.as_played {
+        journal.silence_stalls(&mut audio.left, &mut audio.right);
+    }
     chronus::audio::write_wav(&cfg.output, cfg.sample_rate, &audio.left, &audio.right)
         .or_exit(CANT_CREATE, "cannot write the WAV file")?;
     let peak = audio.left.iter().chain(&audio.right).fold(0.0f32, |m, s| m.max(s.abs()));

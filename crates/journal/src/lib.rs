@@ -18,4 +18,4 @@ pub use address::{AddressError, Arg, parse_command};
 pub use error::JournalError;
 pub use render::{Rendered, default_length, render_offline};
 pub use score::parse_score;
-pub use text::{JOURNAL_MAGIC, Journal, JournalWriter, format_line};
+pub use text::{FrameSpan, JOURNAL_MAGIC, Journal, JournalWriter, format_line};

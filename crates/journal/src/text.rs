@@ -13,7 +13,10 @@
 //! (which is also frame order). Floats are written in Rust's shortest
 //! round-trip form, so a journal replays bit for bit; `NaN` and `inf` are
 //! written as such (the synth refuses them again on replay, as it did live).
-//! `@end` gives the number of frames the run played. `#` starts a comment.
+//! `@end` gives the number of frames the run played. `@stall FIRST FRAMES`
+//! records frames the machine did not let the output play in time (a
+//! stalled host): the recording holds silence there, the render does not
+//! unless asked ([`Journal::silence_stalls`]). `#` starts a comment.
 
 use std::io::Write;
 
@@ -36,6 +39,17 @@ pub struct Journal {
     pub commands: Vec<TimedCommand>,
     /// Frames played, if the run ended cleanly.
     pub end_frame: Option<u64>,
+    /// Frames the machine did not let the output play in time, in order.
+    pub stalls: Vec<FrameSpan>,
+}
+
+/// A run of consecutive frames: `[first, first + frames)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameSpan {
+    /// The first frame.
+    pub first: u64,
+    /// How many frames.
+    pub frames: u64,
 }
 
 /// Splits a line into whitespace-separated tokens and types each one: a
@@ -105,10 +119,20 @@ impl Journal {
         }
         let (mut sample_rate, mut voices, mut end_frame) = (None, None, None);
         let mut commands = Vec::new();
+        let mut stalls = Vec::new();
         let body = text.split_once('\n').map_or("", |(_, rest)| rest);
         for (line, tokens) in numbered_tokens(body) {
             let line = line + 1;
             let syntax = |message: String| JournalError::Syntax { line, message };
+            if tokens[0] == "@stall" {
+                let span = match tokens.as_slice() {
+                    [_, first, frames] => first.parse().ok().zip(frames.parse().ok()),
+                    _ => None,
+                };
+                let (first, frames) = span.ok_or_else(|| syntax("@stall takes FIRST FRAMES".into()))?;
+                stalls.push(FrameSpan { first, frames });
+                continue;
+            }
             if let Some(setting) = tokens[0].strip_prefix('@') {
                 let value = match tokens.as_slice() {
                     [_, v] => {
@@ -138,7 +162,20 @@ impl Journal {
             voices: voices.ok_or_else(|| missing("voices"))?,
             commands,
             end_frame,
+            stalls,
         })
+    }
+
+    /// Silences the frames of [`Journal::stalls`] in a render of this
+    /// journal, so that it equals what was played, stalls included.
+    pub fn silence_stalls(&self, left: &mut [f32], right: &mut [f32]) {
+        for s in &self.stalls {
+            for channel in [&mut *left, &mut *right] {
+                let end = usize::try_from(s.first.saturating_add(s.frames)).unwrap_or(usize::MAX);
+                let range = (s.first as usize).min(channel.len())..end.min(channel.len());
+                channel[range].fill(0.0);
+            }
+        }
     }
 
     /// Writes the journal in its text form.
@@ -149,6 +186,9 @@ impl Journal {
         let mut w = JournalWriter::new(out, self.sample_rate, self.voices)?;
         for c in &self.commands {
             w.append(c)?;
+        }
+        for s in &self.stalls {
+            w.stall(*s)?;
         }
         if let Some(end) = self.end_frame {
             w.finish(end)?;
@@ -179,6 +219,14 @@ impl<W: Write> JournalWriter<W> {
     /// Any I/O error of the output.
     pub fn append(&mut self, command: &TimedCommand) -> std::io::Result<()> {
         writeln!(self.out, "{}", format_line(command))
+    }
+
+    /// Records frames the machine did not let the output play in time.
+    ///
+    /// # Errors
+    /// Any I/O error of the output.
+    pub fn stall(&mut self, span: FrameSpan) -> std::io::Result<()> {
+        writeln!(self.out, "@stall {} {}", span.first, span.frames)
     }
 
     /// Records the number of frames played and flushes.
@@ -214,6 +262,7 @@ mod tests {
                 TimedCommand { frame: 99, command: Command::NoteOff { voice: 1 } },
             ],
             end_frame: Some(1_000),
+            stalls: vec![FrameSpan { first: 256, frames: 512 }, FrameSpan { first: 900, frames: 3 }],
         };
         let mut text = Vec::new();
         journal.write_to(&mut text).unwrap();

@@ -68,6 +68,12 @@ impl Collector {
                 }
             }
             while let Ok(span) = self.stalls.pop() {
+                if let Some(j) = &mut journal_file
+                    && let Err(e) = j.stall(span)
+                {
+                    out.errors.push(format!("journal: {e}"));
+                    journal_file = None;
+                }
                 match out.stalls.last_mut() {
                     Some(last) if last.first + last.frames == span.first => last.frames += span.frames,
                     _ => out.stalls.push(span),

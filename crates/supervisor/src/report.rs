@@ -1,6 +1,7 @@
 //! What a run produced, and the bit-exact check against the offline render.
 
 use chronus_dsp::{DspError, TimedCommand};
+pub use chronus_journal::FrameSpan;
 use chronus_journal::{Journal, render_offline};
 
 use crate::events::FailoverEvent;
@@ -60,6 +61,7 @@ impl RunReport {
             voices: self.voices,
             commands: self.commands.clone(),
             end_frame: Some(self.frames_played),
+            stalls: self.machine_stalls.clone(),
         }
     }
 
@@ -101,15 +103,6 @@ impl RunReport {
         }
         Ok(None)
     }
-}
-
-/// A run of consecutive frames: `[first, first + frames)`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct FrameSpan {
-    /// The first frame.
-    pub first: u64,
-    /// How many frames.
-    pub frames: u64,
 }
 
 /// What the rings held at the first underrun.
