@@ -362,9 +362,11 @@ fn both_workers_stalled_together_are_given_time_and_their_gap_counts_as_lost() {
     let report = engine.stop().unwrap();
     assert!(report.events.is_empty(), "a worker was killed: {:#?}", report.events);
     // The output was on time and no worker delivered: that is lost audio,
-    // not the machine's doing, and the comparison shows it.
-    assert!(report.lost_frames() > 0);
-    assert_eq!(report.machine_stall_frames, 0, "{:?}", report.machine_stalls);
+    // not the machine's doing, and the comparison shows it. (60 ms frozen,
+    // less the lead and the device buffer the output may wait through:
+    // well over 1,000 frames. The machine may stall on its own as well,
+    // which is why this is not `machine_stall_frames == 0`.)
+    assert!(report.lost_frames() >= 1_000, "{} lost, {:?}", report.lost_frames(), report.machine_stalls);
     assert!(report.first_difference().unwrap().is_some());
 }
 
