@@ -113,16 +113,7 @@ fn check_run(report: &RunReport, dir: &TempDir, faults: usize) {
     assert_eq!(first_difference(&left, &report.left), None);
     assert_eq!(first_difference(&right, &report.right), None);
     let rendered = dir.path("rendered.wav");
-    let run = chronus(&[
-        "render",
-        "--journal",
-        dir.path("run.journal").to_str().unwrap(),
-        "--as-played",
-        "-o",
-        rendered.to_str().unwrap(),
-    ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let (_, l2, r2) = chronus::audio::read_wav(&rendered).unwrap();
+    let (l2, r2) = render_as_played(&dir.path("run.journal"), &rendered);
     assert_eq!(
         first_difference(&l2, &left),
         None,
@@ -318,22 +309,31 @@ fn worker_pids(engine: &Engine) -> Vec<u32> {
     vec![s.active_pid.unwrap(), s.standby_pid.unwrap()]
 }
 
+/// Plays for a while, freezes what `pids` picks for `how_long`, plays on;
+/// returns the report.
+fn run_with_freeze(dir: &TempDir, pids: impl Fn(&Engine) -> Vec<u32>, how_long: Duration) -> RunReport {
+    let engine = Engine::start(config(dir), PacedSink::new(SR)).unwrap();
+    while_playing(&engine, || {
+        wait_standby(&engine);
+        std::thread::sleep(Duration::from_millis(300));
+        freeze(&pids(&engine), how_long);
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    engine.stop().unwrap()
+}
+
 #[test]
 fn a_machine_freeze_kills_no_worker_and_is_reported_as_the_machines() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("failover-machine-freeze");
-    let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
-    while_playing(&engine, || {
-        wait_standby(&engine);
-        std::thread::sleep(Duration::from_millis(300));
-        // This process (supervisor, output, everything) and both workers at
-        // once: a virtual machine whose CPUs the host took away for 80 ms.
-        let mut pids = worker_pids(&engine);
+    // This process (supervisor, output, everything) and both workers at
+    // once: a virtual machine whose CPUs the host took away for 80 ms.
+    let everything = |engine: &Engine| {
+        let mut pids = worker_pids(engine);
         pids.push(std::process::id());
-        freeze(&pids, Duration::from_millis(80));
-        std::thread::sleep(Duration::from_millis(300));
-    });
-    let report = engine.stop().unwrap();
+        pids
+    };
+    let report = run_with_freeze(&dir, everything, Duration::from_millis(80));
     assert!(report.events.is_empty(), "a healthy worker was killed: {:#?}", report.events);
     assert!(report.supervisor_stalls > 0, "the supervisor did not notice it was held off");
     assert!(report.underrun_frames > 0, "an 80 ms freeze fits no 16 ms device buffer");
@@ -350,16 +350,9 @@ fn a_machine_freeze_kills_no_worker_and_is_reported_as_the_machines() {
 fn both_workers_stalled_together_are_given_time_and_their_gap_counts_as_lost() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("failover-common-stall");
-    let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
-    while_playing(&engine, || {
-        wait_standby(&engine);
-        std::thread::sleep(Duration::from_millis(300));
-        // Longer than the hang timeout, shorter than the patience for a
-        // common stall: killing both would lose the synth's state.
-        freeze(&worker_pids(&engine), Duration::from_millis(60));
-        std::thread::sleep(Duration::from_millis(300));
-    });
-    let report = engine.stop().unwrap();
+    // Longer than the hang timeout, shorter than the patience for a common
+    // stall: killing both would lose the synth's state.
+    let report = run_with_freeze(&dir, worker_pids, Duration::from_millis(60));
     assert!(report.events.is_empty(), "a worker was killed: {:#?}", report.events);
     // The output was on time and no worker delivered: that is lost audio,
     // not the machine's doing, and the comparison shows it. (60 ms frozen,

@@ -119,16 +119,7 @@ impl Play {
         let (_, left, right) = chronus::audio::read_wav(&self.dir.path("played.wav")).unwrap();
         let rendered = self.dir.path("rendered.wav");
         let journal = self.dir.path("run.journal");
-        let run = chronus(&[
-            "render",
-            "--journal",
-            journal.to_str().unwrap(),
-            "--as-played",
-            "-o",
-            rendered.to_str().unwrap(),
-        ]);
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-        let (_, l2, r2) = chronus::audio::read_wav(&rendered).unwrap();
+        let (l2, r2) = render_as_played(&journal, &rendered);
         assert_eq!(first_difference(&left, &l2), None, "recording differs from the journal's render");
         assert_eq!(first_difference(&right, &r2), None);
         (stdout, left, right, self.dir)

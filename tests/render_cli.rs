@@ -71,16 +71,7 @@ fn a_journal_renders_exactly_like_the_score_it_came_from() {
 
     let c = dir.path("c.wav");
     let journal = dir.path("run.journal");
-    let run = chronus(&[
-        "render",
-        "--journal",
-        journal.to_str().unwrap(),
-        "--as-played",
-        "-o",
-        c.to_str().unwrap(),
-    ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let (_, lc, rc) = read_wav(&c).unwrap();
+    let (lc, rc) = render_as_played(&journal, &c);
     let (from, to) = (stall.first as usize, (stall.first + stall.frames) as usize);
     assert!(la[from..to].iter().any(|s| *s != 0.0), "the demo is silent where the test stalls");
     for (played, rendered) in [(&lc, &la), (&rc, &ra)] {

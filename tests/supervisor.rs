@@ -110,17 +110,7 @@ fn sigterm_fades_out_finalises_the_recording_and_exits_0() {
     assert!(left.iter().any(|s| s.abs() > 0.1), "the note must be in the recording");
     assert!(left[left.len() - 64..].iter().all(|s| *s == 0.0), "the end must be silent (faded out)");
     let rendered = dir.path("rendered.wav");
-    // --as-played: silence where the machine stalled the output, if it did.
-    let run = chronus(&[
-        "render",
-        "--journal",
-        journal.to_str().unwrap(),
-        "--as-played",
-        "-o",
-        rendered.to_str().unwrap(),
-    ]);
-    assert!(run.status.success());
-    let (_, l2, _) = chronus::audio::read_wav(&rendered).unwrap();
+    let (l2, _) = render_as_played(&journal, &rendered);
     assert_eq!(first_difference(&left, &l2), None, "the fade must be in the journal too");
 }
 

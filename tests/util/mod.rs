@@ -68,3 +68,20 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// Renders `journal` with `chronus render --journal … --as-played` (silence
+/// where the machine stalled the output, if it did: the journal's `@stall`
+/// lines) into `out` and returns its (left, right).
+pub fn render_as_played(journal: &Path, out: &Path) -> (Vec<f32>, Vec<f32>) {
+    let run = chronus(&[
+        "render",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--as-played",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "chronus render: {}", String::from_utf8_lossy(&run.stderr));
+    let (_, left, right) = chronus::audio::read_wav(out).unwrap();
+    (left, right)
+}
