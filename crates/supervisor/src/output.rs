@@ -311,8 +311,8 @@ impl OutputEngine {
     }
 
     /// For a paced driver, right after its sink said the next period is
-    /// due (`period` long, to be delivered by `deadline`): notes whether the
-    /// machine held the output thread off.
+    /// due (`frames` frames at `sample_rate`, to be delivered by
+    /// `deadline`): notes whether the machine held the output thread off.
     ///
     /// A period that starts less than half a period before its deadline
     /// started too late for anything missing to be Chronus's doing: the
