@@ -106,7 +106,11 @@ fn millions_of_frames_and_commands_cross_processes_intact() {
             } else {
                 std::thread::sleep(Duration::from_micros(100));
             }
-            assert!(child.try_wait().unwrap().is_none() || frame >= FRAMES, "child died early");
+            if child.try_wait().unwrap().is_some() {
+                // It may have written its last frames and exited since we
+                // looked: only a child gone with frames missing died early.
+                assert!(reader.span().1 > frame || frame >= FRAMES, "child died early at frame {frame}");
+            }
             continue;
         }
         reader.read(&mut l[..n], &mut r[..n]).unwrap();
