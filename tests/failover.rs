@@ -296,12 +296,21 @@ fn an_output_stall_longer_than_the_device_buffer_is_counted_and_recovered_from()
 }
 
 /// Stops `pids` with SIGSTOP for `how_long`, then continues them, from a
-/// helper process (so that this process may be among them).
-fn freeze(pids: &[u32], how_long: Duration) {
+/// helper process (so that this process may be among them), at real-time
+/// priority when permitted: a helper preempted between two of its signals
+/// would stop or continue the workers apart, and a worker left stopped
+/// while the other runs is rightly killed as hung.
+fn freeze(engine: &Engine, pids: &[u32], how_long: Duration) {
     let list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
     let script = format!("kill -STOP {list}; sleep {}; kill -CONT {list}", how_long.as_secs_f64());
-    let status = std::process::Command::new("sh").args(["-c", &script]).status().unwrap();
-    assert!(status.success(), "{script}");
+    let realtime =
+        std::process::Command::new("chrt").args(["-f", "90", "true"]).status().is_ok_and(|s| s.success());
+    let mut helper = std::process::Command::new(if realtime { "chrt" } else { "sh" });
+    if realtime {
+        helper.args(["-f", "90", "sh"]);
+    }
+    let status = helper.args(["-c", &script]).status().unwrap();
+    assert!(status.success(), "{script}: a pid was gone; {:?}", engine.status());
 }
 
 fn worker_pids(engine: &Engine) -> Vec<u32> {
@@ -316,7 +325,7 @@ fn run_with_freeze(dir: &TempDir, pids: impl Fn(&Engine) -> Vec<u32>, how_long: 
     while_playing(&engine, || {
         wait_standby(&engine);
         std::thread::sleep(Duration::from_millis(300));
-        freeze(&pids(&engine), how_long);
+        freeze(&engine, &pids(&engine), how_long);
         std::thread::sleep(Duration::from_millis(300));
     });
     engine.stop().unwrap()

@@ -367,6 +367,15 @@ impl OutputEngine {
         self.limit = next_limit;
         self.publish_limit();
         if let Some(record) = &mut self.record {
+            if deadline.is_none() {
+                // Free-running: faster than real time, so it may outrun the
+                // collector; nothing is due, so wait for room rather than
+                // drop what the recording must hold.
+                let give_up = Instant::now() + FREE_RUN_PATIENCE;
+                while record.slots() < 2 * n && Instant::now() < give_up && !self.shared.stop.load(Relaxed) {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
             for (l, r) in left.iter().zip(right.iter()) {
                 if record.push(*l).is_err() || record.push(*r).is_err() {
                     self.shared.io_overruns.fetch_add(1, Relaxed);

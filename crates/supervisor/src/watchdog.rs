@@ -11,7 +11,8 @@
 //! * when both live workers stall together, that is far likelier one common
 //!   cause than two faults, and killing both would lose the synth's state:
 //!   they are given [`COMMON_STALL_PATIENCE`] hang timeouts before the
-//!   watchdog kills them.
+//!   watchdog kills them, and when one moves again, both get a full hang
+//!   timeout afresh (the other may get its CPU a moment later).
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
@@ -92,8 +93,14 @@ impl Supervisor {
             if now - since < patience {
                 return;
             }
-        } else {
-            self.watchdog.common_stall_since = None;
+        } else if self.watchdog.common_stall_since.take().is_some() {
+            // The common stall just ended: one worker moves again, and the
+            // other, caught by the same cause, may get a CPU a moment later.
+            // Both get a full hang timeout from now.
+            for c in &mut self.ctl {
+                c.watch.last_change_ns_reset();
+            }
+            return;
         }
         for (i, s) in seen.iter().enumerate() {
             if let Some(why) = s.verdict {
