@@ -49,7 +49,7 @@ impl Play {
         .arg(dir.path("run.journal"))
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(std::fs::File::create(dir.path("stderr.log")).unwrap());
         let child = cmd.spawn().unwrap();
         let _guard = KillOnDrop(child.id());
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -60,6 +60,11 @@ impl Play {
             assert!(Instant::now() < deadline, "chronus play did not answer /status");
         }
         play
+    }
+
+    /// What `chronus play` wrote to stderr so far (its log).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("stderr.log")).unwrap_or_default()
     }
 
     fn send(&self, packet: &OscPacket) {
@@ -115,7 +120,8 @@ impl Play {
         };
         let out = self.child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(status.success(), "play exited with {status}: {}", String::from_utf8_lossy(&out.stderr));
+        let log = std::fs::read_to_string(self.dir.path("stderr.log")).unwrap_or_default();
+        assert!(status.success(), "play exited with {status}: {log}");
         let (_, left, right) = chronus::audio::read_wav(&self.dir.path("played.wav")).unwrap();
         let rendered = self.dir.path("rendered.wav");
         let journal = self.dir.path("run.journal");
@@ -253,21 +259,31 @@ fn a_flood_during_faults_loses_nothing_and_status_still_answers() {
             sent += 1;
         }
         if started.elapsed() > Duration::from_millis(400 * u64::from(killed + 1)) && killed < 3 {
-            let pid = play.status().expect("status must answer during a flood")[1].clone().int().unwrap();
-            Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
-            killed += 1;
+            let s = play.status().expect("status must answer during a flood");
+            // One fault at a time: the last one noticed and a verified
+            // standby back (a loaded machine may delay this loop so that two
+            // kills fall due together; that would be a double fault, which
+            // no single standby survives).
+            let (active, standby) = (s[1].clone().int().unwrap(), s[2].clone().int().unwrap());
+            if s[3].clone().long().unwrap() == i64::from(killed) && standby != 0 {
+                Command::new("kill").args(["-9", &active.to_string()]).status().unwrap();
+                killed += 1;
+            }
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    assert!(killed >= 2, "only {killed} kills in 1.5 s");
+    // A verified standby again, every kill noticed (not HEALTHY: that waits
+    // 10 s after any underrun, and a stalled host may cause one).
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let s = play.status().expect("status must answer after a flood");
-        if s[0].clone().string().unwrap() == "HEALTHY" {
-            assert_eq!(underruns(&s), 0, "underruns during the flood and faults");
-            assert_eq!(s[3].clone().long().unwrap(), i64::from(killed));
+        if s[2].clone().int().unwrap() != 0 && s[3].clone().long().unwrap() == i64::from(killed) {
+            assert_eq!(underruns(&s), 0, "frames lost during the flood and faults: {s:?}\n{}", play.log());
             break;
         }
-        assert!(Instant::now() < deadline, "no verified standby after the flood: {s:?}");
+        assert!(Instant::now() < deadline, "no verified standby after the flood: {s:?}\n{}", play.log());
+        std::thread::sleep(Duration::from_millis(10));
     }
     assert!(sent > 10_000, "only {sent} packets sent");
     play.quit_and_check();
