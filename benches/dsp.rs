@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo bench --bench dsp`
 
-use chronus_dsp::{Command, Param, Synth, SynthConfig};
+use chronus_synth::{Command, Param, Synth, SynthConfig};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fundsp::prelude32::*;
 use std::hint::black_box;
@@ -18,7 +18,7 @@ fn freq(v: u32) -> f32 {
 }
 
 fn chronus_synth(voices: u32) -> Synth {
-    let mut synth = Synth::new(SynthConfig::new(SR, voices)).expect("valid config");
+    let mut synth = Synth::new(SR, SynthConfig::new(voices)).expect("valid config");
     for (param, value) in [
         (Param::Attack, 0.01),
         (Param::Decay, 0.1),

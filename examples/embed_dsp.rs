@@ -3,12 +3,12 @@
 //! Plays a short arpeggio through a 16-voice synth and writes it to
 //! `embed_dsp.wav`. Run: `cargo run --example embed_dsp`.
 
-use chronus::dsp::{Command, Param, Synth, SynthConfig, TimedCommand};
+use chronus::synth::{Command, Param, Synth, SynthConfig, TimedCommand};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sample_rate = 48_000;
     // Everything the synth needs is allocated here.
-    let mut synth = Synth::new(SynthConfig::new(sample_rate, 16))?;
+    let mut synth = Synth::new(sample_rate, SynthConfig::new(16))?;
     synth.apply(&Command::Set { param: Param::Release, value: 0.3 })?;
 
     // Commands stamped with the frame they apply at (sample-accurate).
@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Render in blocks, as an audio callback would; render never allocates.
     let frames = 72_000;
     let (mut left, mut right) = (vec![0.0f32; frames], vec![0.0f32; frames]);
-    let mut source = chronus::dsp::SliceSource::new(&script);
+    let mut source = chronus::synth::SliceSource::new(&script);
     for (l, r) in left.chunks_mut(256).zip(right.chunks_mut(256)) {
         synth.render_with(l, r, &mut source);
     }

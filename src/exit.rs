@@ -21,14 +21,10 @@ pub const OS_ERR: u8 = 71;
 pub const CANT_CREATE: u8 = 73;
 /// No usable audio device (with `--sink device` or `--device NAME`).
 pub const NO_DEVICE: u8 = 74;
-/// Worker: the supervisor went away before the worker started.
-pub const ORPHANED: u8 = 75;
 /// Another supervisor holds the instance name (`play --name`).
 pub const LEASE_HELD: u8 = 77;
 /// The engine gave up respawning workers (`--exit-on-quarantine`).
 pub const QUARANTINED: u8 = 78;
-/// Worker: the shared memory was refused (magic, version, generation, size).
-pub const PROTOCOL: u8 = 76;
 
 /// The exit-code table, for `--help`.
 pub const TABLE: &str = "\
@@ -44,7 +40,8 @@ Exit codes:
   73  an output file cannot be created or written
   74  no usable audio device (--sink device, or --device NAME)
   75  (worker) the supervisor was gone before the worker started
-  76  (worker) shared memory refused: wrong magic, version, generation or size
+  76  (worker) refused to run: shared memory (magic, version, epoch,
+      generation, size) or another DSP than this program's
   77  another chronus supervisor holds the instance name (play --name)
   78  the engine quarantined its workers after repeated failed restarts
       (play --exit-on-quarantine)";

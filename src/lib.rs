@@ -1,16 +1,22 @@
 //! Chronus: a real-time audio DSP engine that keeps playing when its DSP
-//! process dies.
+//! process dies — for the built-in synth or for your own DSP.
 //!
 //! This facade re-exports the workspace crates so an application can depend
 //! on `chronus` alone:
-//! * [`dsp`]: the DSP (`Synth`, `Voice`, `SimpleSine`, `Adsr`, `Biquad`), usable
-//!   in-process with no supervisor;
-//! * [`journal`]: scores, command journals and offline rendering;
-//! * [`ipc`]: the shared-memory regions and rings between processes;
-//! * [`worker`]: the DSP worker process;
-//! * [`supervisor`]: the failover engine (`Engine`), to embed the whole thing;
+//! * [`dsp`]: the seam — the [`dsp::Dsp`] trait a DSP implements to run
+//!   under failover, events, address tables;
+//! * [`synth`]: the built-in synth (one DSP on the seam), usable in-process;
+//! * [`worker`]: the worker process — [`worker::init`] at the top of `main`
+//!   makes a program its own worker;
+//! * [`supervisor`]: the failover engine ([`supervisor::Engine`]) and
+//!   [`supervisor::check_determinism`], to check a DSP before shipping it;
+//! * [`journal`]: scores, event journals and offline rendering;
 //! * [`osc`]: OSC control (the UDP server);
-//! * [`audio`]: audio outputs (WAV).
+//! * [`audio`]: audio outputs (WAV files; the sound card with the `device`
+//!   feature, on by default);
+//! * [`ipc`]: the shared memory between processes.
+//!
+//! The guide for embedding is `docs/embedding.md`.
 #![forbid(unsafe_code)]
 
 pub use chronus_audio as audio;
@@ -19,4 +25,5 @@ pub use chronus_ipc as ipc;
 pub use chronus_journal as journal;
 pub use chronus_osc as osc;
 pub use chronus_supervisor as supervisor;
+pub use chronus_synth as synth;
 pub use chronus_worker as worker;

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The supervisor re-executes this binary for its DSP workers: in one of
+    // them, this call runs the worker and never returns.
+    chronus::worker::init::<chronus::synth::Synth>();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

@@ -32,7 +32,7 @@ fn resources() -> (usize, usize, usize) {
 }
 
 fn config(dir: &TempDir) -> EngineConfig {
-    let mut cfg = EngineConfig::new(chronus_exe());
+    let mut cfg = engine_config();
     cfg.faults_enabled = true;
     cfg.record_in_memory = true;
     cfg.record_path = Some(dir.path("played.wav"));
@@ -43,8 +43,7 @@ fn config(dir: &TempDir) -> EngineConfig {
 /// Runs `body` while the demo score plays into `engine` in real time,
 /// looping; stops feeding when `body` returns (or panics).
 fn while_playing<R>(engine: &Engine, body: impl FnOnce() -> R) -> R {
-    let score = std::fs::read_to_string(demo_score()).unwrap();
-    let cmds = chronus::journal::parse_score(&score, SR).unwrap();
+    let cmds = demo_events(engine.dsp(), &engine.config().setup());
     let length = cmds.last().unwrap().frame + u64::from(SR);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -90,15 +89,15 @@ fn check_run(report: &RunReport, dir: &TempDir, faults: usize) {
     // Frames the machine did not let the output play (a descheduled virtual
     // CPU) are reported apart and left out of the comparison below; every
     // other missing frame fails the run.
-    assert_eq!(report.lost_frames(), 0, "underruns; events: {:#?}", report.events);
+    assert_eq!(report.lost_frames(), 0, "underruns; events: {:#?}", report.failovers);
     assert_eq!(report.io_overruns, 0, "journal or recording lost data");
     assert_eq!(
-        report.events.len(),
+        report.failovers.len(),
         faults,
         "one failover per fault, no spurious respawn: {:#?}",
-        report.events
+        report.failovers
     );
-    for e in &report.events {
+    for e in &report.failovers {
         assert!(e.t_rejoin.is_some(), "a replacement never joined: {e:?}");
     }
     assert_eq!(
@@ -153,12 +152,12 @@ fn every_fault_kind_on_active_and_standby_is_survived_bit_exactly() {
     let report = engine.stop().unwrap();
     check_run(&report, &dir, faults);
     for kind in FaultKind::ALL {
-        let n = report.events.iter().filter(|e| e.fault == Some(kind)).count();
+        let n = report.failovers.iter().filter(|e| e.fault == Some(kind)).count();
         assert_eq!(n, 2, "{kind}: expected one fault on the active and one on the standby");
     }
-    assert!(report.events.iter().any(|e| e.detected_by == chronus::supervisor::DetectedBy::Watchdog));
-    assert!(report.events.iter().any(|e| e.detected_by == chronus::supervisor::DetectedBy::Slow));
-    assert_gone(report.events.iter().map(|e| e.pid).chain(status.active_pid).chain(status.standby_pid));
+    assert!(report.failovers.iter().any(|e| e.detected_by == chronus::supervisor::DetectedBy::Watchdog));
+    assert!(report.failovers.iter().any(|e| e.detected_by == chronus::supervisor::DetectedBy::Slow));
+    assert_gone(report.failovers.iter().map(|e| e.pid).chain(status.active_pid).chain(status.standby_pid));
     assert_eq!(resources(), before, "fds, shared-memory mappings or engine threads left behind");
 }
 
@@ -212,8 +211,8 @@ fn faults_close_together_and_while_joining_are_survived() {
     });
     let report = engine.stop().unwrap();
     check_run(&report, &dir, faults);
-    assert!(report.events.iter().any(|e| e.role == chronus::supervisor::Role::Joining));
-    assert_gone(report.events.iter().map(|e| e.pid));
+    assert!(report.failovers.iter().any(|e| e.role == chronus::supervisor::Role::Joining));
+    assert_gone(report.failovers.iter().map(|e| e.pid));
 }
 
 #[test]
@@ -227,7 +226,7 @@ fn fault_injection_is_refused_unless_enabled() {
     assert!(matches!(err, chronus::supervisor::EngineError::FaultsDisabled), "{err}");
     std::thread::sleep(Duration::from_millis(100));
     let report = engine.stop().unwrap();
-    assert!(report.events.is_empty());
+    assert!(report.failovers.is_empty());
 }
 
 /// A paced sink (3 periods of buffer, 16 ms at 256 frames) whose thread is
@@ -287,10 +286,10 @@ fn an_output_stall_longer_than_the_device_buffer_is_counted_and_recovered_from()
     // machine: the output thread itself was late, no worker was.
     assert!(report.underrun_frames > 0);
     assert!(report.underrun_frames < 48_000 / 10, "more lost than the stall: {}", report.underrun_frames);
-    assert_eq!(report.machine_stall_frames, report.underrun_frames, "{:?}", report.machine_stalls);
+    assert_eq!(report.machine_stall_frames, report.underrun_frames, "{:?}", report.notes.stalls);
     assert_eq!(report.lost_frames(), 0);
-    assert_eq!(report.events.len(), 1);
-    assert!(report.events[0].t_rejoin.is_some());
+    assert_eq!(report.failovers.len(), 1);
+    assert!(report.failovers[0].t_rejoin.is_some());
     // The workers rendered through the stall: everything else is bit-exact.
     assert_eq!(report.first_difference().unwrap(), None);
 }
@@ -343,15 +342,18 @@ fn a_machine_freeze_kills_no_worker_and_is_reported_as_the_machines() {
         pids
     };
     let report = run_with_freeze(&dir, everything, Duration::from_millis(80));
-    assert!(report.events.is_empty(), "a healthy worker was killed: {:#?}", report.events);
+    assert!(report.failovers.is_empty(), "a healthy worker was killed: {:#?}", report.failovers);
     assert!(report.supervisor_stalls > 0, "the supervisor did not notice it was held off");
     assert!(report.underrun_frames > 0, "an 80 ms freeze fits no 16 ms device buffer");
-    assert_eq!(report.machine_stall_frames, report.underrun_frames, "{:?}", report.machine_stalls);
+    assert_eq!(report.machine_stall_frames, report.underrun_frames, "{:?}", report.notes.stalls);
     assert_eq!(report.first_difference().unwrap(), None);
     // The journal on disk says where, so a render can be compared as played.
-    let journal =
-        chronus::journal::Journal::parse(&std::fs::read_to_string(dir.path("run.journal")).unwrap());
-    let stalled: u64 = journal.unwrap().stalls.iter().map(|s| s.frames).sum();
+    let (journal, _) = chronus::journal::Journal::parse(
+        &std::fs::read_to_string(dir.path("run.journal")).unwrap(),
+        spec_for_journal,
+    )
+    .unwrap();
+    let stalled: u64 = journal.notes.stalls.iter().map(|s| s.frames).sum();
     assert_eq!(stalled, report.machine_stall_frames);
 }
 
@@ -362,13 +364,13 @@ fn both_workers_stalled_together_are_given_time_and_their_gap_counts_as_lost() {
     // Longer than the hang timeout, shorter than the patience for a common
     // stall: killing both would lose the synth's state.
     let report = run_with_freeze(&dir, worker_pids, Duration::from_millis(60));
-    assert!(report.events.is_empty(), "a worker was killed: {:#?}", report.events);
+    assert!(report.failovers.is_empty(), "a worker was killed: {:#?}", report.failovers);
     // The output was on time and no worker delivered: that is lost audio,
     // not the machine's doing, and the comparison shows it. (60 ms frozen,
     // less the lead and the device buffer the output may wait through:
     // well over 1,000 frames. The machine may stall on its own as well,
     // which is why this is not `machine_stall_frames == 0`.)
-    assert!(report.lost_frames() >= 1_000, "{} lost, {:?}", report.lost_frames(), report.machine_stalls);
+    assert!(report.lost_frames() >= 1_000, "{} lost, {:?}", report.lost_frames(), report.notes.stalls);
     assert!(report.first_difference().unwrap().is_some());
 }
 
@@ -389,7 +391,7 @@ fn a_diverged_standby_is_caught_by_its_checksums_and_replaced() {
     });
     let report = engine.stop().unwrap();
     check_run(&report, &dir, 3);
-    for e in &report.events {
+    for e in &report.failovers {
         assert_eq!(e.detected_by, chronus::supervisor::DetectedBy::Divergence, "{e:?}");
         assert_eq!(e.role, chronus::supervisor::Role::Standby);
     }
@@ -401,14 +403,13 @@ fn a_free_running_sink_plays_faster_than_real_time_through_faults() {
     let dir = TempDir::new("failover-free");
     let engine = Engine::start(config(&dir), chronus::supervisor::FreeRunningSink).unwrap();
     // Commands go in as fast as the engine plays: a dense, unpaced load.
-    let score = std::fs::read_to_string(demo_score()).unwrap();
-    let cmds = chronus::journal::parse_score(&score, SR).unwrap();
+    let cmds = demo_events(engine.dsp(), &engine.config().setup());
     let started = Instant::now();
     for (n, kind) in
         [FaultKind::Kill, FaultKind::Segv, FaultKind::Panic, FaultKind::Hang].into_iter().enumerate()
     {
         for c in &cmds {
-            engine.send(c.command).unwrap();
+            engine.send(c.event).unwrap();
         }
         wait_standby(&engine);
         engine.inject(if n % 2 == 0 { Target::Active } else { Target::Standby }, kind).unwrap();

@@ -8,8 +8,8 @@ mod util;
 use std::time::{Duration, Instant};
 
 use assert_no_alloc::{AllocDisabler, assert_no_alloc, violation_count};
-use chronus::dsp::Command;
 use chronus::supervisor::{Engine, EngineConfig, Health, Target};
+use chronus::synth::Command;
 use util::*;
 
 #[global_allocator]
@@ -17,11 +17,10 @@ static ALLOCATOR: AllocDisabler = AllocDisabler;
 
 #[test]
 fn the_output_callback_never_allocates_even_through_a_failover() {
-    let mut cfg = EngineConfig::new(chronus_exe());
+    // Tests run debug builds of the workers: keep the load light (8 voices),
+    // or the slowness watchdog (rightly) replaces workers that cannot keep up.
+    let mut cfg = EngineConfig::new(synth_spec(8), chronus::worker::WorkerCommand::new(chronus_exe()));
     cfg.realtime = false;
-    // Tests run debug builds of the workers: keep the load light, or the
-    // slowness watchdog (rightly) replaces workers that cannot keep up.
-    cfg.voices = 8;
     let (engine, mut output) = Engine::start_external(cfg).unwrap();
     let (mut left, mut right) = (vec![0.0f32; 256], vec![0.0f32; 256]);
     let period = Duration::from_micros(5_333);
@@ -30,8 +29,8 @@ fn the_output_callback_never_allocates_even_through_a_failover() {
     for n in 0..600u32 {
         // What the API threads do (they may allocate; they are not the callback).
         if n % 10 == 0 {
-            engine.send(Command::NoteOn { voice: n % 8, freq: 200.0 + n as f32, amp: 0.2 }).unwrap();
-            engine.send_at(Command::NoteOff { voice: n % 8 }, u64::from(n) * 256 + 10_000).unwrap();
+            engine.send(Command::NoteOn { voice: n % 8, freq: 200.0 + n as f32, amp: 0.2 }.into()).unwrap();
+            engine.send_at(Command::NoteOff { voice: n % 8 }.into(), u64::from(n) * 256 + 10_000).unwrap();
         }
         if n == 200 {
             engine.signal(Target::Active, libc::SIGKILL).unwrap();
@@ -51,5 +50,5 @@ fn the_output_callback_never_allocates_even_through_a_failover() {
     assert_ne!(status.health, Health::Critical, "{status:?}");
     drop(output);
     let report = engine.stop().unwrap();
-    assert_eq!(report.events.len(), 1, "{:#?}", report.events);
+    assert_eq!(report.failovers.len(), 1, "{:#?}", report.failovers);
 }

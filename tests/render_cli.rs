@@ -11,7 +11,7 @@ fn renders_the_shipped_demo_score() {
     let out = dir.path("demo.wav");
     let run = chronus(&["render", "--score", demo_score().to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    assert!(String::from_utf8_lossy(&run.stdout).contains("0 commands refused"));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("0 events refused"));
     let (sr, l, r) = read_wav(&out).unwrap();
     assert_eq!(sr, 48_000);
     assert!(l.len() > 8 * 48_000);
@@ -22,20 +22,23 @@ fn renders_the_shipped_demo_score() {
 #[test]
 fn a_journal_renders_exactly_like_the_score_it_came_from() {
     let dir = TempDir::new("render-journal");
-    let score = std::fs::read_to_string(demo_score()).unwrap();
-    let commands = chronus::journal::parse_score(&score, 44_100).unwrap();
+    let spec = synth_spec(16);
+    let setup = chronus::dsp::Setup { sample_rate: 44_100, block: 256 };
+    let events = demo_events(&spec, &setup);
     // A machine stall recorded during the run: ignored by a plain render,
     // silenced by --as-played.
     let stall = chronus::journal::FrameSpan { first: 100_000, frames: 1_000 };
     let journal = chronus::journal::Journal {
-        sample_rate: 44_100,
-        voices: 16,
-        commands,
-        end_frame: Some(300_000),
-        stalls: vec![stall],
+        header: chronus::journal::JournalHeader::of(&spec, &setup),
+        events,
+        notes: chronus::journal::Annotations {
+            end_frame: Some(300_000),
+            stalls: vec![stall],
+            ..Default::default()
+        },
     };
     let mut text = Vec::new();
-    journal.write_to(&mut text).unwrap();
+    journal.write_to(&spec, &mut text).unwrap();
     std::fs::write(dir.path("run.journal"), text).unwrap();
 
     let a = dir.path("a.wav");

@@ -80,16 +80,14 @@ fn inflict(
 pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let BenchCmd::Failover(args) = args.what;
     let kinds = kinds(&args.fault)?;
-    let exe = std::env::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
-    let mut cfg = EngineConfig::new(exe);
-    cfg.voices = args.voices;
+    let worker =
+        chronus::worker::WorkerCommand::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
+    let mut cfg = EngineConfig::new(super::synth::spec(args.voices)?, worker);
     cfg.block = args.block;
     cfg.faults_enabled = true;
     cfg.record_in_memory = true;
     let sample_rate = cfg.sample_rate;
-    let score = chronus::journal::parse_score(include_str!("../../examples/scores/demo.score"), sample_rate)
-        .or_exit(crate::exit::DATA_ERR, "the built-in demo score")?;
-    let loop_frames = chronus::journal::default_length(&score, sample_rate, 1.0);
+    let (score, loop_frames) = super::synth::demo_score(&cfg.dsp, &cfg.setup())?;
     let engine =
         Engine::start(cfg, PacedSink::new(sample_rate)).or_exit(OS_ERR, "cannot start the engine")?;
 

@@ -2,13 +2,14 @@
 //! plain config structs that the commands use.
 
 mod bench;
+mod check;
 mod osc_client;
 mod play;
 mod render;
 mod send;
 mod soak;
 mod status;
-mod worker;
+mod synth;
 
 use clap::{Parser, Subcommand};
 
@@ -37,9 +38,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// A long run with faults of every kind; writes a report (JSON, Markdown, SVG).
     Soak(soak::SoakArgs),
-    /// Run as a DSP worker on a region inherited from the supervisor (internal).
-    #[command(hide = true)]
-    Worker(worker::WorkerCliArgs),
+    /// Check that the DSP is deterministic: a score rendered by worker
+    /// processes, in-process, and from a snapshot must agree bit for bit.
+    Check(check::CheckArgs),
 }
 
 /// Runs the command the user asked for.
@@ -51,6 +52,6 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Render(args) => render::run(args),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Soak(args) => soak::run(args),
-        Cmd::Worker(args) => worker::run(args),
+        Cmd::Check(args) => check::run(args),
     }
 }

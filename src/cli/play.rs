@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use chronus::dsp::Setup;
 use chronus::osc::{Allow, OscServer};
 use chronus::supervisor::{Engine, EngineConfig, FailoverSummary, Health, PacedSink, Target, play_looped};
+use chronus::worker::WorkerCommand;
 
 use crate::exit::{CANT_CREATE, ExitCodeExt, Failure, LEASE_HELD, NO_DEVICE, OS_ERR, QUARANTINED, USAGE};
 
@@ -76,6 +78,7 @@ pub struct PlayArgs {
 
 /// Where the audio goes.
 enum Output {
+    #[cfg(feature = "device")]
     Device(chronus::audio::ChosenDevice),
     Null,
 }
@@ -94,15 +97,16 @@ struct PlayConfig {
 
 impl PlayArgs {
     fn validate(self) -> Result<PlayConfig, Failure> {
-        let exe = std::env::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
-        let mut engine = EngineConfig::new(exe);
-        engine.voices = self.voices;
+        let worker = WorkerCommand::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
+        let mut engine = EngineConfig::new(super::synth::spec(self.voices)?, worker);
         engine.block = self.block;
         engine.sample_rate = self.sample_rate;
         engine.faults_enabled = self.faults;
         engine.record_path = self.record;
         engine.journal_path = self.journal;
         engine.record_in_memory = self.demo;
+        // A long run keeps neither in memory: the journal goes to its file.
+        engine.journal_in_memory = self.demo;
         if !(self.backoff.is_finite() && (0.0..=60.0).contains(&self.backoff)) {
             return Err(Failure::new(USAGE, "--backoff must be 0..=60 seconds"));
         }
@@ -110,10 +114,8 @@ impl PlayArgs {
         engine.backoff_max = engine.backoff_max.max(engine.backoff_base);
         engine.quarantine_after = self.quarantine_after.max(1);
         engine.validate().or_exit(USAGE, "bad settings")?;
-        if !(1..=chronus::dsp::MAX_VOICES).contains(&self.voices) {
-            return Err(Failure::new(USAGE, "--voices must be 1..=4096"));
-        }
-        let demo_secs = demo_score(self.sample_rate)?.1 as f64 / f64::from(self.sample_rate);
+        let demo_secs =
+            super::synth::demo_score(&engine.dsp, &engine.setup())?.1 as f64 / f64::from(self.sample_rate);
         let duration = match self.duration {
             Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
             Some(_) => return Err(Failure::new(USAGE, "--duration must be a positive number of seconds")),
@@ -126,6 +128,17 @@ impl PlayArgs {
         }
         let output = match self.sink.as_str() {
             "null" => Output::Null,
+            #[cfg(not(feature = "device"))]
+            sink => {
+                if sink == "device" || self.device.is_some() {
+                    return Err(Failure::new(
+                        NO_DEVICE,
+                        "this chronus was built without the `device` feature",
+                    ));
+                }
+                Output::Null
+            }
+            #[cfg(feature = "device")]
             sink => match chronus::audio::choose_output(self.device.as_deref(), self.sample_rate, self.block)
             {
                 Ok(chosen) => {
@@ -157,25 +170,29 @@ impl PlayArgs {
     }
 }
 
-/// The built-in demo score and its loop length in frames.
-fn demo_score(sample_rate: u32) -> Result<(Vec<chronus::dsp::TimedCommand>, u64), Failure> {
-    let score = chronus::journal::parse_score(include_str!("../../examples/scores/demo.score"), sample_rate)
-        .or_exit(crate::exit::DATA_ERR, "the built-in demo score")?;
-    let length = chronus::journal::default_length(&score, sample_rate, 1.0);
-    Ok((score, length))
+/// `--list-devices`.
+#[cfg(feature = "device")]
+fn list_devices() -> Result<(), Failure> {
+    let devices = chronus::audio::list_output_devices().map_err(|e| Failure::new(NO_DEVICE, e))?;
+    if devices.is_empty() {
+        println!("no output devices");
+    }
+    for (i, (name, description)) in devices.iter().enumerate() {
+        println!("{name:<20} {description}{}", if i == 0 { "  (default)" } else { "" });
+    }
+    Ok(())
+}
+
+/// `--list-devices`, without the `device` feature.
+#[cfg(not(feature = "device"))]
+fn list_devices() -> Result<(), Failure> {
+    Err(Failure::new(NO_DEVICE, "this chronus was built without the `device` feature"))
 }
 
 /// Runs `chronus play`.
 pub fn run(args: PlayArgs) -> Result<(), Failure> {
     if args.list_devices {
-        let devices = chronus::audio::list_output_devices().map_err(|e| Failure::new(NO_DEVICE, e))?;
-        if devices.is_empty() {
-            println!("no output devices");
-        }
-        for (i, (name, description)) in devices.iter().enumerate() {
-            println!("{name:<20} {description}{}", if i == 0 { "  (default)" } else { "" });
-        }
-        return Ok(());
+        return list_devices();
     }
     let cfg = args.validate()?;
     let _lease = chronus::supervisor::Lease::acquire(&cfg.name).map_err(|e| match e {
@@ -188,12 +205,15 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
         signal_hook::flag::register(signal, interrupted.clone()).or_exit(OS_ERR, "cannot handle signals")?;
     }
     let sample_rate = cfg.engine.sample_rate;
+    let setup: Setup = cfg.engine.setup();
+    let spec = cfg.engine.dsp.clone();
     let (engine, stream, sink_name) = match &cfg.output {
         Output::Null => {
             let engine = Engine::start(cfg.engine, PacedSink::new(sample_rate))
                 .or_exit(OS_ERR, "cannot start the engine")?;
-            (engine, None, "the paced null sink".to_owned())
+            (engine, None::<Box<dyn std::any::Any>>, "the paced null sink".to_owned())
         }
+        #[cfg(feature = "device")]
         Output::Device(chosen) => {
             let (engine, mut output) =
                 Engine::start_external(cfg.engine).or_exit(OS_ERR, "cannot start the engine")?;
@@ -202,7 +222,7 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
             let stream =
                 chronus::audio::start_output(chosen, move |l, r| output.process(l, r, Some(Instant::now())))
                     .map_err(|e| Failure::new(NO_DEVICE, e))?;
-            (engine, Some(stream), format!("device {}", chosen.name))
+            (engine, Some(Box::new(stream) as Box<dyn std::any::Any>), format!("device {}", chosen.name))
         }
     };
     let engine = Arc::new(engine);
@@ -211,10 +231,10 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
     let status =
         engine.wait_for(Duration::from_secs(2), |s| s.health == Health::Healthy).unwrap_or_else(|s| s);
     println!(
-        "chronus playing through {sink_name}: {} Hz, block {}, {} voices; OSC on {}; active worker pid {}, standby pid {}",
+        "chronus playing through {sink_name}: {} Hz, block {}, {}; OSC on {}; active worker pid {}, standby pid {}",
         status.sample_rate,
         status.block,
-        status.voices,
+        spec.name(),
         server.local_addr(),
         status.active_pid.unwrap_or(0),
         status.standby_pid.unwrap_or(0)
@@ -225,7 +245,7 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
     let mut quarantined = false;
     std::thread::scope(|s| {
         if cfg.demo {
-            let (score, length) = demo_score(sample_rate)?;
+            let (score, length) = super::synth::demo_score(&spec, &setup)?;
             let (engine, done) = (&engine, &done);
             s.spawn(move || play_looped(engine, &score, length, done));
         }
@@ -252,8 +272,8 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
             std::thread::sleep(Duration::from_millis(10));
         }
         done.store(true, Ordering::Relaxed);
-        // End on silence, not on a cut: fade out over one ramp.
-        let _ = engine.fade_out();
+        // End on silence, not on a cut.
+        engine.fade_out();
         Ok::<(), Failure>(())
     })?;
     server.stop();
@@ -262,10 +282,10 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
     let engine =
         Arc::try_unwrap(engine).map_err(|_| Failure::new(crate::exit::OS_ERR, "engine still in use"))?;
     let report = engine.stop().or_exit(CANT_CREATE, "stopping")?;
-    let seconds = report.frames_played as f64 / f64::from(report.sample_rate);
+    let seconds = report.frames_played as f64 / f64::from(report.setup.sample_rate);
     if cfg.demo {
         let summary = FailoverSummary::of(&report);
-        for e in &report.events {
+        for e in &report.failovers {
             println!(
                 "demo: worker {} ({}) {}: detected in {:.0} µs, switched in {:.0} µs, replacement in lockstep after {:.1} ms",
                 e.pid,
@@ -288,7 +308,7 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
     } else {
         println!(
             "played {seconds:.1} s: {} failover(s), underrun frames: {}",
-            report.events.len(),
+            report.failovers.len(),
             report.underrun_frames
         );
     }

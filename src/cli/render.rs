@@ -2,15 +2,16 @@
 
 use std::path::PathBuf;
 
-use chronus::journal::{Journal, default_length, parse_score, render_offline};
+use chronus::dsp::{DspSpec, Setup, TimedEvent};
+use chronus::journal::{Annotations, Journal, default_length, parse_score, render_offline};
 
-use crate::exit::{CANT_CREATE, DATA_ERR, ExitCodeExt, Failure, NO_INPUT};
+use crate::exit::{CANT_CREATE, DATA_ERR, ExitCodeExt, Failure, NO_INPUT, USAGE};
 
 /// Flags of `chronus render`.
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("input").required(true))]
 pub struct RenderArgs {
-    /// A command journal written by `chronus play --journal` (frames are exact).
+    /// An event journal written by `chronus play --journal` (frames are exact).
     #[arg(long, group = "input", value_name = "FILE")]
     journal: Option<PathBuf>,
     /// A hand-written score: `SECONDS /address args…` per line.
@@ -25,6 +26,9 @@ pub struct RenderArgs {
     /// Number of voices, 1..=4096 (scores only; a journal carries its own).
     #[arg(long, default_value_t = 64)]
     voices: u32,
+    /// Frames per block (scores only; a journal carries its own).
+    #[arg(long, default_value_t = 256)]
+    block: u32,
     /// Length in seconds (default: the journal's recorded end, or the last
     /// command plus --tail).
     #[arg(long, value_name = "SECS")]
@@ -33,19 +37,19 @@ pub struct RenderArgs {
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     tail: f64,
     /// Render what was played: silence where the journal records that the
-    /// machine did not let the output play in time (`@stall`). Without it,
-    /// the render is the run as it should have sounded.
+    /// machine or Chronus did not play frames in time (`@stall`, `@gap`).
+    /// Without it, the render is the run as it should have sounded.
     #[arg(long, requires = "journal")]
     as_played: bool,
 }
 
 /// What to render, validated.
 struct RenderConfig {
-    commands: Vec<chronus::dsp::TimedCommand>,
-    /// The journal, when its stalls are to be silenced.
-    as_played: Option<Journal>,
-    sample_rate: u32,
-    voices: u32,
+    spec: DspSpec,
+    setup: Setup,
+    events: Vec<TimedEvent>,
+    notes: Annotations,
+    as_played: bool,
     frames: u64,
     output: PathBuf,
 }
@@ -56,52 +60,58 @@ fn read(path: &PathBuf) -> Result<String, Failure> {
 
 impl RenderArgs {
     fn validate(self) -> Result<RenderConfig, Failure> {
-        let mut as_played = None;
-        let (commands, sample_rate, voices, recorded_end) = if let Some(path) = &self.journal {
-            let mut journal = Journal::parse(&read(path)?).or_exit(DATA_ERR, path.display())?;
-            let commands = std::mem::take(&mut journal.commands);
-            let header = (journal.sample_rate, journal.voices, journal.end_frame);
-            if self.as_played {
-                as_played = Some(journal);
-            }
-            (commands, header.0, header.1, header.2)
+        let (spec, setup, events, notes) = if let Some(path) = &self.journal {
+            let (journal, spec) = Journal::parse(&read(path)?, super::synth::spec_for_journal)
+                .or_exit(DATA_ERR, path.display())?;
+            let setup = journal.header.setup();
+            (spec, setup, journal.events, journal.notes)
         } else {
             let path = self.score.as_ref().expect("clap requires --journal or --score");
-            let commands = parse_score(&read(path)?, self.sample_rate).or_exit(DATA_ERR, path.display())?;
-            (commands, self.sample_rate, self.voices, None)
+            let spec = super::synth::spec(self.voices)?;
+            if !(1..=8_192).contains(&self.block) {
+                return Err(Failure::new(USAGE, "--block must be 1..=8192"));
+            }
+            let setup = Setup { sample_rate: self.sample_rate, block: self.block };
+            let events = parse_score(&read(path)?, &spec, &setup).or_exit(DATA_ERR, path.display())?;
+            (spec, setup, events, Annotations::default())
         };
         let frames = match self.duration {
-            Some(secs) if secs.is_finite() && secs >= 0.0 => (secs * f64::from(sample_rate)).round() as u64,
-            Some(_) => {
-                return Err(Failure::new(crate::exit::USAGE, "--duration must be a number of seconds ≥ 0"));
+            Some(secs) if secs.is_finite() && secs >= 0.0 => {
+                (secs * f64::from(setup.sample_rate)).round() as u64
             }
-            None => recorded_end.unwrap_or_else(|| default_length(&commands, sample_rate, self.tail)),
+            Some(_) => return Err(Failure::new(USAGE, "--duration must be a number of seconds ≥ 0")),
+            None => notes.end_frame.unwrap_or_else(|| default_length(&events, setup.sample_rate, self.tail)),
         };
-        Ok(RenderConfig { commands, as_played, sample_rate, voices, frames, output: self.output })
+        Ok(RenderConfig {
+            spec,
+            setup,
+            events,
+            notes,
+            as_played: self.as_played,
+            frames,
+            output: self.output,
+        })
     }
 }
 
 /// Runs `chronus render`.
 pub fn run(args: RenderArgs) -> Result<(), Failure> {
     let cfg = args.validate()?;
-    let mut audio = render_offline(&cfg.commands, cfg.sample_rate, cfg.voices, cfg.frames)
-        .or_exit(crate::exit::USAGE, "cannot render")?;
-    if let Some(journal) = &cfg.as_played {
-        journal.silence_stalls(&mut audio.left, &mut audio.right);
-    }
-    chronus::audio::write_wav(&cfg.output, cfg.sample_rate, &audio.left, &audio.right)
+    let audio = render_offline(&cfg.spec, cfg.setup, &cfg.events, &cfg.notes, cfg.frames, cfg.as_played)
+        .or_exit(USAGE, "cannot render")?;
+    chronus::audio::write_wav(&cfg.output, cfg.setup.sample_rate, &audio.left, &audio.right)
         .or_exit(CANT_CREATE, "cannot write the WAV file")?;
     let peak = audio.left.iter().chain(&audio.right).fold(0.0f32, |m, s| m.max(s.abs()));
     let peak_db = if peak > 0.0 { format!("{:.1} dBFS", 20.0 * peak.log10()) } else { "silent".into() };
     println!(
-        "rendered {:.2} s ({} frames, {} voices, {} Hz, {} commands) to {}; peak {peak_db}; {} commands refused",
-        cfg.frames as f64 / f64::from(cfg.sample_rate),
+        "rendered {:.2} s ({} frames, {}, {} Hz, {} events) to {}; peak {peak_db}; {} events refused",
+        cfg.frames as f64 / f64::from(cfg.setup.sample_rate),
         cfg.frames,
-        cfg.voices,
-        cfg.sample_rate,
-        cfg.commands.len(),
+        cfg.spec.name(),
+        cfg.setup.sample_rate,
+        cfg.events.len(),
         cfg.output.display(),
-        audio.rejected
+        audio.stats.rejected
     );
     Ok(())
 }

@@ -22,7 +22,7 @@ pub struct StatusArgs {
 }
 
 /// The fields of `/status.reply`, in order.
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 14] = [
     "health",
     "active_pid",
     "standby_pid",
@@ -31,10 +31,12 @@ const FIELDS: [&str; 12] = [
     "frames_played",
     "sample_rate",
     "block",
-    "voices_in_use",
-    "voices",
+    "active_voices",
+    "events_stamped",
     "osc_errors",
     "machine_stall_frames",
+    "events_coalesced",
+    "dsp",
 ];
 
 fn value(a: &OscType) -> serde_json::Value {
@@ -62,7 +64,7 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
         let secs = map.get("frames_played").and_then(|v| v.as_i64()).unwrap_or(0) as f64
             / map.get("sample_rate").and_then(|v| v.as_i64()).unwrap_or(48_000).max(1) as f64;
         println!(
-            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  played {:.1} s  {} Hz, block {}  voices {}/{}  OSC errors {}",
+            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  played {:.1} s  {} Hz, block {}  {}: {} sounding  events {} ({} coalesced)  OSC errors {}",
             get("health"),
             get("active_pid"),
             get("standby_pid"),
@@ -72,8 +74,10 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
             secs,
             get("sample_rate"),
             get("block"),
-            get("voices_in_use"),
-            get("voices"),
+            get("dsp"),
+            get("active_voices"),
+            get("events_stamped"),
+            get("events_coalesced"),
             get("osc_errors"),
         );
     }

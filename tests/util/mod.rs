@@ -85,3 +85,30 @@ pub fn render_as_played(journal: &Path, out: &Path) -> (Vec<f32>, Vec<f32>) {
     let (_, left, right) = chronus::audio::read_wav(out).unwrap();
     (left, right)
 }
+
+/// The built-in synth with `voices` voices.
+pub fn synth_spec(voices: u32) -> chronus::dsp::DspSpec {
+    chronus::dsp::DspSpec::new::<chronus::synth::Synth>(chronus::synth::SynthConfig::new(voices)).unwrap()
+}
+
+/// An engine configuration for the built-in synth (64 voices), workers run
+/// from the `chronus` binary.
+pub fn engine_config() -> chronus::supervisor::EngineConfig {
+    chronus::supervisor::EngineConfig::new(synth_spec(64), chronus::worker::WorkerCommand::new(chronus_exe()))
+}
+
+/// The spec a journal written by `chronus` names.
+pub fn spec_for_journal(
+    h: &chronus::journal::JournalHeader,
+) -> Result<chronus::dsp::DspSpec, chronus::journal::JournalError> {
+    Ok(chronus::dsp::DspSpec::from_json::<chronus::synth::Synth>(&h.config)?)
+}
+
+/// The shipped demo score as events for `spec` at `setup`.
+pub fn demo_events(
+    spec: &chronus::dsp::DspSpec,
+    setup: &chronus::dsp::Setup,
+) -> Vec<chronus::dsp::TimedEvent> {
+    let score = std::fs::read_to_string(demo_score()).unwrap();
+    chronus::journal::parse_score(&score, spec, setup).unwrap()
+}

@@ -1,9 +1,12 @@
-//! Audio outputs of Chronus: the sound card (cpal) and 32-bit float stereo
-//! WAV files (hound).
+//! Audio outputs of Chronus: the sound card through cpal (feature `device`,
+//! on by default) and 32-bit float stereo WAV files (hound). Without the
+//! `device` feature nothing here needs ALSA.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "device")]
 mod device;
 mod wav;
 
+#[cfg(feature = "device")]
 pub use device::{ChosenDevice, DeviceError, choose_output, list_output_devices, start_output};
 pub use wav::{WavError, WavFileWriter, read_wav, write_wav};

@@ -1,52 +1,33 @@
-//! Deterministic, allocation-free DSP for Chronus.
+//! The seam between Chronus's failover engine and the DSP it carries.
 //!
-//! The building blocks — [`SimpleSine`], [`Adsr`], [`Biquad`] — can be used
-//! one sample at a time, chained in a [`Voice`], or run by the hundreds in a
-//! [`Synth`], which lays voices out in 8-lane chunks so the chain vectorises.
+//! The engine — worker processes in lockstep, shared-memory rings, pidfd
+//! death detection, the watchdog, checksums, joins from snapshots, command
+//! journals, offline rendering — knows nothing about what a DSP computes.
+//! A DSP implements [`Dsp`]:
 //!
-//! Contract of this crate:
-//! * **Prepare, then run.** [`Synth::new`] allocates everything; applying
-//!   commands and rendering never allocate, lock, log or panic.
-//! * **Hostile input is harmless.** NaN and infinities are refused with a
-//!   [`DspError`]; finite out-of-range values are clamped; the output stays
-//!   finite and bounded.
-//! * **Deterministic.** The output is a pure function of the commands and
-//!   the frames they apply at: the same journal renders bit-identically in any
-//!   process running the same binary, however the blocks are split. Filter
-//!   memories are flushed below 1e-20 every [`FLUSH_PERIOD`] frames so no
-//!   state can become denormal.
-//! * **Snapshots.** [`Synth::snapshot_into`] and [`Synth::restore`] copy the
-//!   complete state as plain `#[repr(C)]` data.
+//! * [`Dsp::prepare`] allocates everything, from the [`Setup`] (sample rate,
+//!   block) and its own configuration;
+//! * [`Dsp::render`] renders one [`Block`] with its [`Event`]s applied at
+//!   their exact frames, never allocating, locking or panicking;
+//! * [`Dsp::snapshot`] / [`Dsp::restore`] copy its complete state as bytes of
+//!   a fixed length; [`Dsp::reset`] returns to silence;
+//! * [`Dsp::addresses`] declares its address table ([`AddressSpec`]: names,
+//!   argument types, ranges, units), through which OSC, scores, journals and
+//!   `/error` replies reach it.
+//!
+//! The written contract — determinism above all — is on [`Dsp`]. The
+//! control plane holds a DSP as a [`DspSpec`] (type erased); workers and the
+//! offline renderer hold a prepared [`DynDsp`].
 #![forbid(unsafe_code)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod adsr;
-mod bank;
-pub mod biquad;
-mod command;
+pub mod address;
+mod contract;
 mod error;
-pub mod gain;
-mod param;
-pub mod sine;
-mod snapshot;
-mod synth;
-mod voice;
+mod event;
+mod spec;
 
-pub use adsr::{Adsr, AdsrParams, Stage};
-pub use bank::{LANES, VoiceChunk, VoiceControl};
-pub use biquad::{Biquad, BiquadCoefs, FilterKind};
-pub use command::{Command, CommandSource, SliceSource, TimedCommand};
-pub use error::DspError;
-pub use param::{Param, VoiceParams};
-pub use sine::SimpleSine;
-pub use snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION, SnapshotHeader, SynthSnapshot};
-pub use synth::{MAX_VOICES, SAMPLE_RATE_RANGE, Synth, SynthConfig, SynthStats};
-pub use voice::Voice;
-
-/// Frames between flushes of tiny filter memories, aligned to absolute frame
-/// numbers so the flush points do not depend on block boundaries.
-pub const FLUSH_PERIOD: usize = 64;
-
-/// Length of parameter ramps (amplitude, pan, filter, sustain glides), in
-/// seconds.
-pub const RAMP_SECONDS: f32 = 0.005;
+pub use address::{AddressSpec, AddressTable, Arg, ArgKind, ArgSpec};
+pub use contract::{Block, Dsp, DspStats, Piece, Setup};
+pub use error::{AddressError, DspError, TableError};
+pub use event::{BlockEvent, ENGINE_ADDRESSES, Event, MAX_ARGS, POISON, POISON_KINDS, TimedEvent};
+pub use spec::{DspSpec, DynDsp};

@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::Duration;
 
-use crate::{Region, sys};
+use crate::{WorkerRegion, sys};
 
 /// The frames asked for are not (or no longer) in the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,14 +25,14 @@ pub struct NotAvailable {
 /// Worker side of the audio ring.
 #[derive(Debug)]
 pub struct AudioWriter<'r> {
-    region: &'r Region,
+    region: &'r WorkerRegion,
     write_frame: u64,
     mask: u64,
 }
 
 impl<'r> AudioWriter<'r> {
     /// The writer, continuing at the ring's published write position.
-    pub fn new(region: &'r Region) -> Self {
+    pub fn new(region: &'r WorkerRegion) -> Self {
         let write_frame = region.audio_header().write_frame.load(Acquire);
         Self { region, write_frame, mask: u64::from(region.geometry().audio_frames) - 1 }
     }
@@ -76,14 +76,14 @@ impl<'r> AudioWriter<'r> {
 /// Supervisor side of the audio ring.
 #[derive(Debug)]
 pub struct AudioReader<'r> {
-    region: &'r Region,
+    region: &'r WorkerRegion,
     mask: u64,
     corrupt_samples: u64,
 }
 
 impl<'r> AudioReader<'r> {
     /// The reader of `region`'s ring.
-    pub fn new(region: &'r Region) -> Self {
+    pub fn new(region: &'r WorkerRegion) -> Self {
         Self { region, mask: u64::from(region.geometry().audio_frames) - 1, corrupt_samples: 0 }
     }
 
@@ -126,6 +126,31 @@ impl<'r> AudioReader<'r> {
             self.corrupt_samples += 1;
             0.0
         }
+    }
+
+    /// Copies frames `[from, from + left.len())` whether or not they were
+    /// consumed, as long as the writer has not overwritten them yet (for
+    /// comparing two workers' audio after the fact). Non-finite samples are
+    /// returned as they are.
+    pub fn copy_recent(&self, from: u64, left: &mut [f32], right: &mut [f32]) -> Result<(), NotAvailable> {
+        let n = left.len().min(right.len()) as u64;
+        let write = self.region.audio_header().write_frame.load(Acquire);
+        let oldest = write.saturating_sub(self.mask + 1);
+        if from < oldest || from + n > write {
+            return Err(NotAvailable { from: oldest, to: write });
+        }
+        let data = self.region.audio_data();
+        for (i, (l, r)) in left.iter_mut().zip(right.iter_mut()).enumerate() {
+            let slot = ((from + i as u64) & self.mask) as usize * 2;
+            *l = f32::from_bits(data[slot].load(Relaxed));
+            *r = f32::from_bits(data[slot + 1].load(Relaxed));
+        }
+        // The writer may have lapped the frames while they were copied.
+        let write = self.region.audio_header().write_frame.load(Acquire);
+        if from < write.saturating_sub(self.mask + 1) {
+            return Err(NotAvailable { from: write.saturating_sub(self.mask + 1), to: write });
+        }
+        Ok(())
     }
 
     /// Non-finite samples replaced by silence so far.
@@ -173,7 +198,7 @@ impl<'r> AudioReader<'r> {
     }
 }
 
-impl Region {
+impl WorkerRegion {
     /// Frames the worker has written so far (its ring's write position).
     pub fn audio_write_frame(&self) -> u64 {
         self.audio_header().write_frame.load(Acquire)

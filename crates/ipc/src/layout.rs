@@ -1,35 +1,60 @@
-//! The shared-memory layout of one worker region, version [`LAYOUT_VERSION`].
+//! The shared-memory layouts, version [`LAYOUT_VERSION`].
+//!
+//! Two kinds of region, each a sealed memfd that starts with a
+//! [`RegionHeader`]:
 //!
 //! ```text
-//! offset 0      RegionHeader   written once by the supervisor before spawn
-//!               ControlBlock   supervisor → worker control, worker state
-//!               Heartbeat      worker progress counters (watchdog input)
-//!               AudioRingHeader write position (worker) | read position (supervisor)
-//!               audio data     capacity × channels f32 bits, interleaved
-//!               CommandRingHeader
-//!               command slots  capacity × CommandSlot
-//!               snapshot       SnapshotHeader + VoiceChunks + VoiceControls
+//! worker region (one per slot; read-write for the supervisor and its worker)
+//!   RegionHeader        written once by the supervisor before spawn
+//!   ControlBlock        supervisor → worker requests, worker state, log cursor
+//!   Heartbeat           worker progress counters, block checksums
+//!   AudioRingHeader     write position (worker) | read position (supervisor)
+//!   audio data          audio_frames × 2 × f32 bits, interleaved
+//!   SnapshotAreaHeader  a snapshot the worker wrote on request
+//!   snapshot data       snapshot_words × u64
+//!
+//! bus (one per engine; read-write for the supervisor, read-only for workers)
+//!   RegionHeader        written once before any worker is spawned
+//!   BusControl          render limit, event log write position, excisions
+//!   event log           log_slots × EventSlot
+//!   checkpoints         checkpoints × (CheckpointHeader + snapshot_words × u64)
+//!   excision table      excise_slots × u64 (event numbers never to apply)
+//!   DSP configuration   config_bytes of JSON, written once
 //! ```
 //! Every section starts on a 64-byte boundary. Everything either side may
-//! write after spawn is an atomic, so the region can be shared with a peer
-//! that misbehaves without undefined behaviour on this side.
+//! write after spawn is an atomic, so a region can be shared with a peer
+//! that misbehaves without undefined behaviour on this side. Workers map the
+//! bus read-only: no worker can change what another one reads.
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use bytemuck::{Pod, Zeroable};
-use chronus_dsp::{LANES, SnapshotHeader, VoiceChunk, VoiceControl};
 
 use crate::IpcError;
 
-/// "CHRONUS\x01" in little-endian.
-pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\x01");
-/// Version of this layout; bump on any change.
-pub const LAYOUT_VERSION: u32 = 1;
+/// "CHRONUS\x02" in little-endian.
+pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\x02");
+/// Version of these layouts; bump on any change.
+pub const LAYOUT_VERSION: u32 = 2;
 /// Section alignment.
 pub const ALIGN: usize = 64;
+/// Longest DSP name a region carries.
+pub const DSP_NAME_BYTES: usize = 64;
+/// Number of recent block checksums a worker keeps.
+pub const CHECKSUMS: usize = 64;
+
+/// What kind of region a header starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum RegionKind {
+    /// One worker's region.
+    Worker = 1,
+    /// The engine's bus.
+    Bus = 2,
+}
 
 /// The first bytes of a region: identity and geometry. Written once before
-/// the worker is spawned; read and checked on attach.
+/// any process that attaches exists; read and checked on attach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]
 pub struct RegionHeader {
@@ -39,55 +64,87 @@ pub struct RegionHeader {
     pub version: u32,
     /// `size_of::<RegionHeader>()`.
     pub header_size: u32,
-    /// Worker generation (epoch); a worker started for another generation
-    /// refuses the region.
+    /// [`RegionKind`] code.
+    pub kind: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// The engine run this region belongs to (24 bits; event stamps carry
+    /// it, so nothing of another run reads as valid).
+    pub epoch: u64,
+    /// Worker generation (0 for the bus); a worker started for another
+    /// generation refuses the region.
     pub generation: u64,
     /// Size of the whole region in bytes.
     pub total_size: u64,
     /// The geometry everything else is computed from.
     pub geometry: Geometry,
-    /// Section offsets, recomputed and compared on attach.
-    pub offsets: Offsets,
+    /// The DSP's name, NUL-padded (the bus's; zero in worker regions).
+    pub dsp_name: [u8; DSP_NAME_BYTES],
 }
 
-/// What a region is sized for.
+/// What the regions of one engine are sized for; the same in all of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]
 pub struct Geometry {
     /// Sample rate in Hz.
     pub sample_rate: u32,
-    /// Audio channels (2).
-    pub channels: u32,
+    /// Frames per block: workers render exactly this many at a time, on a
+    /// fixed grid.
+    pub block: u32,
     /// Audio ring capacity in frames (a power of two).
     pub audio_frames: u32,
-    /// Command ring capacity in slots (a power of two).
-    pub command_slots: u32,
-    /// Largest block the worker renders at once, in frames.
-    pub max_block: u32,
-    /// Voices of the synth (sizes the snapshot area).
-    pub voices: u32,
+    /// Event log capacity in slots (a power of two).
+    pub log_slots: u32,
+    /// Bytes of one DSP snapshot.
+    pub snapshot_bytes: u64,
+    /// Checkpoint slots in the bus.
+    pub checkpoints: u32,
+    /// Capacity of the excision table.
+    pub excise_slots: u32,
+    /// Bytes of the DSP configuration (JSON) in the bus.
+    pub config_bytes: u32,
+    /// Padding.
+    pub _pad: u32,
 }
 
-/// Byte offsets of the sections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
-#[repr(C)]
-pub struct Offsets {
-    /// [`ControlBlock`].
-    pub control: u64,
-    /// [`Heartbeat`].
-    pub heartbeat: u64,
-    /// [`AudioRingHeader`].
-    pub audio_header: u64,
-    /// Audio samples.
-    pub audio_data: u64,
-    /// [`CommandRingHeader`].
-    pub command_header: u64,
-    /// Command slots.
-    pub command_slots: u64,
-    /// Snapshot area.
-    pub snapshot: u64,
-    /// Size of the snapshot area.
-    pub snapshot_size: u64,
+/// Largest snapshot a region carries, in bytes.
+pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
+
+impl Geometry {
+    /// 64-bit words of one snapshot.
+    pub fn snapshot_words(&self) -> usize {
+        (self.snapshot_bytes as usize).div_ceil(8)
+    }
+
+    /// Checks the geometry is usable.
+    ///
+    /// # Errors
+    /// [`IpcError::BadGeometry`] naming the problem.
+    pub fn validate(&self) -> Result<(), IpcError> {
+        let bad = IpcError::BadGeometry;
+        if !self.audio_frames.is_power_of_two() || self.audio_frames < 64 || self.audio_frames > 1 << 22 {
+            return Err(bad("audio ring capacity must be a power of two in 64..=4M frames"));
+        }
+        if !self.log_slots.is_power_of_two() || self.log_slots < 16 || self.log_slots > 1 << 22 {
+            return Err(bad("event log capacity must be a power of two in 16..=4M slots"));
+        }
+        if self.block == 0 || self.block > self.audio_frames / 2 {
+            return Err(bad("block must be 1..=half the audio ring"));
+        }
+        if self.sample_rate == 0 {
+            return Err(bad("sample rate must be positive"));
+        }
+        if self.snapshot_bytes > MAX_SNAPSHOT_BYTES {
+            return Err(bad("snapshot larger than 1 GiB"));
+        }
+        if self.checkpoints == 0 || self.checkpoints > 16 || self.excise_slots > 1 << 16 {
+            return Err(bad("1..=16 checkpoints and at most 65536 excisions"));
+        }
+        if self.config_bytes > 1 << 24 {
+            return Err(bad("configuration larger than 16 MiB"));
+        }
+        Ok(())
+    }
 }
 
 /// Worker lifecycle, in [`ControlBlock::state`].
@@ -96,12 +153,14 @@ pub struct Offsets {
 pub enum WorkerState {
     /// Spawned, not yet attached (the kernel's zero).
     New = 0,
-    /// Attached, memory prepared, waiting to render.
+    /// Attached, DSP prepared, waiting to be told where to start (a spare).
     Ready = 1,
+    /// Rendering.
+    Running = 2,
     /// Stopped on request.
-    Stopped = 2,
+    Stopped = 3,
     /// Gave up; see [`ControlBlock::error`].
-    Failed = 3,
+    Failed = 4,
 }
 
 impl WorkerState {
@@ -110,14 +169,37 @@ impl WorkerState {
         Some(match v {
             0 => Self::New,
             1 => Self::Ready,
-            2 => Self::Stopped,
-            3 => Self::Failed,
+            2 => Self::Running,
+            3 => Self::Stopped,
+            4 => Self::Failed,
             _ => return None,
         })
     }
 }
 
-/// Supervisor → worker control and the worker's reported state.
+/// How a worker is to start rendering, in [`ControlBlock::start_kind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum StartKind {
+    /// From a freshly reset DSP at `start_frame`, skipping events before it.
+    Fresh = 1,
+    /// From checkpoint slot `start_checkpoint` of the bus.
+    Checkpoint = 2,
+}
+
+/// Why a worker refused a start request, in [`ControlBlock::start_result`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum StartError {
+    /// The checkpoint changed while it was read, or its hash is wrong.
+    TornCheckpoint = 1,
+    /// The DSP refused the snapshot.
+    Refused = 2,
+    /// The request made no sense (unknown kind, slot out of range).
+    BadRequest = 3,
+}
+
+/// Supervisor → worker control, and the worker's reported state.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub struct ControlBlock {
@@ -125,15 +207,14 @@ pub struct ControlBlock {
     pub state: AtomicU32,
     /// The worker's pid, written by the worker on attach.
     pub pid: AtomicU32,
-    /// Futex word the worker sleeps on; the supervisor bumps it after moving
-    /// `render_limit`, publishing commands or requesting a stop.
+    /// Futex word the worker sleeps on; bumped by whoever wakes it.
     pub wake: AtomicU32,
+    /// Non-zero while the worker sleeps on `wake` (so wakers can skip the
+    /// syscall when it is busy).
+    pub sleeping: AtomicU32,
     /// Set to the stop token of this generation to ask the worker to stop.
     /// A zeroed or stale region can never hold it.
     pub stop: AtomicU32,
-    /// The worker may render frames below this. The supervisor publishes it
-    /// (Release) after every command for those frames is in the ring.
-    pub render_limit: AtomicU64,
     /// Failure code written by the worker before it gives up.
     pub error: AtomicU32,
     /// Non-zero when the supervisor allows fault injection (set before spawn).
@@ -141,22 +222,34 @@ pub struct ControlBlock {
     /// A [`crate::FaultKind`] code the worker must inflict on itself (0: none);
     /// honoured only when `faults_enabled`.
     pub fault: AtomicU32,
-    /// Non-zero: the worker joins a running engine and must wait for a
-    /// snapshot before rendering (set before spawn).
-    pub join: AtomicU32,
-    /// Set by the supervisor once the snapshot area holds the state to start
-    /// from.
-    pub restore_ready: AtomicU32,
+    /// Incremented by the supervisor to ask the worker to start; the other
+    /// `start_*` words say how (written before the increment).
+    pub start_req: AtomicU32,
+    /// [`StartKind`] code.
+    pub start_kind: AtomicU32,
+    /// Checkpoint slot for [`StartKind::Checkpoint`].
+    pub start_checkpoint: AtomicU32,
+    /// Set by the worker to `start_req` once it has started (or refused).
+    pub start_done: AtomicU32,
+    /// 0, or the [`StartError`] code of the last refused start.
+    pub start_result: AtomicU32,
     /// Incremented by the supervisor to ask for a snapshot.
-    pub snapshot_req_id: AtomicU32,
-    /// Set by the worker to `snapshot_req_id` once the snapshot is written.
-    pub snapshot_done_id: AtomicU32,
+    pub snapshot_req: AtomicU32,
+    /// Set by the worker to `snapshot_req` once the snapshot area holds it.
+    pub snapshot_done: AtomicU32,
+    /// Padding.
+    pub _pad0: AtomicU32,
+    /// First frame for [`StartKind::Fresh`].
+    pub start_frame: AtomicU64,
+    /// First event number to read for [`StartKind::Fresh`].
+    pub start_log_seq: AtomicU64,
     /// The snapshot must be taken at the first block boundary at or after
     /// this frame.
-    pub snapshot_req_frame: AtomicU64,
-    /// Non-zero while the worker sleeps on `wake` (so wakers can skip the
-    /// syscall when it is busy).
-    pub sleeping: AtomicU32,
+    pub snapshot_frame: AtomicU64,
+    /// Next event number the worker will read from the log (written by the
+    /// worker after each block; the log writer never overwrites what a live
+    /// worker has not read).
+    pub log_read_seq: AtomicU64,
 }
 
 /// Worker progress, read by the watchdog.
@@ -171,25 +264,30 @@ pub struct Heartbeat {
     pub render_ns_last: AtomicU64,
     /// Longest render time seen, ns.
     pub render_ns_max: AtomicU64,
-    /// Commands applied.
-    pub commands_applied: AtomicU64,
-    /// Commands refused by the synth or failing slot validation.
-    pub commands_rejected: AtomicU64,
-    /// Commands that arrived for frames already rendered.
-    pub commands_late: AtomicU64,
+    /// Events applied.
+    pub events_applied: AtomicU64,
+    /// Events refused by the DSP or failing slot validation.
+    pub events_rejected: AtomicU64,
+    /// Events that arrived for frames already rendered.
+    pub events_late: AtomicU64,
     /// CLOCK_MONOTONIC ns at which an injected fault was inflicted.
     pub fault_at_ns: AtomicU64,
-    /// Voices sounding after the last block.
-    pub voices_in_use: AtomicU64,
-    /// Grid block number of each checksum slot (`block / max_block`, slot
+    /// What the DSP reports sounding after the last block.
+    pub active: AtomicU64,
+    /// Frame of the block being rendered, plus one (0: none). A worker
+    /// that dies or hangs inside a block leaves it here.
+    pub rendering: AtomicU64,
+    /// Event numbers applied in that block: from this one …
+    pub block_events_from: AtomicU64,
+    /// … to this one (exclusive). A worker that dies or hangs inside a
+    /// block leaves here the events it had been given, the suspects.
+    pub block_events_to: AtomicU64,
+    /// Grid block number of each checksum slot (`frame / block`, slot
     /// `block % CHECKSUMS`); written after the hash.
     pub checksum_block: [AtomicU64; CHECKSUMS],
     /// FNV-1a hash of the block's sample bits.
     pub checksum_hash: [AtomicU64; CHECKSUMS],
 }
-
-/// Number of recent block checksums a worker keeps.
-pub const CHECKSUMS: usize = 64;
 
 /// Positions of the audio ring, each on its own cache line.
 #[derive(Debug, Default)]
@@ -207,109 +305,150 @@ pub struct AudioRingHeader {
     _pad1: [u64; 7],
 }
 
-/// Positions of the command ring, each on its own cache line.
+/// The header of a snapshot (in a worker's snapshot area, or a checkpoint
+/// of the bus).
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
-pub struct CommandRingHeader {
-    /// Slots published (supervisor).
-    pub write_seq: AtomicU64,
-    _pad0: [u64; 7],
-    /// Slots consumed (worker).
-    pub read_seq: AtomicU64,
-    _pad1: [u64; 7],
+pub struct SnapshotHeader {
+    /// Seqlock: odd while the data is being written.
+    pub seq: AtomicU64,
+    /// The frame the snapshot was taken at (a block boundary): the DSP's
+    /// state before rendering it.
+    pub frame: AtomicU64,
+    /// The first event number not yet applied at that frame.
+    pub log_seq: AtomicU64,
+    /// Bytes of snapshot data.
+    pub len: AtomicU64,
+    /// [`crate::hash_words`] of the data words.
+    pub hash: AtomicU64,
+    /// Non-zero once it holds a usable snapshot.
+    pub valid: AtomicU32,
+    _pad: [u32; 5],
 }
 
-/// One command on the wire: fixed size, no pointers, no strings. The `stamp`
-/// is written last (Release) and ties the slot to one sequence number of one
-/// generation, so a zeroed, stale or half-written slot never reads as a
-/// command.
+/// The engine-wide control words of the bus.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
-pub struct CommandSlot {
-    /// [`crate::command_ring::stamp`] of (generation, sequence); written last.
+pub struct BusControl {
+    /// Workers may render frames below this. The output thread publishes it
+    /// (SeqCst) after every event for those frames is in the log.
+    pub render_limit: AtomicU64,
+    _pad0: [u64; 7],
+    /// Events published to the log (the next event number).
+    pub write_seq: AtomicU64,
+    /// Entries of the excision table in use.
+    pub excised: AtomicU32,
+    /// Non-zero: workers honour `/test/poison` (set before any spawn).
+    pub faults_enabled: AtomicU32,
+    _pad1: [u64; 6],
+}
+
+/// One event in the log: fixed size, no pointers, no strings. The `stamp`
+/// is written last (Release) and ties the slot to one event number of one
+/// engine run, so a zeroed, stale or half-written slot never reads as an
+/// event.
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+pub struct EventSlot {
+    /// [`crate::event_log::stamp`] of (epoch, event number); written last.
     pub stamp: AtomicU64,
-    /// Frame the command applies at.
+    /// Frame the event applies at.
     pub frame: AtomicU64,
-    /// Command kind (low 8 bits) and parameter id (bits 8..24).
-    pub op: AtomicU32,
-    /// Voice id.
-    pub voice: AtomicU32,
-    /// First value, `f32` bits.
-    pub a: AtomicU32,
-    /// Second value, `f32` bits.
-    pub b: AtomicU32,
+    /// Address index (low 16 bits) and argument count (high 16 bits).
+    pub head: AtomicU32,
+    /// Arguments.
+    pub args: [AtomicU32; chronus_dsp::MAX_ARGS],
     /// Checksum over the stamp and payload.
     pub check: AtomicU32,
-    _pad: [u32; 7],
+    _pad: [u32; 4],
 }
 
-fn align_up(n: usize) -> usize {
+pub(crate) fn align_up(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
-/// Bytes of the snapshot area for `voices` voices.
-pub fn snapshot_size(voices: u32) -> usize {
-    let chunks = (voices as usize).div_ceil(LANES);
-    align_up(size_of::<SnapshotHeader>())
-        + chunks * size_of::<VoiceChunk>()
-        + chunks * LANES * size_of::<VoiceControl>()
+/// Byte offsets of a worker region's sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerOffsets {
+    /// [`ControlBlock`].
+    pub control: usize,
+    /// [`Heartbeat`].
+    pub heartbeat: usize,
+    /// [`AudioRingHeader`].
+    pub audio_header: usize,
+    /// Audio samples.
+    pub audio_data: usize,
+    /// [`SnapshotHeader`] of the snapshot area.
+    pub snapshot_header: usize,
+    /// Snapshot words.
+    pub snapshot_data: usize,
+    /// Total size.
+    pub total: usize,
+}
+
+/// Byte offsets of the bus's sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusOffsets {
+    /// [`BusControl`].
+    pub control: usize,
+    /// Event slots.
+    pub log: usize,
+    /// First checkpoint (header, then data); checkpoints are `checkpoint_stride` apart.
+    pub checkpoints: usize,
+    /// Bytes from one checkpoint to the next.
+    pub checkpoint_stride: usize,
+    /// Excision table.
+    pub excisions: usize,
+    /// Configuration bytes.
+    pub config: usize,
+    /// Total size.
+    pub total: usize,
+}
+
+struct Placer(usize);
+
+impl Placer {
+    fn new() -> Self {
+        Self(align_up(size_of::<RegionHeader>()))
+    }
+    fn place(&mut self, size: usize) -> usize {
+        let at = self.0;
+        self.0 = align_up(at + size);
+        at
+    }
 }
 
 impl Geometry {
-    /// Checks the geometry is usable.
-    ///
-    /// # Errors
-    /// [`IpcError::BadGeometry`] naming the problem.
-    pub fn validate(&self) -> Result<(), IpcError> {
-        let bad = IpcError::BadGeometry;
-        if self.channels != 2 {
-            return Err(bad("channels must be 2"));
-        }
-        if !self.audio_frames.is_power_of_two() || self.audio_frames < 64 || self.audio_frames > 1 << 22 {
-            return Err(bad("audio ring capacity must be a power of two in 64..=4M frames"));
-        }
-        if !self.command_slots.is_power_of_two() || self.command_slots < 16 || self.command_slots > 1 << 20 {
-            return Err(bad("command ring capacity must be a power of two in 16..=1M slots"));
-        }
-        if self.max_block == 0 || self.max_block > self.audio_frames {
-            return Err(bad("max block must be 1..=audio ring capacity"));
-        }
-        if self.voices == 0 || self.voices > chronus_dsp::MAX_VOICES {
-            return Err(bad("voices must be 1..=4096"));
-        }
-        if self.sample_rate == 0 {
-            return Err(bad("sample rate must be positive"));
-        }
-        Ok(())
-    }
-
-    /// Section offsets and the total size for this geometry.
-    pub fn layout(&self) -> (Offsets, u64) {
-        let mut at = align_up(size_of::<RegionHeader>());
-        let mut place = |size: usize| {
-            let o = at;
-            at = align_up(at + size);
-            o as u64
-        };
-        let control = place(size_of::<ControlBlock>());
-        let heartbeat = place(size_of::<Heartbeat>());
-        let audio_header = place(size_of::<AudioRingHeader>());
-        let audio_data = place(self.audio_frames as usize * self.channels as usize * 4);
-        let command_header = place(size_of::<CommandRingHeader>());
-        let command_slots = place(self.command_slots as usize * size_of::<CommandSlot>());
-        let snap = snapshot_size(self.voices);
-        let snapshot = place(snap);
-        let offsets = Offsets {
+    /// The layout of a worker region.
+    pub fn worker_layout(&self) -> WorkerOffsets {
+        let mut p = Placer::new();
+        let control = p.place(size_of::<ControlBlock>());
+        let heartbeat = p.place(size_of::<Heartbeat>());
+        let audio_header = p.place(size_of::<AudioRingHeader>());
+        let audio_data = p.place(self.audio_frames as usize * 2 * 4);
+        let snapshot_header = p.place(size_of::<SnapshotHeader>());
+        let snapshot_data = p.place(self.snapshot_words() * 8);
+        WorkerOffsets {
             control,
             heartbeat,
             audio_header,
             audio_data,
-            command_header,
-            command_slots,
-            snapshot,
-            snapshot_size: snap as u64,
-        };
-        (offsets, at as u64)
+            snapshot_header,
+            snapshot_data,
+            total: p.0,
+        }
+    }
+
+    /// The layout of the bus.
+    pub fn bus_layout(&self) -> BusOffsets {
+        let mut p = Placer::new();
+        let control = p.place(size_of::<BusControl>());
+        let log = p.place(self.log_slots as usize * size_of::<EventSlot>());
+        let checkpoint_stride = align_up(size_of::<SnapshotHeader>()) + align_up(self.snapshot_words() * 8);
+        let checkpoints = p.place(checkpoint_stride * self.checkpoints as usize);
+        let excisions = p.place(self.excise_slots as usize * 8);
+        let config = p.place(self.config_bytes as usize);
+        BusOffsets { control, log, checkpoints, checkpoint_stride, excisions, config, total: p.0 }
     }
 }
 
@@ -317,50 +456,49 @@ impl Geometry {
 mod tests {
     use super::*;
 
+    fn geometry() -> Geometry {
+        Geometry {
+            sample_rate: 48_000,
+            block: 256,
+            audio_frames: 4_096,
+            log_slots: 1_024,
+            snapshot_bytes: 12_345,
+            checkpoints: 2,
+            excise_slots: 64,
+            config_bytes: 17,
+            _pad: 0,
+        }
+    }
+
     #[test]
     fn sections_are_aligned_and_do_not_overlap() {
-        let g = Geometry {
-            sample_rate: 48_000,
-            channels: 2,
-            audio_frames: 4_096,
-            command_slots: 1_024,
-            max_block: 256,
-            voices: 64,
-        };
+        let g = geometry();
         g.validate().unwrap();
-        let (o, total) = g.layout();
-        let starts = [
-            o.control,
-            o.heartbeat,
-            o.audio_header,
-            o.audio_data,
-            o.command_header,
-            o.command_slots,
-            o.snapshot,
-        ];
-        assert!(starts.windows(2).all(|w| w[0] < w[1]));
-        assert!(starts.iter().all(|s| s % ALIGN as u64 == 0));
-        assert!(o.audio_data + 4_096 * 2 * 4 <= o.command_header);
-        assert!(o.snapshot + o.snapshot_size <= total);
-        assert_eq!(size_of::<CommandSlot>(), 64);
+        let w = g.worker_layout();
+        let starts =
+            [w.control, w.heartbeat, w.audio_header, w.audio_data, w.snapshot_header, w.snapshot_data];
+        assert!(starts.windows(2).all(|s| s[0] < s[1]));
+        assert!(starts.iter().all(|s| s % ALIGN == 0));
+        assert!(w.audio_data + 4_096 * 8 <= w.snapshot_header);
+        assert!(w.snapshot_data + 12_345 <= w.total);
+        let b = g.bus_layout();
+        let starts = [b.control, b.log, b.checkpoints, b.excisions, b.config];
+        assert!(starts.windows(2).all(|s| s[0] < s[1]));
+        assert!(starts.iter().all(|s| s % ALIGN == 0));
+        assert!(b.checkpoints + 2 * b.checkpoint_stride <= b.excisions);
+        assert!(b.config + 17 <= b.total);
+        assert_eq!(size_of::<EventSlot>(), 64);
     }
 
     #[test]
     fn bad_geometry_is_refused() {
-        let good = Geometry {
-            sample_rate: 48_000,
-            channels: 2,
-            audio_frames: 1_024,
-            command_slots: 64,
-            max_block: 256,
-            voices: 8,
-        };
+        let good = geometry();
         for bad in [
             Geometry { audio_frames: 1_000, ..good },
-            Geometry { command_slots: 0, ..good },
-            Geometry { max_block: 4_096, ..good },
-            Geometry { voices: 0, ..good },
-            Geometry { channels: 1, ..good },
+            Geometry { log_slots: 0, ..good },
+            Geometry { block: 4_096, ..good },
+            Geometry { checkpoints: 0, ..good },
+            Geometry { snapshot_bytes: 1 << 40, ..good },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }

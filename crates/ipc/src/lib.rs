@@ -1,37 +1,42 @@
 //! Shared memory between the Chronus supervisor and its DSP workers.
 //!
-//! One [`Region`] per worker: a sealed `memfd` (no `/dev/shm` name, nothing
-//! left behind when anything is SIGKILLed) mapped by both processes, with a
-//! versioned header checked on attach, a control block, heartbeat counters,
-//! an [`audio_ring`] (worker → supervisor, indexed by absolute frame), a
-//! [`command_ring`] (supervisor → worker, fixed-size stamped slots) and a
-//! snapshot area. The layout is in [`layout`].
+//! * One [`WorkerRegion`] per worker: control words, heartbeat, the
+//!   [`audio_ring`] (worker → supervisor, indexed by absolute frame) and a
+//!   snapshot area.
+//! * One [`Bus`] per engine, read-only for workers: the render limit, the
+//!   [`event_log`] every worker reads (one producer, fixed-size stamped
+//!   slots), checkpoints to start from, the excision table, the DSP's name
+//!   and configuration.
 //!
-//! All OS calls are in the private `sys` module; all raw views into the
-//! mapping are made in the private `shm` module. Both are small and every
-//! `unsafe` block carries its `// SAFETY:` argument.
+//! Each is a sealed `memfd` (no `/dev/shm` name, nothing left behind when
+//! anything is SIGKILLed) with a versioned header checked on attach. The
+//! layouts are in [`layout`]. All OS calls are in the private `sys` module;
+//! all raw views into a mapping are made in the private `mapping` module.
+//! Both are small and every `unsafe` block carries its `// SAFETY:`
+//! argument.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod audio_ring;
-pub mod command_ring;
-mod control;
+mod bus;
 mod error;
+pub mod event_log;
 mod fault;
 pub mod layout;
-mod shm;
-mod snapshot_area;
+mod mapping;
+mod snapshot;
 mod sys;
+mod worker_region;
 
 pub use audio_ring::{AudioReader, AudioWriter, NotAvailable};
-pub use command_ring::{CommandReader, CommandWriter, Full, Slot};
-pub use control::{CHECKSUM_SEED, checksum_samples, stop_token};
+pub use bus::Bus;
 pub use error::IpcError;
+pub use event_log::{Full, LogEntry, LogReader, LogWriter};
 pub use fault::FaultKind;
-pub use layout::{Geometry, WorkerState};
-pub use shm::Region;
-pub use snapshot_area::{SnapshotBuffers, copy_snapshot, snapshot_frame};
-pub use sys::{adopt_fd, futex_wait, futex_wake, inherit_fd, monotonic_ns, set_thread_fifo};
+pub use layout::{Geometry, StartError, StartKind, WorkerState};
+pub use snapshot::{HASH_SEED, SnapshotInfo, checksum_samples, hash_words};
+pub use sys::{adopt_fd, futex_wait, futex_wake, inherit_fds, monotonic_ns, set_thread_fifo};
+pub use worker_region::{StartRequest, WorkerRegion, stop_token};
 
 #[cfg(test)]
 mod tests;

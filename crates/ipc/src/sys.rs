@@ -28,6 +28,31 @@ pub(crate) fn sealed_memfd(name: &str, len: u64) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A new, read-only open file description of the file behind `fd` (through
+/// `/proc/self/fd`): a process given it can map the file, but never
+/// writably, whatever it tries.
+pub(crate) fn reopen_read_only(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(nix::fcntl::open(
+        path.as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?)
+}
+
+/// A new read-write open file description of `fd`'s file (tests: a second
+/// process's view of a region).
+#[cfg(test)]
+pub(crate) fn reopen_read_write_for_test(fd: BorrowedFd<'_>) -> OwnedFd {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    nix::fcntl::open(
+        path.as_str(),
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .expect("reopen")
+}
+
 /// Size in bytes of the file behind `fd`.
 pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let st = nix::sys::stat::fstat(fd)?;
@@ -40,21 +65,30 @@ pub(crate) fn is_shrink_sealed(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(SealFlag::from_bits_truncate(seals).contains(SealFlag::F_SEAL_SHRINK))
 }
 
-/// Arranges for `fd` to be open as `target` in a child spawned from `cmd`,
-/// without close-on-exec; the parent's fd keeps its flags.
-pub fn inherit_fd(cmd: &mut std::process::Command, fd: BorrowedFd<'_>, target: RawFd) {
+/// Arranges for each `(fd, target)` to be open as `target` in a child
+/// spawned from `cmd`, without close-on-exec; the parent's fds keep their
+/// flags. Each fd is first copied above every target, so a source that
+/// happens to have another pair's target number is not overwritten before
+/// it is copied.
+pub fn inherit_fds(cmd: &mut std::process::Command, pairs: &[(BorrowedFd<'_>, RawFd)]) {
     use std::os::unix::process::CommandExt;
-    let src = fd.as_raw_fd();
+    let mut raw = [(-1, -1); 8];
+    for (slot, (fd, target)) in raw.iter_mut().zip(pairs) {
+        *slot = (fd.as_raw_fd(), *target);
+    }
+    let n = pairs.len().min(raw.len());
+    let above = raw[..n].iter().map(|(_, t)| *t).max().unwrap_or(0) + 1;
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // dup2/fcntl, which are async-signal-safe; it touches no heap or locks.
+    // fcntl and dup2, which are async-signal-safe; it touches no heap or
+    // locks (the pairs were copied into a fixed array beforehand).
     unsafe {
         cmd.pre_exec(move || {
-            if src == target {
-                let flags = libc::fcntl(src, libc::F_GETFD);
-                cvt(flags.into())?;
-                cvt(libc::fcntl(src, libc::F_SETFD, flags & !libc::FD_CLOEXEC).into())?;
-            } else {
-                cvt(libc::dup2(src, target).into())?;
+            let mut moved = [-1; 8];
+            for (m, (src, _)) in moved.iter_mut().zip(&raw[..n]) {
+                *m = cvt(libc::fcntl(*src, libc::F_DUPFD, above).into())? as RawFd;
+            }
+            for (m, (_, target)) in moved.iter().zip(&raw[..n]) {
+                cvt(libc::dup2(*m, *target).into())?;
             }
             Ok(())
         });

@@ -1,49 +1,53 @@
 //! A producer and a consumer in two real processes move millions of frames
-//! and commands through a region: nothing lost, reordered or altered.
+//! and events through a worker region and the bus: nothing lost, reordered
+//! or altered, and the child only ever has the bus read-only.
 //!
 //! The child is this same test binary, re-executed with `CHRONUS_IPC_CHILD`
-//! set and the region's memfd inherited as fd 3.
+//! set, the worker region inherited as fd 3 and the bus (read-only) as fd 4.
 
 use std::process::Command as Process;
 use std::time::Duration;
 
-use chronus_dsp::{Command, CommandSource, TimedCommand};
-use chronus_ipc::{AudioReader, AudioWriter, CommandReader, CommandWriter, Geometry, Region, WorkerState};
+use chronus_dsp::Event;
+use chronus_ipc::{
+    AudioReader, AudioWriter, Bus, Geometry, LogEntry, LogReader, LogWriter, WorkerRegion, WorkerState,
+};
 
 const FRAMES: u64 = 3_000_000;
-const COMMANDS: u64 = 1_000_000;
-const GENERATION: u64 = 42;
-const CHILD_FD: i32 = 3;
+const EVENTS: u64 = 1_000_000;
+const EPOCH: u64 = 42;
+const GENERATION: u64 = 3;
 
 fn sample(frame: u64) -> (f32, f32) {
     let l = (frame % 1_000_003) as f32 * 1.0e-3;
     (l, -l - 0.5)
 }
 
-fn command(i: u64) -> TimedCommand {
-    TimedCommand {
-        frame: i,
-        command: Command::NoteOn { voice: (i % 4_096) as u32, freq: i as f32, amp: 0.25 },
-    }
+fn event(i: u64) -> Event {
+    Event::new((i % 7) as u16).with_int(i as i32).with_float(i as f32).with_choice((i % 3) as u32)
 }
 
-/// The child: writes FRAMES frames into the audio ring and reads COMMANDS
-/// commands, checking each; reports through its state word.
-fn child(fd: i32) {
-    let owned = chronus_ipc::adopt_fd(fd).expect("inherited fd");
-    let region = Region::attach(owned, GENERATION).expect("attach");
-    region.set_worker_state(WorkerState::Ready);
+/// The child: writes FRAMES frames into the audio ring and reads EVENTS
+/// events from the bus, checking each; reports through its state word.
+fn child() {
+    let region = chronus_ipc::adopt_fd(3).expect("inherited region fd");
+    let bus = chronus_ipc::adopt_fd(4).expect("inherited bus fd");
+    let region = WorkerRegion::attach(region, EPOCH, GENERATION).expect("attach the region");
+    let bus = Bus::attach(bus, EPOCH).expect("attach the bus");
+    assert_eq!(bus.dsp_name(), "two-processes/1");
+    region.set_worker_state(WorkerState::Running);
     let mut writer = AudioWriter::new(&region);
-    let mut reader = CommandReader::new(&region);
-    let mut next_cmd = 0u64;
+    let mut log = LogReader::new(&bus, 0);
     let (mut l, mut r) = (vec![0.0f32; 256], vec![0.0f32; 256]);
-    while writer.write_frame() < FRAMES || next_cmd < COMMANDS {
+    while writer.write_frame() < FRAMES || log.seq() < EVENTS {
         let mut progressed = false;
-        while let Some(c) = reader.next_before(u64::MAX) {
-            assert_eq!(c, command(next_cmd), "command {next_cmd} altered or reordered");
-            next_cmd += 1;
+        while let LogEntry::Event(seq, e) = log.peek() {
+            assert_eq!((e.frame, e.event), (seq, event(seq)), "event {seq} altered or reordered");
+            log.advance();
             progressed = true;
         }
+        assert!(!matches!(log.peek(), LogEntry::Corrupt | LogEntry::Lapped), "{:?}", log.peek());
+        region.set_log_read_seq(log.seq());
         let n = (writer.space().min(256) as usize).min((FRAMES - writer.write_frame()) as usize);
         if n > 0 {
             let start = writer.write_frame();
@@ -55,46 +59,50 @@ fn child(fd: i32) {
         }
         if !progressed {
             region.worker_sleep(Duration::from_millis(20), || {
-                writer.space() > 0 || reader.peek() != chronus_ipc::Slot::Empty
+                writer.space() > 0 || matches!(log.peek(), LogEntry::Event(..))
             });
         }
     }
-    assert_eq!(reader.corrupt(), 0);
     region.set_worker_state(WorkerState::Stopped);
 }
 
 #[test]
 fn child_role() {
-    if let Ok(fd) = std::env::var("CHRONUS_IPC_CHILD") {
-        child(fd.parse().unwrap());
+    if std::env::var_os("CHRONUS_IPC_CHILD").is_some() {
+        child();
     }
 }
 
 #[test]
-fn millions_of_frames_and_commands_cross_processes_intact() {
+fn millions_of_frames_and_events_cross_processes_intact() {
     let geometry = Geometry {
         sample_rate: 48_000,
-        channels: 2,
+        block: 256,
         audio_frames: 4_096,
-        command_slots: 1_024,
-        max_block: 256,
-        voices: 8,
+        log_slots: 1_024,
+        snapshot_bytes: 64,
+        checkpoints: 1,
+        excise_slots: 1,
+        config_bytes: 0,
+        _pad: 0,
     };
-    let region = Region::create(geometry, GENERATION).unwrap();
+    let region = WorkerRegion::create(geometry, EPOCH, GENERATION).unwrap();
+    let bus = Bus::create(geometry, EPOCH, "two-processes/1", "{}", false).unwrap();
+    let bus_ro = bus.read_only_fd().unwrap();
     let mut proc = Process::new(std::env::current_exe().unwrap());
     proc.args(["--exact", "child_role", "--nocapture"])
-        .env("CHRONUS_IPC_CHILD", CHILD_FD.to_string())
+        .env("CHRONUS_IPC_CHILD", "1")
         .stdout(std::process::Stdio::null());
-    chronus_ipc::inherit_fd(&mut proc, region.fd(), CHILD_FD);
+    chronus_ipc::inherit_fds(&mut proc, &[(region.fd(), 3), (std::os::fd::AsFd::as_fd(&bus_ro), 4)]);
     let mut child = proc.spawn().unwrap();
-    assert_eq!(region.wait_worker_ready(Duration::from_secs(10)), Some(WorkerState::Ready));
+    assert_eq!(region.wait_worker_ready(Duration::from_secs(10)), Some(WorkerState::Running));
 
-    let mut writer = CommandWriter::new(&region);
+    let mut writer = LogWriter::new(&bus);
     let mut reader = AudioReader::new(&region);
     let (mut sent, mut frame) = (0u64, 0u64);
     let (mut l, mut r) = (vec![0.0f32; 512], vec![0.0f32; 512]);
-    while frame < FRAMES || sent < COMMANDS {
-        while sent < COMMANDS && writer.push(command(sent)).is_ok() {
+    while frame < FRAMES || sent < EVENTS {
+        while sent < EVENTS && writer.push(sent, event(sent), region.log_read_seq()).is_ok() {
             sent += 1;
         }
         region.wake_worker();

@@ -1,8 +1,8 @@
 //! Errors of the text formats.
 
-use crate::AddressError;
+use chronus_dsp::AddressError;
 
-/// A journal or score could not be read.
+/// A journal or score could not be read, or rendered.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JournalError {
@@ -25,6 +25,9 @@ pub enum JournalError {
     /// The header is missing or wrong.
     #[error("not a Chronus journal: {0}")]
     Header(String),
+    /// The DSP the journal names cannot be made here.
+    #[error("{0}")]
+    Dsp(String),
     /// Reading or writing failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -41,5 +44,11 @@ impl JournalError {
             cause = c.source();
         }
         msg
+    }
+}
+
+impl From<chronus_dsp::DspError> for JournalError {
+    fn from(e: chronus_dsp::DspError) -> Self {
+        Self::Dsp(e.to_string())
     }
 }

@@ -1,16 +1,19 @@
-//! OSC packets → Chronus commands (pure: no I/O, so it can be fuzzed).
+//! OSC packets → events (pure: no I/O, so it can be fuzzed).
+//!
+//! Messages go through the DSP's address table ([`DspSpec::parse`]), so
+//! nothing here knows the DSP; `/status` and `/quit` are the server's own.
 
 use std::time::{Duration, SystemTime};
 
-use chronus_dsp::{Command, DspError, Param};
-use chronus_journal::{Arg, parse_command};
+use chronus_dsp::{Arg, DspSpec, Event, Setup};
 use rosc::{OscPacket, OscTime, OscType};
 
 /// What one message asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
-    /// An engine command, at a wall-clock time (from a bundle) or at once.
-    Command(Command, Option<SystemTime>),
+    /// Events for the engine (one message may expand to several, e.g. a
+    /// patch load), at a wall-clock time (from a bundle) or at once.
+    Events(Vec<Event>, Option<SystemTime>),
     /// `/status`: reply with `/status.reply`.
     Status,
     /// `/quit`: stop the engine.
@@ -24,6 +27,17 @@ pub enum Item {
 pub struct Decoded {
     /// The messages.
     pub items: Vec<Item>,
+}
+
+/// What decoding needs to know about the engine.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The DSP (its address table and checks).
+    pub spec: &'a DspSpec,
+    /// Its setup.
+    pub setup: Setup,
+    /// Whether the engine takes its test addresses (`/test/poison`).
+    pub faults_enabled: bool,
 }
 
 /// Deepest bundle nesting accepted.
@@ -40,32 +54,7 @@ fn arg(v: &OscType) -> Option<Arg<'_>> {
     })
 }
 
-/// Checks what the synth would refuse, so the sender hears about it: NaN
-/// and infinities, and voices beyond `voices`.
-fn validate(command: &Command, voices: u32) -> Result<(), DspError> {
-    let (voice, values): (Option<u32>, [(Param, f32); 2]) = match *command {
-        Command::NoteOn { voice, freq, amp } => (Some(voice), [(Param::Freq, freq), (Param::Amp, amp)]),
-        Command::NoteOff { voice } => (Some(voice), [(Param::Amp, 0.0); 2]),
-        Command::Set { param, value } => (None, [(param, value); 2]),
-        Command::VoiceSet { voice, param, value } => {
-            if !param.is_voice_param() {
-                return Err(DspError::NotAVoiceParam(param));
-            }
-            (Some(voice), [(param, value); 2])
-        }
-    };
-    if let Some(v) = voice
-        && v >= voices
-    {
-        return Err(DspError::VoiceOutOfRange { voice: v, voices });
-    }
-    for (param, value) in values {
-        param.sanitize(value, 48_000)?;
-    }
-    Ok(())
-}
-
-fn message(addr: &str, args: &[OscType], at: Option<SystemTime>, voices: u32, out: &mut Vec<Item>) {
+fn message(addr: &str, args: &[OscType], at: Option<SystemTime>, target: &Target<'_>, out: &mut Vec<Item>) {
     match addr {
         "/status" => return out.push(Item::Status),
         "/quit" => return out.push(Item::Quit),
@@ -75,11 +64,13 @@ fn message(addr: &str, args: &[OscType], at: Option<SystemTime>, voices: u32, ou
     let Some(typed) = typed else {
         return out.push(Item::Error(addr.into(), "arguments must be ints, floats or strings".into()));
     };
-    let item = match parse_command(addr, &typed) {
-        Ok(c) => match validate(&c, voices) {
-            Ok(()) => Item::Command(c, at),
-            Err(e) => Item::Error(addr.into(), e.to_string()),
-        },
+    let mut events = Vec::new();
+    let item = match target.spec.parse(&target.setup, addr, &typed, &mut events) {
+        Ok(()) if events.iter().any(Event::is_engine) && !target.faults_enabled => Item::Error(
+            addr.into(),
+            format!("{addr} is for tests: start the engine with fault injection (chronus play --faults)"),
+        ),
+        Ok(()) => Item::Events(events, at),
         Err(e) => Item::Error(addr.into(), e.to_string()),
     };
     out.push(item);
@@ -96,9 +87,9 @@ fn tag_time(tag: OscTime) -> Option<SystemTime> {
     SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos as u32))
 }
 
-fn walk(packet: &OscPacket, at: Option<SystemTime>, depth: usize, voices: u32, out: &mut Vec<Item>) {
+fn walk(packet: &OscPacket, at: Option<SystemTime>, depth: usize, target: &Target<'_>, out: &mut Vec<Item>) {
     match packet {
-        OscPacket::Message(m) => message(&m.addr, &m.args, at, voices, out),
+        OscPacket::Message(m) => message(&m.addr, &m.args, at, target, out),
         OscPacket::Bundle(_) if depth >= MAX_DEPTH => {
             out.push(Item::Error("#bundle".into(), format!("bundles nested deeper than {MAX_DEPTH}")));
         }
@@ -107,17 +98,17 @@ fn walk(packet: &OscPacket, at: Option<SystemTime>, depth: usize, voices: u32, o
             let when = (b.timetag.seconds, b.timetag.fractional) != (0, 1);
             let at = if when { tag_time(b.timetag).or(Some(SystemTime::UNIX_EPOCH)) } else { at };
             for p in &b.content {
-                walk(p, at, depth + 1, voices, out);
+                walk(p, at, depth + 1, target, out);
             }
         }
     }
 }
 
-/// Decodes one UDP datagram for a synth with `voices` voices.
-pub fn decode_packet(bytes: &[u8], voices: u32) -> Decoded {
+/// Decodes one UDP datagram for `target`.
+pub fn decode_packet(bytes: &[u8], target: &Target<'_>) -> Decoded {
     let mut items = Vec::new();
     match rosc::decoder::decode_udp(bytes) {
-        Ok((_, packet)) => walk(&packet, None, 0, voices, &mut items),
+        Ok((_, packet)) => walk(&packet, None, 0, target, &mut items),
         Err(e) => items.push(Item::Error(String::new(), format!("malformed OSC packet: {e}"))),
     }
     Decoded { items }
@@ -126,7 +117,19 @@ pub fn decode_packet(bytes: &[u8], voices: u32) -> Decoded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chronus_synth::{Command, Synth, SynthConfig};
     use rosc::{OscBundle, OscMessage, encoder};
+
+    fn decode(bytes: &[u8]) -> Decoded {
+        let spec = DspSpec::new::<Synth>(SynthConfig::new(8)).unwrap();
+        let target =
+            Target { spec: &spec, setup: Setup { sample_rate: 48_000, block: 256 }, faults_enabled: false };
+        decode_packet(bytes, &target)
+    }
+
+    fn events(c: Command, at: Option<SystemTime>) -> Item {
+        Item::Events(vec![c.to_event()], at)
+    }
 
     fn bytes(p: &OscPacket) -> Vec<u8> {
         encoder::encode(p).unwrap()
@@ -138,12 +141,10 @@ mod tests {
 
     #[test]
     fn messages_become_commands_with_ints_and_floats_interchangeable() {
-        let d = decode_packet(
-            &bytes(&msg("/note_on", vec![OscType::Int(1), OscType::Int(440), OscType::Double(0.5)])),
-            8,
-        );
-        assert_eq!(d.items, vec![Item::Command(Command::NoteOn { voice: 1, freq: 440.0, amp: 0.5 }, None)]);
-        let d = decode_packet(&bytes(&msg("/status", vec![])), 8);
+        let d =
+            decode(&bytes(&msg("/note_on", vec![OscType::Int(1), OscType::Int(440), OscType::Double(0.5)])));
+        assert_eq!(d.items, vec![events(Command::NoteOn { voice: 1, freq: 440.0, amp: 0.5 }, None)]);
+        let d = decode(&bytes(&msg("/status", vec![])));
         assert_eq!(d.items, vec![Item::Status]);
     }
 
@@ -159,12 +160,21 @@ mod tests {
             msg("/note_off", vec![OscType::Blob(vec![1, 2])]),
         ];
         for p in cases {
-            let d = decode_packet(&bytes(&p), 8);
+            let d = decode(&bytes(&p));
             assert!(matches!(d.items.as_slice(), [Item::Error(..)]), "{p:?} -> {d:?}");
         }
         for garbage in [&b""[..], b"\x00", b"/note_on\x00\x00\x00\x00,ii", b"#bundle\x00", &[0xff; 100]] {
-            let d = decode_packet(garbage, 8);
+            let d = decode(garbage);
             assert!(matches!(d.items.as_slice(), [Item::Error(..)]), "{garbage:?} -> {d:?}");
+        }
+    }
+
+    #[test]
+    fn test_addresses_are_refused_without_fault_injection() {
+        let d = decode(&bytes(&msg("/test/poison", vec![OscType::String("crash".into())])));
+        match d.items.as_slice() {
+            [Item::Error(_, m)] => assert!(m.contains("--faults"), "{m}"),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -175,8 +185,8 @@ mod tests {
             timetag: OscTime::from((5, 0)),
             content: vec![msg("/note_off", vec![OscType::Int(2)])],
         });
-        let d = decode_packet(&bytes(&b), 8);
-        assert_eq!(d.items, vec![Item::Command(Command::NoteOff { voice: 2 }, Some(SystemTime::UNIX_EPOCH))]);
+        let d = decode(&bytes(&b));
+        assert_eq!(d.items, vec![events(Command::NoteOff { voice: 2 }, Some(SystemTime::UNIX_EPOCH))]);
     }
 
     #[test]
@@ -187,8 +197,8 @@ mod tests {
             timetag: tag,
             content: vec![msg("/note_off", vec![OscType::Int(2)])],
         });
-        match decode_packet(&bytes(&b), 8).items.as_slice() {
-            [Item::Command(Command::NoteOff { voice: 2 }, Some(at))] => {
+        match decode(&bytes(&b)).items.as_slice() {
+            [Item::Events(e, Some(at))] if e == &[Command::NoteOff { voice: 2 }.to_event()] => {
                 let diff = at.duration_since(later).unwrap_or_else(|e| e.duration());
                 assert!(diff < std::time::Duration::from_millis(1));
             }
@@ -198,9 +208,6 @@ mod tests {
             timetag: OscTime::from((0, 1)),
             content: vec![msg("/note_off", vec![OscType::Int(2)])],
         });
-        assert_eq!(
-            decode_packet(&bytes(&now), 8).items,
-            vec![Item::Command(Command::NoteOff { voice: 2 }, None)]
-        );
+        assert_eq!(decode(&bytes(&now)).items, vec![events(Command::NoteOff { voice: 2 }, None)]);
     }
 }

@@ -1,8 +1,8 @@
 //! OSC control of Chronus.
 //!
 //! [`OscServer`] binds a UDP socket (127.0.0.1:57120 by default) and turns
-//! each message into an engine command through the address table that scores
-//! and journals use ([`chronus_journal::address`]), plus the control
+//! each message into engine events through the DSP's address table (the one
+//! scores and journals use: [`chronus_dsp::AddressTable`]), plus the control
 //! addresses `/status` and `/quit`. Bundles apply at the frame their time tag
 //! names. Anything wrong — undecodable bytes, unknown addresses, wrong
 //! argument types or counts, out-of-range voices, NaN, oversized packets,
@@ -13,5 +13,5 @@
 mod decode;
 mod server;
 
-pub use decode::{Decoded, Item, decode_packet};
+pub use decode::{Decoded, Item, Target, decode_packet};
 pub use server::{Allow, DEFAULT_ADDR, MAX_PACKET, OscServer, OscStats};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chronus_supervisor::Engine;
 use rosc::{OscMessage, OscPacket, OscType, encoder};
 
-use crate::decode::{Item, decode_packet};
+use crate::decode::{Item, Target, decode_packet};
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:57120";
@@ -127,10 +127,12 @@ impl Handler {
                 OscType::Long(s.frames_played as i64),
                 OscType::Int(s.sample_rate as i32),
                 OscType::Int(s.block as i32),
-                OscType::Int(s.voices_in_use as i32),
-                OscType::Int(s.voices as i32),
+                OscType::Int(s.active_voices as i32),
+                OscType::Long(s.events_stamped as i64),
                 OscType::Long(self.stats.errors.load(Relaxed) as i64),
                 OscType::Long(s.machine_stall_frames as i64),
+                OscType::Long(s.events_coalesced as i64),
+                OscType::String(self.engine.dsp().name().into()),
             ],
         );
     }
@@ -148,14 +150,13 @@ impl Handler {
                 &format!("packet of {} bytes is over the {MAX_PACKET}-byte limit", bytes.len()),
             );
         }
-        for item in decode_packet(bytes, self.engine.config().voices).items {
+        let cfg = self.engine.config();
+        let target = Target { spec: &cfg.dsp, setup: cfg.setup(), faults_enabled: cfg.faults_enabled };
+        for item in decode_packet(bytes, &target).items {
             match item {
-                Item::Command(command, at) => {
-                    let sent = match at.and_then(|t| self.engine.frame_at(t)) {
-                        Some(frame) => self.engine.send_at(command, frame),
-                        None => self.engine.send(command),
-                    };
-                    match sent {
+                Item::Events(events, at) => {
+                    let frame = at.and_then(|t| self.engine.frame_at(t));
+                    match self.engine.send_all(&events, frame) {
                         Ok(()) => {
                             self.stats.commands.fetch_add(1, Relaxed);
                         }

@@ -2,7 +2,9 @@
 //! run in CI): hostile, truncated, oversized and mutated packets never make
 //! it panic, and every refusal says why.
 
-use chronus_osc::{Item, decode_packet};
+use chronus_dsp::{DspSpec, Setup};
+use chronus_osc::{Item, Target, decode_packet};
+use chronus_synth::{Synth, SynthConfig};
 use proptest::prelude::*;
 use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType, encoder};
 
@@ -14,7 +16,10 @@ fn messages(p: &OscPacket) -> usize {
 }
 
 fn check(bytes: &[u8]) {
-    let decoded = decode_packet(bytes, 64);
+    let spec = DspSpec::new::<Synth>(SynthConfig::new(64)).unwrap();
+    let target =
+        Target { spec: &spec, setup: Setup { sample_rate: 48_000, block: 256 }, faults_enabled: true };
+    let decoded = decode_packet(bytes, &target);
     if decoded.items.is_empty() {
         // Only a legal bundle with no message in it may yield nothing.
         let (_, packet) = rosc::decoder::decode_udp(bytes).expect("undecodable bytes must yield an error");

@@ -1,41 +1,68 @@
-//! The collector thread: takes the stamped commands and the played audio
-//! off the output thread's queues, keeps them, and writes the journal and
-//! the WAV recording.
+//! The collector thread: takes the stamped events, the notes (silences,
+//! excisions, resets) and the played audio off the real-time queues, keeps
+//! what it was asked to keep, and writes the journal and the WAV recording.
 
 use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Acquire;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::Duration;
 
-use chronus_dsp::TimedCommand;
-use chronus_journal::JournalWriter;
+use chronus_dsp::{DspSpec, TimedEvent};
+use chronus_journal::{Annotations, JournalHeader, JournalWriter};
 
+use crate::output::sequencer::Stamped;
 use crate::report::FrameSpan;
 use crate::shared::Shared;
+
+/// Something the journal records besides events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Note {
+    /// Frames the machine did not let the output play in time.
+    Stall(FrameSpan),
+    /// Frames no worker supplied in time.
+    Gap(FrameSpan),
+    /// The DSP restarted from silence at this frame.
+    Reset(u64),
+    /// The engine faded to silence over these frames.
+    Fade(FrameSpan),
+}
+
+impl Default for Note {
+    fn default() -> Self {
+        Self::Reset(0)
+    }
+}
 
 /// What the collector gathered.
 #[derive(Debug, Default)]
 pub(crate) struct Collected {
-    pub commands: Vec<TimedCommand>,
+    pub events: Vec<TimedEvent>,
     pub left: Vec<f32>,
     pub right: Vec<f32>,
-    /// Frames lost to machine stalls, adjacent spans merged.
-    pub stalls: Vec<FrameSpan>,
+    pub notes: Annotations,
     pub errors: Vec<String>,
 }
 
 pub(crate) struct Collector {
     pub shared: Arc<Shared>,
-    pub journal: rtrb::Consumer<TimedCommand>,
+    pub spec: DspSpec,
+    pub header: JournalHeader,
+    pub journal: rtrb::Consumer<Stamped>,
     pub record: Option<rtrb::Consumer<f32>>,
-    pub stalls: rtrb::Consumer<FrameSpan>,
+    /// Notes from the output thread, and from the supervisor thread.
+    pub notes: [rtrb::Consumer<Note>; 2],
     pub keep_audio: bool,
     pub keep_journal: bool,
     pub wav_path: Option<PathBuf>,
     pub journal_path: Option<PathBuf>,
-    pub sample_rate: u32,
-    pub voices: u32,
+}
+
+fn merge(spans: &mut Vec<FrameSpan>, span: FrameSpan) {
+    match spans.last_mut() {
+        Some(last) if last.first + last.frames == span.first => last.frames += span.frames,
+        _ => spans.push(span),
+    }
 }
 
 impl Collector {
@@ -43,40 +70,55 @@ impl Collector {
         let mut out = Collected::default();
         let mut journal_file = self.journal_path.as_ref().and_then(|p| {
             std::fs::File::create(p)
-                .and_then(|f| JournalWriter::new(BufWriter::new(f), self.sample_rate, self.voices))
+                .and_then(|f| JournalWriter::new(BufWriter::new(f), &self.header, &self.spec))
                 .map_err(|e| out.errors.push(format!("{}: {e}", p.display())))
                 .ok()
         });
         let mut wav = self.wav_path.as_ref().and_then(|p| {
-            chronus_audio::WavFileWriter::create(p, self.sample_rate)
+            chronus_audio::WavFileWriter::create(p, self.header.sample_rate)
                 .map_err(|e| out.errors.push(format!("{}: {e}", p.display())))
                 .ok()
         });
         let mut pending_sample: Option<f32> = None;
+        let mut next_seq = 0u64;
         loop {
             // Read before draining: once set, nothing more is queued.
             let finished = self.shared.output_done.load(Acquire);
-            while let Ok(c) = self.journal.pop() {
+            while let Ok(s) = self.journal.pop() {
+                if s.seq != next_seq {
+                    // A lost entry would renumber every later one.
+                    self.shared.io_overruns.fetch_add(1, Relaxed);
+                }
+                next_seq = s.seq + 1;
                 if let Some(j) = &mut journal_file
-                    && let Err(e) = j.append(&c)
+                    && let Err(e) = j.append(&s.event)
                 {
                     out.errors.push(format!("journal: {e}"));
                     journal_file = None;
                 }
                 if self.keep_journal {
-                    out.commands.push(c);
+                    out.events.push(s.event);
                 }
             }
-            while let Ok(span) = self.stalls.pop() {
-                if let Some(j) = &mut journal_file
-                    && let Err(e) = j.stall(span)
-                {
-                    out.errors.push(format!("journal: {e}"));
-                    journal_file = None;
-                }
-                match out.stalls.last_mut() {
-                    Some(last) if last.first + last.frames == span.first => last.frames += span.frames,
-                    _ => out.stalls.push(span),
+            for queue in &mut self.notes {
+                while let Ok(note) = queue.pop() {
+                    let written = journal_file.as_mut().map(|j| match note {
+                        Note::Stall(span) => j.stall(span),
+                        Note::Gap(span) => j.gap(span),
+                        Note::Reset(f) => j.reset(f),
+                        Note::Fade(span) => j.fade(span),
+                    });
+                    if let Some(Err(e)) = written {
+                        out.errors.push(format!("journal: {e}"));
+                        journal_file = None;
+                    }
+                    let n = &mut out.notes;
+                    match note {
+                        Note::Stall(span) => merge(&mut n.stalls, span),
+                        Note::Gap(span) => merge(&mut n.gaps, span),
+                        Note::Reset(f) => n.resets.push(f),
+                        Note::Fade(span) => n.fade = Some(span),
+                    }
                 }
             }
             if let Some(rec) = &mut self.record {
@@ -98,12 +140,21 @@ impl Collector {
                     }
                 }
             }
+            if let Some(j) = &mut journal_file
+                && let Err(e) = j.flush()
+            {
+                out.errors.push(format!("journal: {e}"));
+                journal_file = None;
+            }
             if finished {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         let frames = self.shared.frame.load(Acquire);
+        out.notes.end_frame = Some(frames);
+        out.notes.excised.sort_unstable();
+        out.notes.resets.sort_unstable();
         if let Some(mut j) = journal_file
             && let Err(e) = j.finish(frames)
         {

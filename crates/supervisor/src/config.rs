@@ -3,25 +3,36 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chronus_dsp::{DspSpec, Setup};
+use chronus_worker::WorkerCommand;
+
+use crate::policy::MAX_SLOTS;
+
 /// How to build an [`crate::Engine`].
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
+    /// The DSP the workers run, with its configuration.
+    pub dsp: DspSpec,
+    /// The program to run workers from: one that calls
+    /// [`chronus_worker::init`] for this DSP at the top of its `main`
+    /// (usually this very program: [`WorkerCommand::current_exe`]).
+    pub worker: WorkerCommand,
     /// Sample rate in Hz.
     pub sample_rate: u32,
-    /// Voices of the synth.
-    pub voices: u32,
-    /// Frames per output period, and the workers' block grid.
+    /// Frames per block: the workers' grid, and the output period of the
+    /// engine's own sinks.
     pub block: u32,
     /// How many blocks the workers may render ahead of the output (command
-    /// latency is `lead + 1` blocks).
+    /// latency is about `lead + 1` blocks).
     pub lead_blocks: u32,
+    /// Replicas kept in lockstep (2: an active and a standby).
+    pub replicas: u32,
     /// Audio ring capacity in frames (a power of two ≥ 4 blocks).
     pub ring_frames: u32,
-    /// Command ring capacity in slots (a power of two).
-    pub command_slots: u32,
-    /// The `chronus` binary to run workers from.
-    pub worker_exe: PathBuf,
-    /// Allow fault injection (tests, benchmarks). Off by default.
+    /// Event log capacity in slots (a power of two).
+    pub log_slots: u32,
+    /// Allow fault injection (tests, benchmarks, `/test/poison`). Off by
+    /// default.
     pub faults_enabled: bool,
     /// A worker that has work but makes no progress for this long is hung.
     pub hang_timeout: Duration,
@@ -38,30 +49,35 @@ pub struct EngineConfig {
     /// Longest wait between join attempts.
     pub backoff_max: Duration,
     /// After this many failed joins in a row, stop respawning (quarantine)
-    /// and keep playing on the surviving worker.
+    /// and keep playing on the surviving workers.
     pub quarantine_after: u32,
+    /// Failover events kept for the report (older ones are dropped and
+    /// counted, so a long run's memory stays bounded).
+    pub max_events: usize,
     /// Keep the recording in memory (returned by [`crate::Engine::stop`]).
     pub record_in_memory: bool,
     /// Also write the recording to this WAV file.
     pub record_path: Option<PathBuf>,
-    /// Also write the command journal to this file.
+    /// Also write the event journal to this file.
     pub journal_path: Option<PathBuf>,
     /// Keep the journal in memory (returned by [`crate::Engine::stop`]); a
-    /// long run with `journal_path` set can turn this off and read the file.
+    /// long run writes it to `journal_path` instead.
     pub journal_in_memory: bool,
 }
 
 impl EngineConfig {
-    /// Defaults: 48 kHz, 64 voices, 256-frame blocks, 2 blocks of lead.
-    pub fn new(worker_exe: PathBuf) -> Self {
+    /// Defaults for `dsp`, with workers run from `worker`: 48 kHz,
+    /// 256-frame blocks, 2 blocks of lead, 2 replicas.
+    pub fn new(dsp: DspSpec, worker: WorkerCommand) -> Self {
         Self {
+            dsp,
+            worker,
             sample_rate: 48_000,
-            voices: 64,
             block: 256,
             lead_blocks: 2,
+            replicas: 2,
             ring_frames: 8_192,
-            command_slots: 1_024,
-            worker_exe,
+            log_slots: 4_096,
             faults_enabled: false,
             hang_timeout: Duration::from_millis(20),
             slow_factor: 1.0,
@@ -70,6 +86,7 @@ impl EngineConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(8),
             quarantine_after: 6,
+            max_events: 4_096,
             record_in_memory: false,
             record_path: None,
             journal_path: None,
@@ -77,9 +94,19 @@ impl EngineConfig {
         }
     }
 
+    /// The DSP's setup.
+    pub fn setup(&self) -> Setup {
+        Setup { sample_rate: self.sample_rate, block: self.block }
+    }
+
     /// Duration of one block.
     pub fn block_duration(&self) -> Duration {
-        Duration::from_nanos(u64::from(self.block) * 1_000_000_000 / u64::from(self.sample_rate))
+        Duration::from_nanos(u64::from(self.block) * 1_000_000_000 / u64::from(self.sample_rate.max(1)))
+    }
+
+    /// Worker slots the engine uses.
+    pub fn slots(&self) -> usize {
+        self.replicas as usize
     }
 
     /// Checks the configuration.
@@ -91,11 +118,20 @@ impl EngineConfig {
         if self.block == 0 || self.block > 8_192 {
             return Err(bad("block must be 1..=8192 frames"));
         }
+        if !(8_000..=384_000).contains(&self.sample_rate) {
+            return Err(bad("sample rate must be 8000..=384000 Hz"));
+        }
         if !self.ring_frames.is_power_of_two() || self.ring_frames < 4 * self.block {
             return Err(bad("ring_frames must be a power of two of at least 4 blocks"));
         }
         if self.lead_blocks == 0 || (self.lead_blocks + 2) * self.block > self.ring_frames {
             return Err(bad("lead_blocks must be ≥ 1 and leave room in the ring"));
+        }
+        if !self.log_slots.is_power_of_two() || self.log_slots < 64 {
+            return Err(bad("log_slots must be a power of two ≥ 64"));
+        }
+        if self.replicas < 1 || self.slots() > MAX_SLOTS {
+            return Err(bad("replicas must be 1..=8"));
         }
         Ok(())
     }

@@ -1,40 +1,55 @@
 //! The engine: the API that starts, drives, inspects and stops the whole
-//! failover machine.
+//! failover machine, for any DSP on the seam.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use chronus_dsp::Command;
-use chronus_ipc::{FaultKind, Geometry, Region};
+use chronus_dsp::{Arg, DspSpec, Event};
+use chronus_ipc::{Bus, FaultKind, Geometry, WorkerRegion};
+use chronus_journal::JournalHeader;
 
 use crate::EngineError;
-use crate::collector::{Collected, Collector};
+use crate::collector::{Collected, Collector, Note};
 use crate::config::EngineConfig;
-use crate::events::FailoverEvent;
-use crate::output::{OutputEngine, Queued};
+use crate::control::{Request, SUPERVISOR_PRIORITY, Supervisor, Target, WORKER_PRIORITY};
+use crate::events::History;
+use crate::output::OutputEngine;
+use crate::output::sequencer::{Queued, Sequencer, Stamped};
+use crate::output::sink::Sink;
 use crate::report::RunReport;
 use crate::shared::Shared;
-use crate::sink::Sink;
 use crate::status::Status;
-use crate::supervise::{Request, SUPERVISOR_PRIORITY, Supervisor, Target, WORKER_PRIORITY};
 
 /// Priority of the output thread under SCHED_FIFO.
 const OUTPUT_PRIORITY: i32 = 70;
+/// Checkpoint slots in the bus.
+const CHECKPOINTS: u32 = 2;
+/// Capacity of the excision table.
+const EXCISIONS: u32 = 1_024;
+/// Frames of the engine's fade to silence when it stops (10 ms at 48 kHz).
+pub const FADE_FRAMES: u64 = 480;
 
-/// A running failover engine: two workers in lockstep, an output thread,
-/// a supervisor thread.
+/// A running failover engine: replicas of a DSP in lockstep, an output
+/// thread, a supervisor thread.
 ///
 /// ```no_run
+/// use chronus_dsp::DspSpec;
 /// use chronus_supervisor::{Engine, EngineConfig, PacedSink};
-/// use chronus_dsp::Command;
-/// let config = EngineConfig::new("target/release/chronus".into());
-/// let engine = Engine::start(config, PacedSink::new(48_000))?;
-/// engine.send(Command::NoteOn { voice: 0, freq: 440.0, amp: 0.5 })?;
-/// std::thread::sleep(std::time::Duration::from_secs(1));
-/// let report = engine.stop()?;
-/// println!("{} failovers", report.events.len());
-/// # Ok::<(), chronus_supervisor::EngineError>(())
+/// use chronus_synth::{Command, Synth, SynthConfig};
+/// use chronus_worker::WorkerCommand;
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     chronus_worker::init::<Synth>(); // this program is its own worker
+///     let dsp = DspSpec::new::<Synth>(SynthConfig::new(64))?;
+///     let config = EngineConfig::new(dsp, WorkerCommand::current_exe()?);
+///     let engine = Engine::start(config, PacedSink::new(48_000))?;
+///     engine.send(Command::NoteOn { voice: 0, freq: 440.0, amp: 0.5 }.to_event())?;
+///     std::thread::sleep(std::time::Duration::from_secs(1));
+///     let report = engine.stop()?;
+///     println!("{} failovers", report.failovers.len());
+///     Ok(())
+/// }
 /// ```
 pub struct Engine {
     shared: Arc<Shared>,
@@ -43,7 +58,7 @@ pub struct Engine {
     requests: mpsc::Sender<Request>,
     status: Arc<Mutex<Status>>,
     output: Option<JoinHandle<()>>,
-    supervisor: Option<JoinHandle<Vec<FailoverEvent>>>,
+    supervisor: Option<JoinHandle<History>>,
     collector: Option<JoinHandle<Collected>>,
 }
 
@@ -82,13 +97,19 @@ fn spawn<T: Send + 'static>(
     std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| EngineError::Thread(e.to_string()))
 }
 
+/// An engine run's id for its shared memory (24 bits; stamps carry it).
+fn new_epoch() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (t.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)) % ((1 << 24) - 1) + 1
+}
+
 impl Engine {
-    /// Starts two workers, waits until both are ready, then starts playing
-    /// into `sink` on an output thread of the engine's own.
+    /// Starts the replicas, waits until they run, then starts playing into
+    /// `sink` on an output thread of the engine's own.
     ///
     /// # Errors
-    /// [`EngineError::Config`], [`EngineError::Ipc`] or
-    /// [`EngineError::WorkerStart`].
+    /// [`EngineError::Config`], [`EngineError::Dsp`], [`EngineError::Ipc`]
+    /// or [`EngineError::WorkerStart`].
     pub fn start(cfg: EngineConfig, sink: impl Sink) -> Result<Self, EngineError> {
         let realtime = cfg.realtime;
         let block = cfg.block as usize;
@@ -114,29 +135,40 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Starts two workers and waits until both are ready; returns the engine
-    /// and its [`OutputEngine`], for the caller to drive from its own audio
-    /// callback (`process(left, right, Some(Instant::now()))`: never waits).
-    /// Drop the `OutputEngine` (stop the device stream) before
-    /// [`Engine::stop`].
+    /// Starts the replicas and waits until they run; returns the engine and
+    /// its [`OutputEngine`], for the caller to drive from its own audio
+    /// callback (`process(left, right, Some(Instant::now()))`: never waits;
+    /// callbacks of any size). Drop the `OutputEngine` (stop the device
+    /// stream) before [`Engine::stop`].
     ///
     /// # Errors
     /// As [`Engine::start`].
     pub fn start_external(cfg: EngineConfig) -> Result<(Self, OutputEngine), EngineError> {
         cfg.validate()?;
+        let setup = cfg.setup();
+        // Prepared once here: it must prepare at all, and it says how large
+        // its snapshots are.
+        let snapshot_bytes = cfg.dsp.prepare(&setup)?.snapshot_len() as u64;
         let geometry = Geometry {
             sample_rate: cfg.sample_rate,
-            channels: 2,
+            block: cfg.block,
             audio_frames: cfg.ring_frames,
-            command_slots: cfg.command_slots,
-            max_block: cfg.block,
-            voices: cfg.voices,
+            log_slots: cfg.log_slots,
+            snapshot_bytes,
+            checkpoints: CHECKPOINTS,
+            excise_slots: EXCISIONS,
+            config_bytes: 0,
+            _pad: 0,
         };
-        let shared = Arc::new(Shared::new([Region::create(geometry, 0)?, Region::create(geometry, 0)?]));
-        let (command_tx, command_rx) =
-            prefaulted_ring(4_096, Queued { command: Command::NoteOff { voice: 0 }, at: None });
-        let filler = chronus_dsp::TimedCommand { frame: 0, command: Command::NoteOff { voice: 0 } };
-        let (journal_tx, journal_rx) = prefaulted_ring(8_192, filler);
+        let epoch = new_epoch();
+        let bus = Bus::create(geometry, epoch, cfg.dsp.name(), cfg.dsp.config_json(), cfg.faults_enabled)?;
+        let bus_fd = bus.read_only_fd()?;
+        let regions = (0..cfg.slots())
+            .map(|_| WorkerRegion::create(geometry, epoch, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shared = Arc::new(Shared::new(bus, regions));
+        let (command_tx, command_rx) = prefaulted_ring(4_096, Queued { event: Event::default(), at: None });
+        let (journal_tx, journal_rx) = prefaulted_ring(8_192, Stamped::default());
         let recording = cfg.record_in_memory || cfg.record_path.is_some();
         let (record_tx, record_rx) = if recording {
             // One second of stereo audio; the collector drains it every 5 ms.
@@ -145,25 +177,20 @@ impl Engine {
         } else {
             (None, None)
         };
-        // One span per stalled period at most; the collector drains it
-        // every 5 ms.
-        let (stalls_tx, stalls_rx) = prefaulted_ring(1_024, crate::report::FrameSpan::default());
+        // One span per period at most; the collector drains them every 5 ms.
+        let (output_notes_tx, output_notes_rx) = prefaulted_ring(1_024, Note::default());
+        let (control_notes_tx, control_notes_rx) = prefaulted_ring(1_024, Note::default());
         let (request_tx, request_rx) = mpsc::channel();
         let status = Arc::new(Mutex::new(Status::starting(&cfg)));
 
-        let mut supervisor = Supervisor {
-            shared: shared.clone(),
-            cfg: cfg.clone(),
-            ctl: Default::default(),
-            events: Vec::new(),
-            next_generation: 1,
-            requests: request_rx,
-            status: status.clone(),
-            worker_priority: None,
-            underruns_seen: (0, std::time::Instant::now()),
-            last_health: None,
-            watchdog: Default::default(),
-        };
+        let mut supervisor = Supervisor::new(
+            shared.clone(),
+            cfg.clone(),
+            bus_fd,
+            request_rx,
+            status.clone(),
+            control_notes_tx,
+        );
         let (ready_tx, ready_rx) = mpsc::channel();
         let realtime = cfg.realtime;
         let supervisor = spawn("chronus-supervisor", move || {
@@ -177,7 +204,7 @@ impl Engine {
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
-                    Vec::new()
+                    History::new(1)
                 }
             }
         })?;
@@ -192,24 +219,25 @@ impl Engine {
 
         let collector = Collector {
             shared: shared.clone(),
+            spec: cfg.dsp.clone(),
+            header: JournalHeader::of(&cfg.dsp, &setup),
             journal: journal_rx,
             record: record_rx,
-            stalls: stalls_rx,
+            notes: [output_notes_rx, control_notes_rx],
             keep_audio: cfg.record_in_memory,
             keep_journal: cfg.journal_in_memory,
             wav_path: cfg.record_path.clone(),
             journal_path: cfg.journal_path.clone(),
-            sample_rate: cfg.sample_rate,
-            voices: cfg.voices,
         };
         let collector = spawn("chronus-collector", move || collector.run())?;
+        let sequencer = Sequencer::new(command_rx, journal_tx, cfg.dsp.table().clone());
         let output = OutputEngine::new(
             shared.clone(),
-            command_rx,
-            journal_tx,
+            sequencer,
             record_tx,
-            stalls_tx,
+            output_notes_tx,
             u64::from(cfg.lead_blocks * cfg.block),
+            u64::from(cfg.block),
         );
         let engine = Self {
             shared,
@@ -224,22 +252,86 @@ impl Engine {
         Ok((engine, output))
     }
 
-    /// Queues a command; the output thread stamps it with the next frame no
-    /// worker has rendered and sends it to every worker.
+    /// Queues an event; the output thread stamps it with the next frame no
+    /// worker has rendered and publishes it to every worker.
     ///
     /// # Errors
-    /// [`EngineError::QueueFull`] when the output is not keeping up.
-    pub fn send(&self, command: Command) -> Result<(), EngineError> {
-        self.enqueue(Queued { command, at: None })
+    /// [`EngineError::Refused`] for an event the DSP's table or checks
+    /// refuse; [`EngineError::QueueFull`] when the output is not keeping up.
+    pub fn send(&self, event: Event) -> Result<(), EngineError> {
+        self.send_all(&[event], None)
     }
 
-    /// Queues a command to apply at `frame` (sample-accurate), or as soon as
+    /// Queues an event to apply at `frame` (sample-accurate), or as soon as
     /// possible if that frame is already being rendered.
     ///
     /// # Errors
-    /// [`EngineError::QueueFull`] when the output is not keeping up.
-    pub fn send_at(&self, command: Command, frame: u64) -> Result<(), EngineError> {
-        self.enqueue(Queued { command, at: Some(frame) })
+    /// As [`Engine::send`].
+    pub fn send_at(&self, event: Event, frame: u64) -> Result<(), EngineError> {
+        self.send_all(&[event], Some(frame))
+    }
+
+    /// Parses `path` with `args` through the DSP's table (and expansions,
+    /// such as a patch load) and queues the events, at `frame` if given.
+    /// Returns how many events were queued.
+    ///
+    /// # Errors
+    /// [`EngineError::Refused`] with the message to show the sender;
+    /// [`EngineError::QueueFull`].
+    pub fn send_message(
+        &self,
+        path: &str,
+        args: &[Arg<'_>],
+        frame: Option<u64>,
+    ) -> Result<usize, EngineError> {
+        let mut events = Vec::new();
+        self.cfg
+            .dsp
+            .parse(&self.cfg.setup(), path, args, &mut events)
+            .map_err(|e| EngineError::Refused(e.to_string()))?;
+        if events.iter().any(|e| e.is_engine()) && !self.cfg.faults_enabled {
+            return Err(EngineError::Refused(format!(
+                "{path} is only accepted with fault injection enabled"
+            )));
+        }
+        self.enqueue_all(&events, frame)?;
+        Ok(events.len())
+    }
+
+    /// Queues `events` (each checked as [`Engine::send`] does), at `frame`
+    /// if given, all or none.
+    ///
+    /// # Errors
+    /// As [`Engine::send`].
+    pub fn send_all(&self, events: &[Event], frame: Option<u64>) -> Result<(), EngineError> {
+        for event in events {
+            self.cfg.dsp.check(&self.cfg.setup(), event).map_err(|e| EngineError::Refused(e.to_string()))?;
+            if event.is_engine() && !self.cfg.faults_enabled {
+                return Err(EngineError::Refused(
+                    "engine test addresses need fault injection enabled".into(),
+                ));
+            }
+        }
+        self.enqueue_all(events, frame)
+    }
+
+    /// Queues already checked events, all or none.
+    fn enqueue_all(&self, events: &[Event], at: Option<u64>) -> Result<(), EngineError> {
+        let mut queue =
+            self.commands.lock().map_err(|_| EngineError::Thread("command queue poisoned".into()))?;
+        if queue.slots() < events.len() {
+            self.shared.commands_dropped.fetch_add(events.len() as u64, Relaxed);
+            return Err(EngineError::QueueFull);
+        }
+        for &event in events {
+            let _ = queue.push(Queued { event, at });
+        }
+        Ok(())
+    }
+
+    /// The DSP the engine carries.
+    pub fn dsp(&self) -> &DspSpec {
+        &self.cfg.dsp
     }
 
     /// The frame that plays at wall-clock `time`, once the output runs
@@ -248,15 +340,6 @@ impl Engine {
         let start = self.shared.start_unix_ns.load(Acquire);
         let t = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as u64;
         (start != 0).then(|| t.saturating_sub(start) * u64::from(self.cfg.sample_rate) / 1_000_000_000)
-    }
-
-    fn enqueue(&self, queued: Queued) -> Result<(), EngineError> {
-        let mut queue =
-            self.commands.lock().map_err(|_| EngineError::Thread("command queue poisoned".into()))?;
-        queue.push(queued).map_err(|_| {
-            self.shared.commands_dropped.fetch_add(1, Relaxed);
-            EngineError::QueueFull
-        })
     }
 
     fn request(
@@ -321,20 +404,17 @@ impl Engine {
         }
     }
 
-    /// Fades the output to silence over the master gain's ramp (5 ms) and
-    /// returns once the silent frames have been played. The fade is a
-    /// journaled `/set master 0`, so a recording still renders bit for bit
-    /// from its journal.
-    ///
-    /// # Errors
-    /// [`EngineError::QueueFull`] when the output is not consuming.
-    pub fn fade_out(&self) -> Result<(), EngineError> {
-        let from = self.status().frames_played;
-        self.send(Command::Set { param: chronus_dsp::Param::Master, value: 0.0 })?;
-        let ramp = (f64::from(chronus_dsp::RAMP_SECONDS) * f64::from(self.cfg.sample_rate)).ceil() as u64;
-        let until = from + u64::from((self.cfg.lead_blocks + 2) * self.cfg.block) + ramp;
-        let _ = self.wait_for(std::time::Duration::from_secs(1), |s| s.frames_played >= until);
-        Ok(())
+    /// Fades the output to silence over [`FADE_FRAMES`] frames, from the
+    /// next frame the output plays, and returns once it is silent (at most
+    /// 1 s). The fade is the engine's, not the DSP's: it works for any DSP,
+    /// and it is written into the journal (`@fade`), so a recording still
+    /// renders bit for bit from its journal.
+    pub fn fade_out(&self) {
+        self.shared.fade_requested.store(true, Release);
+        let _ = self.wait_for(std::time::Duration::from_secs(1), |_| {
+            let end = self.shared.fade_end.load(Acquire);
+            end != 0 && self.shared.frame.load(Acquire) >= end
+        });
     }
 
     /// The configuration.
@@ -342,24 +422,21 @@ impl Engine {
         &self.cfg
     }
 
-    fn shut_down(&mut self) -> (Vec<FailoverEvent>, Collected, Vec<String>) {
+    fn shut_down(&mut self) -> (History, Collected, Vec<String>) {
         self.shared.stop.store(true, Release);
         let mut errors = Vec::new();
-        let mut join = |name: &str, h: Option<JoinHandle<()>>| {
-            if let Some(Err(_)) = h.map(JoinHandle::join) {
-                errors.push(format!("the {name} thread panicked"));
-            }
-        };
-        join("output", self.output.take());
+        if let Some(Err(_)) = self.output.take().map(JoinHandle::join) {
+            errors.push("the output thread panicked".to_owned());
+        }
         // An externally driven output is done when its OutputEngine is dropped.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         while !self.shared.output_done.load(Acquire) && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         self.shared.output_done.store(true, Release);
-        let events = self.supervisor.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let history = self.supervisor.take().map(|h| h.join().unwrap_or_else(|_| History::new(1)));
         let collected = self.collector.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
-        (events, collected, errors)
+        (history.unwrap_or_else(|| History::new(1)), collected, errors)
     }
 
     /// Stops the output, the workers (cleanly) and the threads; returns what
@@ -369,19 +446,22 @@ impl Engine {
     /// [`EngineError::Output`] if the recording or journal could not be
     /// written; [`EngineError::Thread`] if an engine thread panicked.
     pub fn stop(mut self) -> Result<RunReport, EngineError> {
-        let (events, collected, mut errors) = self.shut_down();
+        let nondeterministic_at = self.status().nondeterministic_at;
+        let (history, collected, mut errors) = self.shut_down();
         let s = &self.shared;
+        let events_dropped = history.dropped();
         let report = RunReport {
-            sample_rate: self.cfg.sample_rate,
-            voices: self.cfg.voices,
+            spec: self.cfg.dsp.clone(),
+            setup: self.cfg.setup(),
             frames_played: s.frame.load(Acquire),
             left: collected.left,
             right: collected.right,
-            commands: collected.commands,
-            events,
+            events: collected.events,
+            notes: collected.notes,
+            failovers: history.into_vec(),
+            events_dropped,
             underrun_frames: s.underrun_frames.load(Acquire),
             machine_stall_frames: s.machine_stall_frames.load(Acquire),
-            machine_stalls: collected.stalls,
             supervisor_stalls: s.supervisor_stalls.load(Acquire),
             fallback_frames: s.fallback_frames.load(Acquire),
             first_underrun: (s.underrun_frames.load(Acquire) > 0).then(|| {
@@ -398,6 +478,8 @@ impl Engine {
             io_overruns: s.io_overruns.load(Acquire),
             commands_dropped: s.commands_dropped.load(Acquire),
             commands_late: s.commands_late.load(Acquire),
+            events_coalesced: s.events_coalesced.load(Acquire),
+            nondeterministic_at,
             errors: collected.errors,
         };
         if let Some(e) = errors.pop() {

@@ -19,6 +19,13 @@ pub enum EngineError {
     /// There is no worker in that role now.
     #[error("no {0} worker right now")]
     NoSuchWorker(&'static str),
+    /// The DSP could not be prepared.
+    #[error("the DSP")]
+    Dsp(#[from] chronus_dsp::DspError),
+    /// The event was refused (the DSP's table or checks); the message says
+    /// why, fit to show the sender.
+    #[error("{0}")]
+    Refused(String),
     /// The command queue is full (the output is not consuming).
     #[error("command queue full")]
     QueueFull,

@@ -13,8 +13,50 @@ pub enum DetectedBy {
     Watchdog,
     /// Its render time stayed over budget.
     Slow,
-    /// Its block checksums disagreed with the active's while joining.
+    /// Its block checksums disagreed with the active's.
     Divergence,
+    /// Its join failed (it did not become ready, start or catch up in time).
+    JoinFailed,
+}
+
+/// How a worker process ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// Its exit code, if it exited.
+    pub code: Option<i32>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    /// Reads a `waitpid` status.
+    pub fn of(status: &nix::sys::wait::WaitStatus) -> Self {
+        use nix::sys::wait::WaitStatus::{Exited, Signaled};
+        match *status {
+            Exited(_, code) => Self { code: Some(code), signal: None },
+            Signaled(_, sig, _) => Self { code: None, signal: Some(sig as i32) },
+            _ => Self::default(),
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "exited with status {code}"),
+            (None, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
+                Ok(s) => write!(f, "killed by {s}"),
+                Err(_) => write!(f, "killed by signal {sig}"),
+            },
+            (None, None) => f.write_str("ended"),
+        }
+    }
+}
+
+impl serde::Serialize for ExitStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Which worker a fault hit.
@@ -45,8 +87,8 @@ pub struct FailoverEvent {
     pub fault: Option<FaultKind>,
     /// How it was noticed.
     pub detected_by: DetectedBy,
-    /// How it ended (exit status), as text.
-    pub exit: String,
+    /// How it ended.
+    pub exit: ExitStatus,
     /// When the fault happened (injected or sent), or when it was noticed
     /// if unknown.
     pub t_fault: u64,
@@ -91,6 +133,58 @@ impl FailoverEvent {
     /// Fault → replacement verified in lockstep, µs.
     pub fn rejoin_us(&self) -> Option<f64> {
         self.t_rejoin.map(|t| self.since_fault(t))
+    }
+}
+
+/// The failover events of a run, bounded: the newest `capacity` are kept
+/// (with their serial numbers), older ones dropped and counted, so a run of
+/// any length holds the same memory.
+#[derive(Clone, Debug)]
+pub struct History {
+    events: std::collections::VecDeque<FailoverEvent>,
+    first_serial: u64,
+    capacity: usize,
+}
+
+impl History {
+    /// An empty history keeping at most `capacity` events (allocated now).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            events: std::collections::VecDeque::with_capacity(capacity.max(1)),
+            first_serial: 0,
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Adds an event; returns its serial number.
+    pub fn push(&mut self, event: FailoverEvent) -> u64 {
+        if self.events.len() == self.capacity {
+            self.events.pop_front();
+            self.first_serial += 1;
+        }
+        self.events.push_back(event);
+        self.first_serial + self.events.len() as u64 - 1
+    }
+
+    /// The event with serial number `serial`, if still kept.
+    pub fn get_mut(&mut self, serial: u64) -> Option<&mut FailoverEvent> {
+        let i = serial.checked_sub(self.first_serial)?;
+        self.events.get_mut(usize::try_from(i).ok()?)
+    }
+
+    /// Events recorded in all.
+    pub fn total(&self) -> u64 {
+        self.first_serial + self.events.len() as u64
+    }
+
+    /// Events dropped to keep the bound.
+    pub fn dropped(&self) -> u64 {
+        self.first_serial
+    }
+
+    /// The events kept, oldest first.
+    pub fn into_vec(self) -> Vec<FailoverEvent> {
+        self.events.into()
     }
 }
 

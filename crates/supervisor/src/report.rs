@@ -1,28 +1,34 @@
 //! What a run produced, and the bit-exact check against the offline render.
 
-use chronus_dsp::{DspError, TimedCommand};
+use chronus_dsp::{DspSpec, Setup, TimedEvent};
 pub use chronus_journal::FrameSpan;
-use chronus_journal::{Journal, render_offline};
+use chronus_journal::{Annotations, Journal, JournalError, JournalHeader, Renderer};
 
 use crate::events::FailoverEvent;
 
 /// Everything a finished run produced.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RunReport {
-    /// Sample rate in Hz.
-    pub sample_rate: u32,
-    /// Voices.
-    pub voices: u32,
+    /// The DSP that ran.
+    pub spec: DspSpec,
+    /// Its setup (sample rate, block grid).
+    pub setup: Setup,
     /// Frames played.
     pub frames_played: u64,
     /// What was played, left channel (empty unless recorded in memory).
     pub left: Vec<f32>,
     /// What was played, right channel.
     pub right: Vec<f32>,
-    /// Every stamped command, in order.
-    pub commands: Vec<TimedCommand>,
-    /// Every worker fault and its recovery.
-    pub events: Vec<FailoverEvent>,
+    /// Every stamped event, in order (empty unless the journal was kept in
+    /// memory).
+    pub events: Vec<TimedEvent>,
+    /// What else the journal records: silences, excisions, resets, the end.
+    pub notes: Annotations,
+    /// Worker faults and their recoveries (the newest, up to the engine's
+    /// bound; see [`RunReport::events_dropped`]).
+    pub failovers: Vec<FailoverEvent>,
+    /// Failover events dropped to keep memory bounded (oldest first).
+    pub events_dropped: u64,
     /// Frames played as silence because no worker had them.
     pub underrun_frames: u64,
     /// Of `underrun_frames`, those in periods the output thread itself
@@ -31,37 +37,39 @@ pub struct RunReport {
     /// filled them; they are reported apart and left out of
     /// [`RunReport::first_difference`]. See [`RunReport::lost_frames`].
     pub machine_stall_frames: u64,
-    /// Those frames as spans, in order, adjacent spans merged.
-    pub machine_stalls: Vec<FrameSpan>,
     /// Times the supervisor thread itself was held off so long that the
     /// watchdog excused the workers' missing progress instead of killing
     /// them.
     pub supervisor_stalls: u64,
-    /// Frames taken from the standby because the active lacked them.
+    /// Frames taken from a standby because the active lacked them.
     pub fallback_frames: u64,
     /// The first underrun, if any: what the rings held then.
     pub first_underrun: Option<UnderrunDetail>,
     /// Non-finite samples from workers replaced by silence.
     pub corrupt_samples: u64,
-    /// Journal entries or recorded samples lost to full queues.
+    /// Journal entries, notes or recorded samples lost to full queues.
     pub io_overruns: u64,
     /// Commands dropped because the input queue was full.
     pub commands_dropped: u64,
     /// Scheduled commands played later than asked.
     pub commands_late: u64,
+    /// Events left out because a later one at the same frame superseded
+    /// them.
+    pub events_coalesced: u64,
+    /// The DSP was found not to be deterministic: the first frame where two
+    /// workers differed.
+    pub nondeterministic_at: Option<u64>,
     /// Errors writing the journal or recording files.
     pub errors: Vec<String>,
 }
 
 impl RunReport {
-    /// The command journal of the run.
+    /// The journal of the run (from what was kept in memory).
     pub fn journal(&self) -> Journal {
         Journal {
-            sample_rate: self.sample_rate,
-            voices: self.voices,
-            commands: self.commands.clone(),
-            end_frame: Some(self.frames_played),
-            stalls: self.machine_stalls.clone(),
+            header: JournalHeader::of(&self.spec, &self.setup),
+            events: self.events.clone(),
+            notes: self.notes.clone(),
         }
     }
 
@@ -71,38 +79,72 @@ impl RunReport {
         self.underrun_frames - self.machine_stall_frames.min(self.underrun_frames)
     }
 
-    /// Renders the journal offline and compares it with the recording,
-    /// frame by frame and bit by bit, except the frames of
-    /// [`RunReport::machine_stalls`] (silence the machine imposed; the
-    /// workers rendered those frames all the same, so everything after them
-    /// still compares). Returns the first differing frame, or `None` when
-    /// identical.
+    /// Renders the journal offline (as the run should have sounded: excised
+    /// events left out and resets applied, as the workers did) and compares
+    /// it with the recording, frame by frame and bit by bit, except the
+    /// frames of machine stalls (silence the machine imposed; the workers
+    /// rendered those frames all the same, so everything after them still
+    /// compares). Returns the first differing frame, or `None` when
+    /// identical. Streams: constant memory whatever the run's length.
     ///
     /// # Errors
-    /// [`DspError`] if the offline synth cannot be built.
-    pub fn first_difference(&self) -> Result<Option<u64>, DspError> {
-        if self.left.len() as u64 != self.frames_played || self.right.len() != self.left.len() {
-            return Ok(Some(self.left.len().min(self.right.len()).min(self.frames_played as usize) as u64));
-        }
-        let offline = render_offline(&self.commands, self.sample_rate, self.voices, self.frames_played)?;
-        let mut from = 0usize;
-        for span in self.machine_stalls.iter().map(|s| Some(*s)).chain([None]) {
-            let to = span.map_or(self.left.len(), |s| (s.first as usize).min(self.left.len()));
-            let range = from.min(to)..to;
-            let differs = |a: &[f32], b: &[f32]| {
-                a[range.clone()].iter().zip(&b[range.clone()]).position(|(x, y)| x.to_bits() != y.to_bits())
-            };
-            let first = [differs(&self.left, &offline.left), differs(&self.right, &offline.right)]
-                .into_iter()
-                .flatten()
-                .min();
-            if let Some(k) = first {
-                return Ok(Some((range.start + k) as u64));
-            }
-            from = span.map_or(to, |s| (s.first + s.frames) as usize);
-        }
-        Ok(None)
+    /// [`JournalError`] if the offline DSP cannot be prepared.
+    pub fn first_difference(&self) -> Result<Option<u64>, JournalError> {
+        let recording = self.left.iter().copied().zip(self.right.iter().copied());
+        first_difference(
+            &self.spec,
+            self.setup,
+            &self.notes,
+            self.events.iter().copied().map(Ok),
+            recording,
+            self.frames_played,
+        )
     }
+}
+
+/// Compares a recording with the offline render of `events` (see
+/// [`RunReport::first_difference`]), streaming both; a recording shorter
+/// than `frames` differs where it ends.
+///
+/// # Errors
+/// [`JournalError`] if the DSP cannot be prepared or the events fail to
+/// read.
+pub fn first_difference<'a>(
+    spec: &DspSpec,
+    setup: Setup,
+    notes: &Annotations,
+    events: impl Iterator<Item = Result<TimedEvent, JournalError>> + 'a,
+    mut recording: impl Iterator<Item = (f32, f32)>,
+    frames: u64,
+) -> Result<Option<u64>, JournalError> {
+    // Rendered as it should have sounded: stalls are skipped below, gaps
+    // are differences (frames Chronus lost).
+    let mut renderer = Renderer::new(spec, setup, notes, false, events)?;
+    let block = renderer.block();
+    let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
+    let mut stalls = notes.stalls.iter().peekable();
+    let mut frame = 0u64;
+    while frame < frames {
+        renderer.render_block(&mut left, &mut right)?;
+        for k in 0..block {
+            let f = frame + k as u64;
+            if f >= frames {
+                break;
+            }
+            let Some((l, r)) = recording.next() else { return Ok(Some(f)) };
+            while stalls.peek().is_some_and(|s| s.end() <= f) {
+                stalls.next();
+            }
+            if stalls.peek().is_some_and(|s| s.first <= f) {
+                continue;
+            }
+            if l.to_bits() != left[k].to_bits() || r.to_bits() != right[k].to_bits() {
+                return Ok(Some(f));
+            }
+        }
+        frame += block as u64;
+    }
+    Ok(None)
 }
 
 /// What the rings held at the first underrun.
@@ -110,9 +152,9 @@ impl RunReport {
 pub struct UnderrunDetail {
     /// The frame nobody could supply.
     pub frame: u64,
-    /// How far each slot's worker had written then.
+    /// How far the first two slots' workers had written then.
     pub written: [u64; 2],
-    /// Each slot's state then (0 empty, 1 joining, 2 live, 3 dead).
+    /// The first two slots' states then (0 empty, 1 joining, 2 live, 3 dead).
     pub states: [u8; 2],
     /// How late the output thread was past that period's deadline, µs.
     pub late_us: u64,
@@ -123,21 +165,42 @@ pub struct UnderrunDetail {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chronus_dsp::Command;
+    use chronus_synth::{Command, Synth, SynthConfig};
+
+    const SETUP: Setup = Setup { sample_rate: 48_000, block: 256 };
 
     /// A run that played exactly the offline render of one note.
     fn faithful_run() -> RunReport {
-        let commands =
-            vec![TimedCommand { frame: 0, command: Command::NoteOn { voice: 0, freq: 440.0, amp: 0.5 } }];
-        let offline = render_offline(&commands, 48_000, 8, 4_800).unwrap();
+        let spec = DspSpec::new::<Synth>(SynthConfig::new(8)).unwrap();
+        let events = vec![TimedEvent {
+            frame: 0,
+            event: Command::NoteOn { voice: 0, freq: 440.0, amp: 0.5 }.to_event(),
+        }];
+        let offline =
+            chronus_journal::render_offline(&spec, SETUP, &events, &Annotations::default(), 4_800, false)
+                .unwrap();
         RunReport {
-            sample_rate: 48_000,
-            voices: 8,
+            spec,
+            setup: SETUP,
             frames_played: 4_800,
             left: offline.left,
             right: offline.right,
-            commands,
-            ..RunReport::default()
+            events,
+            notes: Annotations::default(),
+            failovers: Vec::new(),
+            events_dropped: 0,
+            underrun_frames: 0,
+            machine_stall_frames: 0,
+            supervisor_stalls: 0,
+            fallback_frames: 0,
+            first_underrun: None,
+            corrupt_samples: 0,
+            io_overruns: 0,
+            commands_dropped: 0,
+            commands_late: 0,
+            events_coalesced: 0,
+            nondeterministic_at: None,
+            errors: Vec::new(),
         }
     }
 
@@ -157,6 +220,7 @@ mod tests {
     fn frames_lost_by_chronus_are_differences() {
         let mut run = faithful_run();
         silence(&mut run, FrameSpan { first: 1_000, frames: 256 });
+        run.notes.gaps.push(FrameSpan { first: 1_000, frames: 256 });
         assert_eq!(run.lost_frames(), 256);
         assert_eq!(run.first_difference().unwrap(), Some(1_000));
     }
@@ -166,7 +230,7 @@ mod tests {
         let mut run = faithful_run();
         for span in [FrameSpan { first: 512, frames: 256 }, FrameSpan { first: 2_048, frames: 512 }] {
             silence(&mut run, span);
-            run.machine_stalls.push(span);
+            run.notes.stalls.push(span);
             run.machine_stall_frames += span.frames;
         }
         assert_eq!(run.lost_frames(), 0);
@@ -179,6 +243,7 @@ mod tests {
         assert_eq!(run.first_difference().unwrap(), Some(4_799));
         // A recording shorter than what was played differs where it ends.
         run.left.truncate(4_000);
+        run.right.truncate(4_000);
         assert_eq!(run.first_difference().unwrap(), Some(4_000));
     }
 }

@@ -1,18 +1,18 @@
-//! State shared by the output, supervisor and API threads: the two worker
-//! slots and a few atomic counters. No locks on anything the output thread
+//! State shared by the output, supervisor and API threads: the bus, the
+//! worker slots and atomic counters. No locks on anything the output thread
 //! touches.
 
-use std::sync::atomic::Ordering::Acquire;
+use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
 
-use chronus_ipc::Region;
+use chronus_ipc::{Bus, WorkerRegion};
 
-/// No worker in the slot.
+/// No worker in the slot (or one spawned but not started yet).
 pub(crate) const EMPTY: u8 = 0;
-/// A replacement is joining: it receives commands and render limits, but
-/// its audio is not used yet.
+/// A replacement has started rendering: it gets render-limit wake-ups and
+/// ring space, but its audio is not played yet.
 pub(crate) const JOINING: u8 = 1;
-/// A verified worker: its audio may be played.
+/// A verified replica: its audio may be played.
 pub(crate) const LIVE: u8 = 2;
 /// Its worker died; the output thread must not touch the slot.
 pub(crate) const DEAD: u8 = 3;
@@ -20,20 +20,20 @@ pub(crate) const DEAD: u8 = 3;
 /// One worker slot: a region reused across worker generations.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    pub region: Region,
+    pub region: WorkerRegion,
     pub state: AtomicU8,
 }
 
 impl Slot {
     pub fn state(&self) -> u8 {
-        self.state.load(std::sync::atomic::Ordering::SeqCst)
+        self.state.load(SeqCst)
     }
 
     pub fn set_state(&self, state: u8) {
-        self.state.store(state, std::sync::atomic::Ordering::SeqCst);
+        self.state.store(state, SeqCst);
     }
 
-    /// Receives commands and render limits.
+    /// Renders: gets render-limit wake-ups and ring space.
     pub fn is_attached(&self) -> bool {
         matches!(self.state(), JOINING | LIVE)
     }
@@ -42,7 +42,9 @@ impl Slot {
 /// Everything the threads share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub slots: [Slot; 2],
+    /// What every worker reads: the log, the render limit, checkpoints.
+    pub bus: Bus,
+    pub slots: Vec<Slot>,
     /// Index of the slot whose audio is played first.
     pub active: AtomicU8,
     /// Frames played (the next frame to play).
@@ -60,7 +62,7 @@ pub(crate) struct Shared {
     /// Times the supervisor thread itself was held off long enough that the
     /// watchdog excused the workers' lack of progress.
     pub supervisor_stalls: AtomicU64,
-    /// Frames taken from the standby because the active did not have them.
+    /// Frames taken from a standby because the active did not have them.
     pub fallback_frames: AtomicU64,
     /// The first underrun, for diagnosis: [frame, slot 0 written up to,
     /// slot 1 written up to, slot states (s0 | s1 << 8), µs the output was
@@ -73,10 +75,20 @@ pub(crate) struct Shared {
     /// Scheduled commands played later than asked (schedule full, or the
     /// time had passed).
     pub commands_late: AtomicU64,
+    /// Events left out because a later one at the same frame superseded
+    /// them (coalescing).
+    pub events_coalesced: AtomicU64,
+    /// Events stamped (the next event number).
+    pub events_stamped: AtomicU64,
     /// CLOCK_REALTIME ns at which frame 0 played (0 until the output runs).
     pub start_unix_ns: AtomicU64,
-    /// Journal entries or recorded samples lost to full queues (must stay 0).
+    /// Journal entries, notes or recorded samples lost to full queues (must
+    /// stay 0).
     pub io_overruns: AtomicU64,
+    /// Asks the output to fade to silence from the next frame it plays.
+    pub fade_requested: AtomicBool,
+    /// Where the fade ends, once the output has started it (0: not yet).
+    pub fade_end: AtomicU64,
     /// The output thread has started producing.
     pub running: AtomicBool,
     /// The output thread is inside `process` (SeqCst, paired with slot state
@@ -84,18 +96,15 @@ pub(crate) struct Shared {
     pub busy: AtomicBool,
     /// Ask every thread to finish.
     pub stop: AtomicBool,
-    /// The output thread has been joined: nothing more will be queued.
+    /// The output is done: nothing more will be queued.
     pub output_done: AtomicBool,
 }
 
 impl Shared {
-    pub fn new(regions: [Region; 2]) -> Self {
-        let [a, b] = regions;
+    pub fn new(bus: Bus, regions: Vec<WorkerRegion>) -> Self {
         Self {
-            slots: [
-                Slot { region: a, state: AtomicU8::new(EMPTY) },
-                Slot { region: b, state: AtomicU8::new(EMPTY) },
-            ],
+            bus,
+            slots: regions.into_iter().map(|region| Slot { region, state: AtomicU8::new(EMPTY) }).collect(),
             active: AtomicU8::new(0),
             frame: AtomicU64::new(0),
             limit: AtomicU64::new(0),
@@ -108,8 +117,12 @@ impl Shared {
             corrupt_samples: AtomicU64::new(0),
             commands_dropped: AtomicU64::new(0),
             commands_late: AtomicU64::new(0),
+            events_coalesced: AtomicU64::new(0),
+            events_stamped: AtomicU64::new(0),
             start_unix_ns: AtomicU64::new(0),
             io_overruns: AtomicU64::new(0),
+            fade_requested: AtomicBool::new(false),
+            fade_end: AtomicU64::new(0),
             running: AtomicBool::new(false),
             busy: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -120,7 +133,7 @@ impl Shared {
     /// Call right after changing a slot's state: returns a mark for
     /// [`Shared::output_saw`].
     pub fn output_mark(&self) -> OutputMark {
-        let busy = self.busy.load(std::sync::atomic::Ordering::SeqCst);
+        let busy = self.busy.load(SeqCst);
         OutputMark { cycle: self.cycle.load(Acquire), busy }
     }
 
@@ -133,13 +146,25 @@ impl Shared {
         !mark.busy || self.cycle.load(Acquire) > mark.cycle || !self.running.load(Acquire)
     }
 
+    /// The slot played first.
     pub fn active(&self) -> usize {
-        usize::from(self.active.load(Acquire)) & 1
+        usize::from(self.active.load(Acquire)).min(self.slots.len().saturating_sub(1))
+    }
+
+    /// The lowest event number a live worker has not read yet: the log must
+    /// keep everything from it on.
+    pub fn oldest_needed(&self, write_seq: u64) -> u64 {
+        self.slots
+            .iter()
+            .filter(|s| s.state() == LIVE)
+            .map(|s| s.region.log_read_seq().min(write_seq))
+            .min()
+            .unwrap_or(write_seq)
     }
 }
 
 /// See [`Shared::output_mark`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct OutputMark {
     cycle: u64,
     busy: bool,

@@ -54,14 +54,20 @@ pub struct Status {
     pub sample_rate: u32,
     /// Frames per period.
     pub block: u32,
-    /// Voices.
-    pub voices: u32,
-    /// Voices sounding now (as the active worker last reported).
-    pub voices_in_use: u32,
+    /// What the active worker's DSP reports sounding (voices, strings, …).
+    pub active_voices: u32,
     /// Respawning gave up after repeated failed restarts.
     pub quarantined: bool,
     /// A restart is waiting out its backoff.
     pub backing_off: bool,
+    /// The DSP was found not to be deterministic: the first frame where two
+    /// workers' audio differed. No standby is kept from then on.
+    pub nondeterministic_at: Option<u64>,
+    /// Events left out because a later one at the same frame superseded
+    /// them (coalescing).
+    pub events_coalesced: u64,
+    /// Events stamped so far.
+    pub events_stamped: u64,
 }
 
 impl Status {
@@ -78,10 +84,12 @@ impl Status {
             fallback_frames: 0,
             sample_rate: cfg.sample_rate,
             block: cfg.block,
-            voices: cfg.voices,
-            voices_in_use: 0,
+            active_voices: 0,
             quarantined: false,
             backing_off: false,
+            nondeterministic_at: None,
+            events_coalesced: 0,
+            events_stamped: 0,
         }
     }
 }

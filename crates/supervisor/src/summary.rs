@@ -10,8 +10,13 @@ use crate::report::RunReport;
 /// The figures of one run.
 #[derive(Clone, Debug, Serialize)]
 pub struct FailoverSummary {
-    /// Faults handled.
+    /// Faults handled (in the events kept; see `events_dropped`).
     pub faults: usize,
+    /// Failover events the engine dropped to keep memory bounded (their
+    /// latencies are not in the percentiles).
+    pub events_dropped: u64,
+    /// Events left out because a later one at the same frame superseded them.
+    pub events_coalesced: u64,
     /// Faults per kind (`"external"` for faults not injected by Chronus).
     pub fault_kinds: BTreeMap<String, usize>,
     /// Faults on the active worker.
@@ -93,7 +98,7 @@ impl FailoverSummary {
     /// Summarises `report` (renders its journal offline for the bit-exact
     /// check when the audio was recorded in memory).
     pub fn of(report: &RunReport) -> Self {
-        let e = &report.events;
+        let e = &report.failovers;
         let mut fault_kinds = BTreeMap::new();
         for ev in e {
             let name = ev.fault.map_or("external", |k| k.name());
@@ -112,16 +117,18 @@ impl FailoverSummary {
         }
         Self {
             faults: e.len(),
+            events_dropped: report.events_dropped,
+            events_coalesced: report.events_coalesced,
             fault_kinds,
             active_faults: e.iter().filter(|ev| ev.role == Role::Active).count(),
             lost_frames: report.lost_frames(),
             underruns: report.underrun_frames,
             machine_stall_frames: report.machine_stall_frames,
-            machine_stalls: report.machine_stalls.len(),
+            machine_stalls: report.notes.stalls.len(),
             supervisor_stalls: report.supervisor_stalls,
             fallback_frames: report.fallback_frames,
             frames_played: report.frames_played,
-            seconds_played: report.frames_played as f64 / f64::from(report.sample_rate.max(1)),
+            seconds_played: report.frames_played as f64 / f64::from(report.setup.sample_rate.max(1)),
             bit_exact: first_difference.is_none(),
             first_difference,
             first_underrun: report.first_underrun,
@@ -131,7 +138,7 @@ impl FailoverSummary {
             rejoin_us: overall.rejoin_us,
             unjoined: e.iter().filter(|ev| ev.t_rejoin.is_none()).count(),
             by_class,
-            events: report.events.clone(),
+            events: report.failovers.clone(),
         }
     }
 

@@ -25,3 +25,20 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Resul
     };
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
+
+/// Waits up to `timeout_ms` for any of `fds` (−1: none) to become
+/// readable; returns a bit mask of the readable ones. Never allocates.
+pub(crate) fn poll_readable(fds: &[i32; crate::policy::MAX_SLOTS], timeout_ms: i32) -> u32 {
+    let mut polls = [libc::pollfd { fd: -1, events: 0, revents: 0 }; crate::policy::MAX_SLOTS];
+    for (p, fd) in polls.iter_mut().zip(fds) {
+        *p = libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 };
+    }
+    // SAFETY: `polls` is a valid array of MAX_SLOTS pollfd structs for the
+    // duration of the call (negative fds are ignored by the kernel); the
+    // count passed is its length.
+    let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, timeout_ms) };
+    if n <= 0 {
+        return 0;
+    }
+    polls.iter().enumerate().filter(|(_, p)| p.fd >= 0 && p.revents != 0).fold(0, |m, (i, _)| m | 1 << i)
+}

@@ -4,18 +4,30 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WorkerError {
-    /// The region was refused (wrong magic, version, generation, size).
+    /// The region or bus was refused (wrong magic, version, epoch,
+    /// generation, size).
     #[error("shared memory refused")]
     Region(#[from] chronus_ipc::IpcError),
-    /// The synth could not be built for the region's geometry.
-    #[error("cannot build the synth")]
-    Synth(#[from] chronus_dsp::DspError),
+    /// The DSP could not be prepared.
+    #[error("cannot prepare the DSP")]
+    Dsp(#[from] chronus_dsp::DspError),
+    /// The DSP this program runs is not the one the engine asked for, or
+    /// does not fit its regions.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The environment variable that makes a process a worker is malformed.
+    #[error("malformed CHRONUS_WORKER: {0}")]
+    BadEnvironment(String),
     /// The supervisor is gone (or was never our parent).
     #[error("the supervisor (pid {expected}) is not this worker's parent any more")]
     Orphaned {
         /// The parent pid the worker was started for.
         expected: u32,
     },
+    /// The event log went a whole lap past this worker: it cannot stay in
+    /// lockstep.
+    #[error("the event log went a lap past this worker")]
+    Lapped,
     /// An OS call failed.
     #[error("{what}")]
     Os {
@@ -24,4 +36,17 @@ pub enum WorkerError {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+impl WorkerError {
+    /// The exit code a worker process ends with for this error: 75 orphaned,
+    /// 76 refused (shared memory, DSP mismatch, environment, lapped), 71 an
+    /// OS call failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            WorkerError::Orphaned { .. } => crate::EXIT_ORPHANED,
+            WorkerError::Os { .. } => crate::EXIT_OS,
+            _ => crate::EXIT_REFUSED,
+        }
+    }
 }

@@ -8,6 +8,21 @@ use nix::sys::signal::{Signal, raise};
 /// a real one by it).
 pub const INJECTED_PANIC: &str = "injected fault: panic in the render loop";
 
+/// What `/test/poison` does to every worker that applies it: `0` crashes
+/// (a segmentation fault), `1` hangs (an infinite loop). Any other kind is
+/// ignored.
+pub(crate) fn poison(kind: u32) {
+    match kind {
+        0 => {
+            let _ = raise(Signal::SIGSEGV);
+        }
+        1 => loop {
+            std::hint::spin_loop();
+        },
+        _ => {}
+    }
+}
+
 /// Inflicts `kind`. Returns only for kinds that keep the worker running
 /// (`slow`: returns true so the caller slows down; `diverge` is done by the
 /// caller, which owns the synth).

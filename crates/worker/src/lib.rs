@@ -1,50 +1,38 @@
-//! The Chronus DSP worker: attach to the region the supervisor handed over,
-//! then render blocks into its audio ring, applying commands at their
+//! The Chronus DSP worker: a process that attaches to the shared memory the
+//! supervisor handed over, prepares the engine's DSP, and renders blocks
+//! into its audio ring, applying the events of the bus's log at their
 //! frames, until asked to stop.
 //!
-//! The same binary runs as supervisor and worker (`chronus worker …`, a
-//! hidden subcommand). [`spawn_worker`] starts one; [`run_worker`] is what the
-//! subcommand runs; [`Worker`] is the loop, usable in-process for tests.
+//! A program is its own worker: [`init`] at the top of its `main` turns the
+//! process into a worker when the supervisor started it as one (it set
+//! [`ENV`]) and returns at once otherwise; the supervisor side starts
+//! workers with [`spawn_worker`] (posix_spawn: no fork of a threaded
+//! real-time process). [`Worker`] is the loop, usable in-process for tests.
 #![forbid(unsafe_code)]
 
+mod entry;
 mod error;
 mod fault;
 mod process;
 mod render_loop;
 mod spawn;
+mod test_entry;
 
+pub use entry::{WorkerEnv, init, run};
 pub use error::WorkerError;
 pub use fault::INJECTED_PANIC;
 pub use process::{ProcessSetup, prepare_process};
 pub use render_loop::{Step, Worker};
-pub use spawn::{WORKER_FD, WorkerProcess, spawn_worker};
+pub use spawn::{BUS_FD, REGION_FD, WorkerCommand, WorkerProcess, spawn_worker};
 
-use std::os::fd::RawFd;
+/// The environment variable that makes a process a worker (set by
+/// [`spawn_worker`], read by [`init`]).
+pub const ENV: &str = "CHRONUS_WORKER";
 
-/// What `chronus worker` was started with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WorkerArgs {
-    /// The inherited region fd.
-    pub fd: RawFd,
-    /// The generation the supervisor started this worker for.
-    pub generation: u64,
-    /// The supervisor's pid; the worker exits if its parent is another.
-    pub parent_pid: Option<u32>,
-    /// Run under SCHED_FIFO at this priority, if permitted.
-    pub rt_priority: Option<i32>,
-}
-
-/// Runs a worker process to the end: prepare the process, attach, render
-/// until stopped.
-///
-/// # Errors
-/// [`WorkerError`] saying why the worker could not start or went on.
-pub fn run_worker(args: WorkerArgs) -> Result<(), WorkerError> {
-    prepare_process(args.parent_pid, args.rt_priority)?;
-    let fd = chronus_ipc::adopt_fd(args.fd)
-        .map_err(|e| WorkerError::Os { what: "inherited region fd", source: e })?;
-    let region = chronus_ipc::Region::attach(fd, args.generation)?;
-    let mut worker = Worker::new(&region)?;
-    worker.run();
-    Ok(())
-}
+/// Exit code of a worker whose supervisor was gone before it started.
+pub const EXIT_ORPHANED: u8 = 75;
+/// Exit code of a worker that refused to run: shared memory refused (magic,
+/// version, epoch, generation, size), another DSP, a malformed environment.
+pub const EXIT_REFUSED: u8 = 76;
+/// Exit code of a worker an OS call failed for.
+pub const EXIT_OS: u8 = 71;

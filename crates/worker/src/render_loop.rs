@@ -1,139 +1,234 @@
-//! The worker's render loop.
+//! The worker's render loop: any DSP on the seam, in whole blocks on the
+//! engine's grid, events applied at their frames.
 
 use std::sync::atomic::Ordering::{Relaxed, Release};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chronus_dsp::{Command, Param, Synth, SynthConfig};
+use chronus_dsp::{Block, BlockEvent, DynDsp, POISON};
 use chronus_ipc::{
-    AudioWriter, CHECKSUM_SEED, CommandReader, FaultKind, Region, Slot, SnapshotBuffers, WorkerState,
-    checksum_samples, monotonic_ns,
+    AudioWriter, Bus, FaultKind, HASH_SEED, LogEntry, LogReader, StartError, StartKind, StartRequest,
+    WorkerRegion, WorkerState, checksum_samples, monotonic_ns,
 };
 
 use crate::WorkerError;
-use crate::fault::inflict;
+use crate::fault::{inflict, poison};
 
 /// What one [`Worker::step`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Rendered and published this many frames.
+    /// Rendered and published one block of this many frames.
     Rendered(usize),
-    /// Nothing to do: not allowed past the render limit, or the ring is full.
+    /// Started rendering (from a reset DSP or a checkpoint).
+    Started,
+    /// Nothing to do: not started, not allowed past the render limit, or
+    /// the ring is full.
     Idle,
     /// A stop was requested.
     Stop,
+    /// The log went a whole lap past this worker: events are gone, it
+    /// cannot go on in lockstep.
+    Lapped,
 }
 
 /// Longest sleep between checks for a stop request.
 const IDLE_SLEEP: Duration = Duration::from_millis(100);
-/// How long a joining worker waits for its snapshot.
-const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A worker attached to its region.
-#[derive(Debug)]
+/// A worker attached to its region and the bus, with its prepared DSP.
 pub struct Worker<'r> {
-    region: &'r Region,
-    synth: Synth,
+    region: &'r WorkerRegion,
+    bus: &'r Bus,
+    dsp: Box<dyn DynDsp>,
+    running: bool,
+    /// The next frame to render (a block boundary).
+    frame: u64,
+    /// Events before this frame are skipped (a fresh start drops what the
+    /// run before it did not render).
+    skip_before: u64,
     writer: AudioWriter<'r>,
-    reader: CommandReader<'r>,
-    snapshot: SnapshotBuffers,
+    log: LogReader<'r>,
+    block: usize,
     left: Vec<f32>,
     right: Vec<f32>,
-    /// Checksum of the grid block being rendered, so far.
-    block_hash: u64,
+    events: Vec<BlockEvent>,
+    /// Events of the block being rendered, in `events`.
+    events_in_block: usize,
+    snapshot: Vec<u8>,
+    corrupt: u64,
+    late: u64,
     /// An injected `slow` fault is active.
     slow: bool,
     /// An injected `diverge` fault was done.
     diverged: bool,
 }
 
+impl std::fmt::Debug for Worker<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("dsp", &self.dsp.name())
+            .field("running", &self.running)
+            .field("frame", &self.frame)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'r> Worker<'r> {
-    /// Builds the synth for the region's geometry (all allocation happens
-    /// here), pre-faults the buffers and reports [`WorkerState::Ready`]. A
-    /// joining worker then waits for its snapshot and starts from it.
+    /// Takes a prepared DSP (all its allocation done), checks it fits the
+    /// regions, pre-faults the buffers and reports [`WorkerState::Ready`]:
+    /// a spare, waiting to be told where to start.
     ///
     /// # Errors
-    /// [`WorkerError::Synth`] if the geometry does not make a synth;
-    /// [`WorkerError::Region`] if a joining worker gets no usable snapshot.
-    pub fn new(region: &'r Region) -> Result<Self, WorkerError> {
+    /// [`WorkerError::Mismatch`] if the DSP is not the bus's, or its
+    /// snapshots are not the size the regions were laid out for.
+    pub fn new(region: &'r WorkerRegion, bus: &'r Bus, dsp: Box<dyn DynDsp>) -> Result<Self, WorkerError> {
+        if dsp.name() != bus.dsp_name() {
+            return Err(WorkerError::Mismatch(format!(
+                "this program runs DSP '{}', the engine asked for '{}'",
+                dsp.name(),
+                bus.dsp_name()
+            )));
+        }
         let g = *region.geometry();
-        let config = SynthConfig::new(g.sample_rate, g.voices);
-        let block = g.max_block as usize;
-        let mut worker = Self {
+        if dsp.snapshot_len() as u64 != g.snapshot_bytes {
+            return Err(WorkerError::Mismatch(format!(
+                "the DSP's snapshot is {} bytes here, {} in the engine (another build or configuration?)",
+                dsp.snapshot_len(),
+                g.snapshot_bytes
+            )));
+        }
+        let block = g.block as usize;
+        let worker = Self {
             region,
-            synth: Synth::new(config)?,
+            bus,
+            dsp,
+            running: false,
+            frame: 0,
+            skip_before: 0,
             writer: AudioWriter::new(region),
-            reader: CommandReader::new(region),
-            snapshot: SnapshotBuffers::for_config(config)?,
+            log: LogReader::new(bus, 0),
+            block,
             // vec! of zeros writes every page: pre-faulted.
             left: vec![0.0; block],
             right: vec![0.0; block],
-            block_hash: CHECKSUM_SEED,
+            events: vec![BlockEvent::default(); g.log_slots as usize],
+            events_in_block: 0,
+            snapshot: vec![0; g.snapshot_bytes as usize],
+            corrupt: 0,
+            late: 0,
             slow: false,
             diverged: false,
         };
         region.control().pid.store(std::process::id(), Release);
         region.set_worker_state(WorkerState::Ready);
-        if region.is_join() {
-            worker.join()?;
-        }
         Ok(worker)
     }
 
-    /// Waits for the supervisor's snapshot, restores it, and drops the
-    /// commands it already contains (those before its frame).
-    fn join(&mut self) -> Result<(), WorkerError> {
-        let deadline = Instant::now() + JOIN_TIMEOUT;
-        while !self.region.restore_ready() {
-            if self.region.stop_requested() || Instant::now() > deadline {
-                return Err(WorkerError::Region(chronus_ipc::IpcError::BufCorrupt(
-                    "no snapshot to join from",
-                )));
+    /// Whether it renders (it was told where to start).
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// The next frame it will render.
+    pub fn frame(&self) -> u64 {
+        self.frame
+    }
+
+    /// The DSP (for inspection).
+    pub fn dsp(&self) -> &dyn DynDsp {
+        &*self.dsp
+    }
+
+    fn start(&mut self, req: StartRequest) -> Result<(), StartError> {
+        let frame = match req.kind {
+            Some(StartKind::Fresh) if req.frame.is_multiple_of(self.block as u64) => {
+                self.dsp.reset();
+                self.log.seek(req.log_seq);
+                self.skip_before = req.frame;
+                req.frame
             }
-            self.region.worker_sleep(Duration::from_millis(10), || self.region.restore_ready());
-        }
-        let start = self.snapshot.load(&mut self.synth, self.region)?;
+            Some(StartKind::Checkpoint) => {
+                let info = self.bus.read_checkpoint(req.checkpoint as usize, &mut self.snapshot)?;
+                if !info.frame.is_multiple_of(self.block as u64) || info.frame != req.frame {
+                    return Err(StartError::BadRequest);
+                }
+                self.dsp.restore(&self.snapshot).map_err(|_| StartError::Refused)?;
+                self.log.seek(info.log_seq);
+                self.skip_before = 0;
+                info.frame
+            }
+            _ => return Err(StartError::BadRequest),
+        };
+        self.frame = frame;
         self.writer = AudioWriter::new(self.region);
-        debug_assert_eq!(self.writer.write_frame(), start);
-        while let Slot::Command(c) = self.reader.peek() {
-            if c.frame >= start {
-                break;
-            }
-            self.reader.advance();
-        }
+        self.region.set_log_read_seq(self.log.seq());
+        self.running = true;
+        self.region.set_worker_state(WorkerState::Running);
         Ok(())
-    }
-
-    /// The synth (for inspection).
-    pub fn synth(&self) -> &Synth {
-        &self.synth
-    }
-
-    fn block(&self) -> u64 {
-        self.left.len() as u64
-    }
-
-    /// Frames this worker may render now: up to the render limit, the ring's
-    /// space and the next multiple of the block size (so every worker renders
-    /// the same block grid).
-    fn renderable(&self) -> usize {
-        let frame = self.synth.frame();
-        let limit = self.region.render_limit();
-        let to_grid = self.block() - frame % self.block();
-        limit.saturating_sub(frame).min(self.writer.space()).min(to_grid) as usize
     }
 
     /// At a block boundary, writes the snapshot the supervisor asked for.
     fn serve_snapshot(&mut self) {
-        let frame = self.synth.frame();
-        if !frame.is_multiple_of(self.block()) {
-            return;
-        }
         if let Some((id, at)) = self.region.pending_snapshot()
-            && frame >= at
-            && self.snapshot.store(&self.synth, self.region).is_ok()
+            && self.frame >= at
         {
-            self.region.snapshot_written(id);
+            self.dsp.snapshot(&mut self.snapshot);
+            if self.region.write_snapshot(self.frame, self.log.seq(), &self.snapshot).is_ok() {
+                self.region.snapshot_written(id);
+            }
         }
+    }
+
+    /// Whether a block can be rendered now.
+    fn renderable(&self) -> bool {
+        self.running
+            && self.bus.render_limit() >= self.frame + self.block as u64
+            && self.writer.space() >= self.block as u64
+    }
+
+    /// Takes the block's events from the log. Returns false if the log
+    /// lapped this worker.
+    fn gather(&mut self) -> bool {
+        let end = self.frame + self.block as u64;
+        let mut n = 0usize;
+        let first = self.log.seq();
+        let hb = self.region.heartbeat();
+        loop {
+            match self.log.peek() {
+                LogEntry::Event(seq, e) if e.frame < end => {
+                    self.log.advance();
+                    if e.frame < self.skip_before || self.bus.is_excised(seq) {
+                        continue;
+                    }
+                    if e.event.address == POISON {
+                        if self.bus.faults_enabled() {
+                            hb.block_events_from.store(seq, Relaxed);
+                            hb.block_events_to.store(seq + 1, Relaxed);
+                            hb.rendering.store(self.frame + 1, Release);
+                            poison(e.event.choice(0));
+                        }
+                        continue;
+                    }
+                    if e.event.is_engine() || n == self.events.len() {
+                        continue;
+                    }
+                    if e.frame < self.frame {
+                        self.late += 1;
+                    }
+                    let offset = e.frame.saturating_sub(self.frame) as u32;
+                    self.events[n] = BlockEvent { offset, event: e.event };
+                    n += 1;
+                }
+                LogEntry::Corrupt => {
+                    self.corrupt += 1;
+                    self.log.advance();
+                }
+                LogEntry::Lapped => return false,
+                LogEntry::Event(..) | LogEntry::Empty => break,
+            }
+        }
+        hb.block_events_from.store(first, Relaxed);
+        hb.block_events_to.store(self.log.seq(), Relaxed);
+        self.events_in_block = n;
+        true
     }
 
     /// Renders and publishes at most one block. Never allocates, locks or
@@ -144,65 +239,91 @@ impl<'r> Worker<'r> {
         }
         if let Some(kind) = self.region.requested_fault() {
             self.region.heartbeat().fault_at_ns.compare_exchange(0, monotonic_ns(), Relaxed, Relaxed).ok();
-            if kind == FaultKind::Diverge && !self.diverged {
-                self.diverged = true;
-                let _ = self.synth.apply(&Command::Set { param: Param::Master, value: 0.123 });
-            }
+            self.diverged |= kind == FaultKind::Diverge;
             self.slow = kind == FaultKind::Slow || inflict(kind);
         }
-        self.serve_snapshot();
-        let n = self.renderable();
-        if n == 0 {
+        if let Some(req) = self.region.pending_start() {
+            let result = self.start(req);
+            self.region.start_finished(req.id, result.err());
+            if result.is_ok() {
+                return Step::Started;
+            }
+        }
+        if !self.running {
             return Step::Idle;
         }
-        let start = monotonic_ns();
-        let (left, right) = (&mut self.left[..n], &mut self.right[..n]);
-        self.synth.render_with(left, right, &mut self.reader);
-        // Cannot fail: n ≤ space, and only this worker writes.
-        let _ = self.writer.write(left, right);
-        self.block_hash = checksum_samples(self.block_hash, left, right);
-        let end_frame = self.synth.frame();
-        if end_frame.is_multiple_of(self.block()) {
-            self.region.publish_checksum(end_frame / self.block() - 1, self.block_hash);
-            self.block_hash = CHECKSUM_SEED;
+        self.serve_snapshot();
+        if !self.renderable() {
+            return Step::Idle;
         }
+        let started = monotonic_ns();
+        let hb = self.region.heartbeat();
+        hb.rendering.store(self.frame + 1, Release);
+        if !self.gather() {
+            self.region.set_worker_state(WorkerState::Failed);
+            return Step::Lapped;
+        }
+        let events = &self.events[..self.events_in_block];
+        self.dsp.render(Block { frame: self.frame, left: &mut self.left, right: &mut self.right, events });
+        if self.diverged {
+            // A silent corruption: the output no longer agrees with the
+            // journal (a bit flip, a bug).
+            self.left[0] += 1.0e-3;
+        }
+        // Cannot fail: a block fits (checked), and only this worker writes.
+        let _ = self.writer.write(&self.left, &self.right);
+        let hash = checksum_samples(HASH_SEED, &self.left, &self.right);
+        self.region.publish_checksum(self.frame / self.block as u64, hash);
+        self.frame += self.block as u64;
+        self.region.set_log_read_seq(self.log.seq());
         if self.slow {
             // Three block periods per block: far over any budget.
-            let period = 3 * self.block() * 1_000_000_000 / u64::from(self.region.geometry().sample_rate);
+            let period =
+                3 * self.block as u64 * 1_000_000_000 / u64::from(self.region.geometry().sample_rate.max(1));
             std::thread::sleep(Duration::from_nanos(period));
         }
         let end = monotonic_ns();
-        let hb = self.region.heartbeat();
-        let stats = self.synth.stats();
-        hb.commands_applied.store(stats.applied, Relaxed);
-        hb.voices_in_use.store(u64::from(self.synth.voices_in_use()), Relaxed);
-        hb.commands_rejected.store(stats.rejected + self.reader.corrupt(), Relaxed);
-        hb.commands_late.store(stats.late + self.reader.out_of_order(), Relaxed);
-        hb.render_ns_last.store(end - start, Relaxed);
-        hb.render_ns_max.fetch_max(end - start, Relaxed);
+        let stats = self.dsp.stats();
+        hb.events_applied.store(stats.applied, Relaxed);
+        hb.active.store(u64::from(stats.active), Relaxed);
+        hb.events_rejected.store(stats.rejected + self.corrupt, Relaxed);
+        hb.events_late.store(self.late, Relaxed);
+        hb.render_ns_last.store(end - started, Relaxed);
+        hb.render_ns_max.fetch_max(end - started, Relaxed);
         hb.last_progress_ns.store(end, Relaxed);
+        hb.rendering.store(0, Release);
         hb.blocks.fetch_add(1, Release);
-        Step::Rendered(n)
+        Step::Rendered(self.block)
     }
 
     /// Steps until a stop is requested, sleeping on the region's wake futex
     /// while idle; then reports [`WorkerState::Stopped`].
-    pub fn run(&mut self) {
+    ///
+    /// # Errors
+    /// [`WorkerError::Lapped`] if the log went a lap past this worker.
+    pub fn run(&mut self) -> Result<(), WorkerError> {
         loop {
             match self.step() {
-                Step::Rendered(_) => {}
+                Step::Rendered(_) | Step::Started => {}
                 Step::Stop => break,
+                Step::Lapped => return Err(WorkerError::Lapped),
                 Step::Idle => {
-                    let region = self.region;
+                    let (region, bus) = (self.region, self.bus);
+                    let next = self.frame + self.block as u64;
+                    let running = self.running;
+                    let writer = &self.writer;
+                    let block = self.block as u64;
                     region.worker_sleep(IDLE_SLEEP, || {
                         region.stop_requested()
-                            || self.renderable() > 0
+                            || (running && bus.render_limit() >= next && writer.space() >= block)
                             || region.pending_snapshot().is_some()
+                            || region.pending_start().is_some()
                             || region.requested_fault().is_some()
                     });
                 }
             }
         }
         self.region.set_worker_state(WorkerState::Stopped);
+        Ok(())
     }
 }

@@ -5,12 +5,14 @@
 //! real-time output thread, and a fork would copy its page tables under the
 //! mmap lock and then make its writes copy-on-write until the child execs.
 
-use std::ffi::{CString, OsStr};
-use std::os::fd::AsRawFd;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::PathBuf;
 
-use chronus_ipc::Region;
+use chronus_ipc::WorkerRegion;
+
+use crate::entry::WorkerEnv;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, posix_spawn};
@@ -20,7 +22,46 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 /// The fd number a worker finds its region on.
-pub const WORKER_FD: i32 = 3;
+pub const REGION_FD: i32 = 3;
+/// The fd number a worker finds the bus on (read-only).
+pub const BUS_FD: i32 = 4;
+
+/// What to run as a worker: a program that calls [`crate::init`] for the
+/// engine's DSP at the top of its `main`, and the arguments to run it with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerCommand {
+    /// The program.
+    pub exe: PathBuf,
+    /// Its arguments (none for an ordinary program).
+    pub args: Vec<OsString>,
+}
+
+impl WorkerCommand {
+    /// `exe` with no arguments.
+    pub fn new(exe: impl Into<PathBuf>) -> Self {
+        Self { exe: exe.into(), args: Vec::new() }
+    }
+
+    /// This program: the usual case, one binary that is its own worker.
+    ///
+    /// # Errors
+    /// The error of [`std::env::current_exe`].
+    pub fn current_exe() -> std::io::Result<Self> {
+        Ok(Self::new(std::env::current_exe()?))
+    }
+
+    /// This test binary, running only the test `name` (which calls
+    /// [`crate::init`]): for checking a DSP from `cargo test`, where `main`
+    /// is the test harness's. See [`crate::worker_test_entry`].
+    ///
+    /// # Errors
+    /// The error of [`std::env::current_exe`].
+    pub fn current_test(name: &str) -> std::io::Result<Self> {
+        let mut cmd = Self::current_exe()?;
+        cmd.args = ["--exact", name, "--nocapture", "--test-threads=1", "-q"].map(OsString::from).to_vec();
+        Ok(cmd)
+    }
+}
 
 /// A spawned worker process. Dropping it kills and reaps the process if it
 /// was not waited for, so a caller that panics leaves no orphan or zombie.
@@ -34,27 +75,33 @@ fn cstring(s: impl AsRef<OsStr>) -> std::io::Result<CString> {
     CString::new(s.as_ref().as_bytes()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
 }
 
-/// Starts `exe worker --fd 3 --generation G --parent-pid P [--rt-priority N]`
-/// with the region as fd 3, stdin and stdout on /dev/null, stderr inherited
-/// (so its one-line errors reach the user), and this process's environment.
+/// Starts `command` as a worker on `region` (fd 3) and the bus (`bus_fd`,
+/// read-only, as fd 4), with [`crate::ENV`] saying so; stdin and stdout on
+/// /dev/null, stderr inherited (so its one-line errors reach the user), and
+/// this process's environment otherwise.
 ///
 /// # Errors
 /// Any error of spawning the process.
-pub fn spawn_worker(exe: &Path, region: &Region, rt_priority: Option<i32>) -> std::io::Result<WorkerProcess> {
-    let mut args = vec![
-        cstring(exe)?,
-        cstring("worker")?,
-        cstring("--fd")?,
-        cstring(WORKER_FD.to_string())?,
-        cstring("--generation")?,
-        cstring(region.generation().to_string())?,
-        cstring("--parent-pid")?,
-        cstring(std::process::id().to_string())?,
-    ];
-    if let Some(p) = rt_priority {
-        args.push(cstring(format!("--rt-priority={p}"))?);
+pub fn spawn_worker(
+    command: &WorkerCommand,
+    region: &WorkerRegion,
+    bus_fd: BorrowedFd<'_>,
+    rt_priority: Option<i32>,
+) -> std::io::Result<WorkerProcess> {
+    let mut args = vec![cstring(&command.exe)?];
+    for a in &command.args {
+        args.push(cstring(a)?);
     }
-    let env: Vec<CString> = std::env::vars_os()
+    let worker_env = WorkerEnv {
+        region_fd: REGION_FD,
+        bus_fd: BUS_FD,
+        epoch: region.epoch(),
+        generation: region.generation(),
+        parent_pid: Some(std::process::id()),
+        rt_priority,
+    };
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != crate::ENV)
         .filter_map(|(k, v)| {
             let mut kv = k.as_bytes().to_vec();
             kv.push(b'=');
@@ -62,9 +109,15 @@ pub fn spawn_worker(exe: &Path, region: &Region, rt_priority: Option<i32>) -> st
             CString::new(kv).ok()
         })
         .collect();
+    env.push(cstring(format!("{}={}", crate::ENV, worker_env.encode()))?);
+    // The region goes to fd 3 first: a bus fd that is 3 here would be
+    // overwritten before it is copied, so it is moved out of the way.
+    let moved = (bus_fd.as_raw_fd() == REGION_FD).then(|| bus_fd.try_clone_to_owned()).transpose()?;
+    let bus_raw = moved.as_ref().map_or(bus_fd.as_raw_fd(), AsRawFd::as_raw_fd);
     let mut actions = PosixSpawnFileActions::init()?;
-    // dup2 onto the same number clears close-on-exec (glibc ≥ 2.29, POSIX 2024).
-    actions.add_dup2(region.fd().as_raw_fd(), WORKER_FD)?;
+    // dup2 onto another number clears close-on-exec on the copy.
+    actions.add_dup2(region.fd().as_raw_fd(), REGION_FD)?;
+    actions.add_dup2(bus_raw, BUS_FD)?;
     actions.add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())?;
     actions.add_open(1, "/dev/null", OFlag::O_WRONLY, Mode::empty())?;
     // Its own process group: a Ctrl-C in the terminal (SIGINT to the
@@ -73,7 +126,7 @@ pub fn spawn_worker(exe: &Path, region: &Region, rt_priority: Option<i32>) -> st
     let mut attr = PosixSpawnAttr::init()?;
     attr.set_flags(nix::spawn::PosixSpawnFlags::POSIX_SPAWN_SETPGROUP)?;
     attr.set_pgroup(Pid::from_raw(0))?;
-    let pid = posix_spawn(exe, &actions, &attr, &args, &env)?;
+    let pid = posix_spawn(command.exe.as_path(), &actions, &attr, &args, &env)?;
     Ok(WorkerProcess { pid, status: None })
 }
 

@@ -71,11 +71,14 @@ fn parse_rate(s: &str) -> Option<f64> {
 }
 
 /// Sends the demo score to `to` over OSC in real time, looping, until `stop`.
-fn workload(to: std::net::SocketAddr, sample_rate: u32, stop: &AtomicBool) -> Result<u64, Failure> {
-    let score =
-        chronus::journal::parse_score(include_str!("../../../examples/scores/demo.score"), sample_rate)
-            .or_exit(DATA_ERR, "the built-in demo score")?;
-    let length = chronus::journal::default_length(&score, sample_rate, 1.0);
+fn workload(
+    to: std::net::SocketAddr,
+    spec: &chronus::dsp::DspSpec,
+    setup: chronus::dsp::Setup,
+    stop: &AtomicBool,
+) -> Result<u64, Failure> {
+    let sample_rate = setup.sample_rate;
+    let (score, length) = super::synth::demo_score(spec, &setup)?;
     let socket = UdpSocket::bind("127.0.0.1:0").or_exit(OS_ERR, "workload socket")?;
     let start = Instant::now();
     let mut sent = 0u64;
@@ -87,13 +90,13 @@ fn workload(to: std::net::SocketAddr, sample_rate: u32, stop: &AtomicBool) -> Re
             if (i / score.len()) as u64 * length + c.frame > now {
                 break;
             }
-            let (address, args) = chronus::journal::address::command_address(&c.command);
+            let Some((address, args)) = spec.table().format(&c.event) else { continue };
             let args = args
                 .into_iter()
                 .map(|a| match a {
-                    chronus::journal::Arg::Int(i) => OscType::Int(i as i32),
-                    chronus::journal::Arg::Float(f) => OscType::Float(f),
-                    chronus::journal::Arg::Str(s) => OscType::String(s.into()),
+                    chronus::dsp::Arg::Int(i) => OscType::Int(i as i32),
+                    chronus::dsp::Arg::Float(f) => OscType::Float(f),
+                    chronus::dsp::Arg::Str(s) => OscType::String(s.into()),
                 })
                 .collect();
             let packet = OscPacket::Message(OscMessage { addr: address.into(), args });
@@ -142,14 +145,15 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     };
     let dir = args.report_dir;
     std::fs::create_dir_all(&dir).or_exit(CANT_CREATE, dir.display())?;
-    let exe = std::env::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
-    let mut cfg = EngineConfig::new(exe);
-    cfg.voices = args.voices;
+    let worker =
+        chronus::worker::WorkerCommand::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
+    let mut cfg = EngineConfig::new(super::synth::spec(args.voices)?, worker);
     cfg.faults_enabled = true;
     cfg.record_path = Some(dir.join("played.wav"));
     cfg.journal_path = Some(dir.join("run.journal"));
     cfg.journal_in_memory = false;
     let sample_rate = cfg.sample_rate;
+    let (spec, setup) = (cfg.dsp.clone(), cfg.setup());
     let engine =
         Arc::new(Engine::start(cfg, PacedSink::new(sample_rate)).or_exit(OS_ERR, "cannot start the engine")?);
     let server = OscServer::start("127.0.0.1:0", engine.clone(), Allow::all()).or_exit(OS_ERR, "OSC")?;
@@ -173,7 +177,7 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     let mut next_sample = started;
     let mut awaiting: Option<(u64, Instant)> = None;
     std::thread::scope(|s| {
-        let workload = s.spawn(|| workload(osc_addr, sample_rate, &stop));
+        let workload = s.spawn(|| workload(osc_addr, &spec, setup, &stop));
         while started.elapsed() < duration {
             let now = Instant::now();
             let status = engine.status();
@@ -229,7 +233,7 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     bar.finish_and_clear();
     let osc_errors = server.stats().errors.load(Ordering::Relaxed);
     server.stop();
-    let _ = engine.fade_out();
+    engine.fade_out();
     let engine = Arc::try_unwrap(engine).map_err(|_| Failure::new(OS_ERR, "engine still in use"))?;
     let mut run = engine.stop().or_exit(CANT_CREATE, "stopping")?;
     // Nothing of the engine may be left: every worker is gone and reaped (a
@@ -241,8 +245,10 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     (run.left, run.right) = (left, right);
     let journal =
         std::fs::read_to_string(dir.join("run.journal")).or_exit(CANT_CREATE, "reading the journal back")?;
-    run.commands =
-        chronus::journal::Journal::parse(&journal).or_exit(DATA_ERR, "the journal the run wrote")?.commands;
+    let (journal, _) = chronus::journal::Journal::parse(&journal, super::synth::spec_for_journal)
+        .or_exit(DATA_ERR, "the journal the run wrote")?;
+    run.events = journal.events;
+    run.notes = journal.notes;
     let input = report::Inputs {
         run: &run,
         samples: &samples,

@@ -195,7 +195,12 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
     std::fs::write(dir.join("REPORT.md"), md)?;
 
     let ms = |f: fn(&chronus::supervisor::FailoverEvent) -> Option<f64>| -> Vec<(f64, f64)> {
-        i.run.events.iter().enumerate().filter_map(|(n, e)| f(e).map(|v| (n as f64, v / 1_000.0))).collect()
+        i.run
+            .failovers
+            .iter()
+            .enumerate()
+            .filter_map(|(n, e)| f(e).map(|v| (n as f64, v / 1_000.0)))
+            .collect()
     };
     let failover = line_chart(
         "Failover latency per fault",

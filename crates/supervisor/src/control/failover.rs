@@ -1,0 +1,229 @@
+//! Detecting faults and failing over: a worker's exit, the watchdog's
+//! verdicts, replicas that disagree.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use chronus_ipc::{AudioReader, monotonic_ns};
+
+use super::Supervisor;
+use crate::events::{DetectedBy, ExitStatus, FailoverEvent, Role};
+use crate::policy::determinism::NotDeterministic;
+use crate::policy::watchdog::{Progress, Verdict};
+use crate::policy::{MAX_SLOTS, Nanos};
+use crate::shared::{DEAD, JOINING, LIVE};
+
+/// Blocks after a common start within which a divergence counts as
+/// "fresh" (the two workers started from the same state just before).
+const FRESH_BLOCKS: u64 = 64;
+
+impl Supervisor {
+    /// Slot `i`'s worker exited: record it, switch the active if needed,
+    /// start a replacement.
+    pub(crate) fn on_exit(&mut self, i: usize) {
+        let now = monotonic_ns();
+        let Some(mut proc) = self.procs[i].take() else { return };
+        let exit = proc.child.wait().map(|s| ExitStatus::of(&s)).unwrap_or_default();
+        let slot = &self.shared.slots[i];
+        let role = match slot.state() {
+            LIVE if self.shared.active() == i => Role::Active,
+            LIVE => Role::Standby,
+            _ => Role::Joining,
+        };
+        let fate = std::mem::take(&mut self.fates[i]);
+        let (detected_by, t_detect) = fate.killing.unwrap_or((DetectedBy::Pidfd, now));
+        let injected_at = slot.region.heartbeat().fault_at_ns.load(Acquire);
+        let injected = slot.region.requested_fault();
+        let t_fault = match (injected_at, fate.sent_fault) {
+            (t, _) if t != 0 => t,
+            (_, Some((t, _))) => t,
+            _ => t_detect,
+        };
+        slot.set_state(DEAD);
+        self.join_io[i].quiet_mark = Some(self.shared.output_mark());
+        self.watchdog.unwatch(i);
+        let mut t_switch = t_detect;
+        if role == Role::Active
+            && let Some(next) = self.standby()
+        {
+            self.shared.active.store(next as u8, Release);
+            t_switch = monotonic_ns();
+        }
+        let event = FailoverEvent {
+            slot: i,
+            generation: proc.generation,
+            pid: proc.pid,
+            role,
+            fault: injected.or(fate.sent_fault.map(|(_, k)| k)),
+            detected_by,
+            exit,
+            t_fault,
+            t_detect,
+            t_switch,
+            t_respawn: None,
+            t_rejoin: None,
+        };
+        if t_fault == t_detect {
+            tracing::warn!(
+                "worker {i} (pid {}, generation {}, {role:?}) {exit}; detected by {detected_by:?} (fault time unknown: \
+                 it came from outside); playing from slot {}",
+                proc.pid,
+                proc.generation,
+                self.shared.active()
+            );
+        } else {
+            tracing::warn!(
+                "worker {i} (pid {}, generation {}, {role:?}) {exit}; detected by {detected_by:?} after {:.0} µs; \
+                 playing from slot {}",
+                proc.pid,
+                proc.generation,
+                event.detection_us(),
+                self.shared.active()
+            );
+        }
+        let serial = self.history.push(event);
+        let pending = &mut self.pending[i];
+        if pending.len() == pending.capacity() {
+            pending.remove(0);
+        }
+        pending.push(serial);
+        if role == Role::Joining {
+            self.restarts[i].failed();
+        }
+        if self.shared.stop.load(Acquire) {
+            return;
+        }
+        if self.determinism.verdict().is_some() {
+            self.joins[i].quarantine();
+        } else {
+            self.restart_join(i, now);
+        }
+    }
+
+    /// Starts slot `i`'s replacement again, as the restart policy says (at
+    /// once, after a backoff, or never), and says so.
+    pub(crate) fn restart_join(&mut self, i: usize, now: Nanos) {
+        self.joins[i].begin(now, &self.restarts[i], &self.restart_policy);
+        let failures = self.restarts[i].failures();
+        match self.joins[i].phase() {
+            crate::policy::join::Phase::Backoff { until } => {
+                let wait = std::time::Duration::from_nanos(until.saturating_sub(now));
+                tracing::warn!("slot {i}: {failures} failed restarts in a row; retrying in {wait:?}");
+            }
+            crate::policy::join::Phase::Quarantined => tracing::error!(
+                "slot {i}: {failures} failed restarts in a row; quarantined: no more respawns, playing on the \
+                 surviving workers"
+            ),
+            _ => {}
+        }
+    }
+
+    /// One watchdog pass: observe every watched worker, kill what the
+    /// watchdog condemns.
+    pub(crate) fn watch(&mut self, now: Nanos) {
+        let limit = self.shared.bus.render_limit();
+        let block = u64::from(self.cfg.block);
+        let mut progress = [None; MAX_SLOTS];
+        for (i, p) in progress.iter_mut().enumerate().take(self.procs.len()) {
+            if self.procs[i].is_none() || self.fates[i].killing.is_some() || !self.watchdog.is_watched(i) {
+                continue;
+            }
+            let region = &self.shared.slots[i].region;
+            let write_frame = region.audio_write_frame();
+            let hb = region.heartbeat();
+            *p = Some(Progress {
+                write_frame,
+                has_work: limit >= write_frame + block && region.audio_space() >= block,
+                blocks: hb.blocks.load(Acquire),
+                last_render: hb.render_ns_last.load(Relaxed),
+            });
+        }
+        let pass = self.watchdog.pass(now, &progress);
+        if pass.held_off {
+            self.shared.supervisor_stalls.fetch_add(1, Relaxed);
+        }
+        for (i, verdict) in pass.kills.iter().enumerate() {
+            match verdict {
+                Some(Verdict::Hung) => self.kill(i, DetectedBy::Watchdog),
+                Some(Verdict::Slow) => self.kill(i, DetectedBy::Slow),
+                None => {}
+            }
+        }
+    }
+
+    /// Compares every standby's newest block checksums with the active's; a
+    /// standby that disagrees has diverged and is replaced.
+    pub(crate) fn compare_replicas(&mut self, now: Nanos) {
+        let a = self.shared.active();
+        if self.shared.slots[a].state() != LIVE {
+            return;
+        }
+        let block = u64::from(self.cfg.block);
+        for s in 0..self.shared.slots.len() {
+            if s == a || self.shared.slots[s].state() != LIVE || self.fates[s].killing.is_some() {
+                continue;
+            }
+            let (active, standby) = (&self.shared.slots[a].region, &self.shared.slots[s].region);
+            let newest = active.audio_write_frame().min(standby.audio_write_frame()) / block;
+            let mut next = self.compared_through[s]
+                .max(newest.saturating_sub(chronus_ipc::layout::CHECKSUMS as u64 / 2));
+            let mut mismatch = None;
+            while next < newest {
+                match (active.checksum(next), standby.checksum(next)) {
+                    (Some(x), Some(y)) if x != y => {
+                        mismatch = Some(next);
+                        break;
+                    }
+                    _ => next += 1,
+                }
+            }
+            self.compared_through[s] = next;
+            if let Some(b) = mismatch {
+                let frame = self.first_differing_frame(a, s, b);
+                let common_start = self.started_at[s] == self.started_at[a];
+                let fresh = common_start && b * block < self.started_at[s] + FRESH_BLOCKS * block;
+                tracing::error!("standby (slot {s}) diverged from the active at frame {frame}; replacing it");
+                if let Some(verdict) = self.determinism.diverged(frame, fresh, now) {
+                    self.report_nondeterminism(verdict);
+                }
+                self.kill(s, DetectedBy::Divergence);
+            }
+        }
+    }
+
+    /// The first frame of grid block `block` where slots `a` and `b` wrote
+    /// different samples (the block's first frame if either ring no longer
+    /// holds it).
+    pub(crate) fn first_differing_frame(&self, a: usize, b: usize, block: u64) -> u64 {
+        let n = self.cfg.block as usize;
+        let start = block * n as u64;
+        let (mut la, mut ra, mut lb, mut rb) =
+            (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        let got_a = AudioReader::new(&self.shared.slots[a].region).copy_recent(start, &mut la, &mut ra);
+        let got_b = AudioReader::new(&self.shared.slots[b].region).copy_recent(start, &mut lb, &mut rb);
+        if got_a.is_err() || got_b.is_err() {
+            return start;
+        }
+        let differs = |k: usize| la[k].to_bits() != lb[k].to_bits() || ra[k].to_bits() != rb[k].to_bits();
+        start + (0..n).find(|&k| differs(k)).unwrap_or(0) as u64
+    }
+
+    /// The DSP is not deterministic: say so once, and stop replacing
+    /// workers (a replacement would only diverge again).
+    pub(crate) fn report_nondeterminism(&mut self, v: NotDeterministic) {
+        tracing::error!(
+            "the DSP '{}' is not deterministic: two workers given the same events rendered different audio from frame \
+             {} on (it reads a clock, the pid, uninitialised memory or a random seed outside its state, or its \
+             snapshot misses state); playing on without a standby (see docs/embedding.md, \"Determinism\")",
+            self.cfg.dsp.name(),
+            v.frame
+        );
+        for i in 0..self.joins.len() {
+            if self.shared.slots[i].state() != LIVE {
+                self.joins[i].quarantine();
+                if self.shared.slots[i].state() == JOINING || self.procs[i].is_some() {
+                    self.kill(i, DetectedBy::Divergence);
+                }
+            }
+        }
+    }
+}

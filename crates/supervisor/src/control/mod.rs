@@ -1,0 +1,348 @@
+//! The supervisor thread: the process I/O around the failover policy. It
+//! watches the workers (pidfd poll and the watchdog's observations),
+//! carries out what the policy decides (kill, switch the active, spawn and
+//! start a replacement, promote it), and publishes the status. It spawns
+//! every worker itself: a worker's PR_SET_PDEATHSIG fires when the *thread*
+//! that spawned it exits, so that thread must live as long as the engine.
+
+mod failover;
+mod joins;
+mod procs;
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use chronus_ipc::{FaultKind, StartKind, WorkerState, monotonic_ns};
+
+use crate::collector::Note;
+use crate::config::EngineConfig;
+use crate::events::History;
+use crate::policy::determinism::Determinism;
+use crate::policy::health::{HealthFacts, UnderrunWindow, health};
+use crate::policy::join::{Join, JoinConfig};
+use crate::policy::restart::{RestartPolicy, Restarts};
+use crate::policy::watchdog::{Watchdog, WatchdogConfig};
+use crate::policy::{MAX_SLOTS, Nanos};
+use crate::shared::{JOINING, LIVE, Shared};
+use crate::status::{Health, Status};
+use crate::{EngineError, sys};
+pub(crate) use joins::JoinIo;
+pub(crate) use procs::{Fate, Proc};
+
+/// Priority of the supervisor thread under SCHED_FIFO: above the workers, so
+/// a worker spinning at real-time priority cannot starve its killer.
+pub(crate) const SUPERVISOR_PRIORITY: i32 = 80;
+/// Priority of the workers under SCHED_FIFO.
+pub(crate) const WORKER_PRIORITY: i32 = 60;
+/// How long an underrun keeps the health `Degraded`.
+pub const UNDERRUN_WINDOW: Duration = Duration::from_secs(10);
+
+/// Which worker a request is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The worker whose audio is played.
+    Active,
+    /// A verified standby.
+    Standby,
+}
+
+/// Requests from the API to the supervisor thread.
+pub(crate) enum Request {
+    /// Make the worker inflict `kind` on itself.
+    Inject(Target, FaultKind, mpsc::Sender<Result<u32, EngineError>>),
+    /// Send `signal` to the worker from outside (as `kill` would).
+    Signal(Target, i32, mpsc::Sender<Result<u32, EngineError>>),
+    /// A fault is about to hit worker `pid` from outside: remember when.
+    Expect(u32, FaultKind, u64),
+}
+
+/// Pending failover events of a slot: they complete when its replacement
+/// joins. Bounded (a slot that keeps failing completes its newest ones).
+const PENDING: usize = 16;
+
+pub(crate) struct Supervisor {
+    pub shared: Arc<Shared>,
+    pub cfg: EngineConfig,
+    /// The bus, read-only, for workers to inherit.
+    pub bus_fd: OwnedFd,
+    pub procs: Vec<Option<Proc>>,
+    pub fates: Vec<Fate>,
+    pub joins: Vec<Join>,
+    pub join_io: Vec<JoinIo>,
+    pub restarts: Vec<Restarts>,
+    pub restart_policy: RestartPolicy,
+    pub join_cfg: JoinConfig,
+    pub watchdog: Watchdog,
+    pub determinism: Determinism,
+    pub history: History,
+    /// Per slot: serials of the failover events its replacement completes.
+    pub pending: Vec<Vec<u64>>,
+    /// Per slot: the frame its worker started at.
+    pub started_at: Vec<u64>,
+    /// Per slot: blocks below this were compared with the active's.
+    pub compared_through: Vec<u64>,
+    /// The checkpoint slot to write next.
+    pub next_checkpoint: usize,
+    pub requests: mpsc::Receiver<Request>,
+    pub status: Arc<Mutex<Status>>,
+    pub underruns: UnderrunWindow,
+    pub last_health: Option<Health>,
+    pub next_generation: u64,
+    pub worker_priority: Option<i32>,
+    /// Notes for the journal (excisions, resets).
+    pub notes: rtrb::Producer<Note>,
+}
+
+impl Supervisor {
+    pub fn new(
+        shared: Arc<Shared>,
+        cfg: EngineConfig,
+        bus_fd: OwnedFd,
+        requests: mpsc::Receiver<Request>,
+        status: Arc<Mutex<Status>>,
+        notes: rtrb::Producer<Note>,
+    ) -> Self {
+        let n = shared.slots.len();
+        let ns = |d: Duration| d.as_nanos() as Nanos;
+        let watchdog = Watchdog::new(WatchdogConfig {
+            hang_timeout: ns(cfg.hang_timeout),
+            slow_budget: (ns(cfg.block_duration()) as f64 * cfg.slow_factor) as Nanos,
+            slow_blocks: cfg.slow_blocks,
+            common_patience: crate::COMMON_STALL_PATIENCE,
+        });
+        Self {
+            restart_policy: RestartPolicy {
+                base: ns(cfg.backoff_base),
+                max: ns(cfg.backoff_max),
+                quarantine_after: cfg.quarantine_after,
+            },
+            join_cfg: JoinConfig {
+                step_timeout: crate::JOIN_STEP_TIMEOUT,
+                verify_blocks: 1,
+                block: u64::from(cfg.block),
+            },
+            history: History::new(cfg.max_events),
+            shared,
+            cfg,
+            bus_fd,
+            procs: (0..n).map(|_| None).collect(),
+            fates: (0..n).map(|_| Fate::default()).collect(),
+            joins: vec![Join::default(); n],
+            join_io: vec![JoinIo::default(); n],
+            restarts: vec![Restarts::default(); n],
+            watchdog,
+            determinism: Determinism::default(),
+            pending: (0..n).map(|_| Vec::with_capacity(PENDING)).collect(),
+            started_at: vec![0; n],
+            compared_through: vec![0; n],
+            next_checkpoint: 0,
+            requests,
+            status,
+            underruns: UnderrunWindow::default(),
+            last_health: None,
+            next_generation: 1,
+            worker_priority: None,
+            notes,
+        }
+    }
+
+    /// Starts the replicas from a reset DSP at frame 0 and waits until they
+    /// run.
+    pub fn start_workers(&mut self) -> Result<(), EngineError> {
+        let n = self.cfg.replicas as usize;
+        for i in 0..n {
+            self.spawn(i)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut ids = [0u32; MAX_SLOTS];
+        for (i, id) in ids.iter_mut().enumerate().take(n) {
+            let region = &self.shared.slots[i].region;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if region.wait_worker_ready(left) != Some(WorkerState::Ready) {
+                self.kill_all();
+                return Err(EngineError::WorkerStart(format!(
+                    "worker {i} did not become ready (see its message above)"
+                )));
+            }
+            *id = region.request_start(StartKind::Fresh, 0, 0, 0);
+        }
+        for (i, &id) in ids.iter().enumerate().take(n) {
+            let region = &self.shared.slots[i].region;
+            while region.start_outcome(id).is_none() {
+                if Instant::now() > deadline {
+                    self.kill_all();
+                    return Err(EngineError::WorkerStart(format!("worker {i} did not start")));
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            self.shared.slots[i].set_state(LIVE);
+            self.watchdog.watch(i, monotonic_ns(), true);
+        }
+        self.shared.active.store(0, Release);
+        Ok(())
+    }
+
+    /// The supervisor loop: until the engine stops.
+    pub fn run(mut self) -> History {
+        while !self.shared.stop.load(Acquire) {
+            let exited = self.poll_exits(1);
+            // Requests first: an expected outside fault must be known before
+            // the exit it causes is recorded.
+            while let Ok(request) = self.requests.try_recv() {
+                self.handle_request(request);
+            }
+            for i in 0..self.procs.len() {
+                if exited & (1 << i) != 0 {
+                    self.on_exit(i);
+                }
+            }
+            if self.shared.stop.load(Acquire) {
+                // The output no longer consumes: progress checks would lie.
+                break;
+            }
+            let now = monotonic_ns();
+            self.watch(now);
+            for i in 0..self.joins.len() {
+                self.step_join(i, now);
+            }
+            self.compare_replicas(now);
+            self.publish_status(now);
+        }
+        self.shutdown();
+        self.publish_status(monotonic_ns());
+        self.history
+    }
+
+    /// The live slot other than the active one, if any (the standby).
+    pub(crate) fn standby(&self) -> Option<usize> {
+        let active = self.shared.active();
+        (0..self.shared.slots.len()).find(|&i| i != active && self.shared.slots[i].state() == LIVE)
+    }
+
+    fn handle_request(&mut self, request: Request) {
+        let (target, reply) = match &request {
+            Request::Inject(t, _, r) | Request::Signal(t, _, r) => (*t, r.clone()),
+            Request::Expect(pid, kind, at) => {
+                if let Some(i) = (0..self.procs.len()).find(|&i| self.pid(i) == Some(*pid)) {
+                    self.fates[i].sent_fault = Some((*at, *kind));
+                }
+                return;
+            }
+        };
+        let active = self.shared.active();
+        let slot = match target {
+            Target::Active => Some(active).filter(|&a| self.shared.slots[a].state() == LIVE),
+            Target::Standby => self.standby(),
+        };
+        let Some((i, pid)) = slot.and_then(|i| Some((i, self.pid(i)?))) else {
+            let role = if target == Target::Active { "active" } else { "standby" };
+            let _ = reply.send(Err(EngineError::NoSuchWorker(role)));
+            return;
+        };
+        let result = match request {
+            Request::Inject(_, kind, _) => {
+                if self.shared.slots[i].region.inject_fault(kind) {
+                    Ok(pid)
+                } else {
+                    Err(EngineError::FaultsDisabled)
+                }
+            }
+            Request::Expect(..) => return,
+            Request::Signal(_, signal, _) => {
+                let kind = match signal {
+                    libc::SIGSTOP => FaultKind::Stop,
+                    libc::SIGSEGV => FaultKind::Segv,
+                    libc::SIGABRT => FaultKind::Abort,
+                    _ => FaultKind::Kill,
+                };
+                self.fates[i].sent_fault = Some((monotonic_ns(), kind));
+                match &self.procs[i] {
+                    Some(p) => sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&p.pidfd), signal)
+                        .map(|()| pid)
+                        .map_err(|e| EngineError::WorkerStart(format!("signal: {e}"))),
+                    None => Err(EngineError::NoSuchWorker("target")),
+                }
+            }
+        };
+        let _ = reply.send(result);
+    }
+
+    fn publish_status(&mut self, now: Nanos) {
+        let s = &self.shared;
+        let underruns = s.underrun_frames.load(Relaxed);
+        let recent_underrun = self.underruns.update(underruns, now, UNDERRUN_WINDOW.as_nanos() as Nanos);
+        let quarantined = self.joins.iter().any(|j| j.phase() == crate::policy::join::Phase::Quarantined);
+        let backing_off =
+            self.joins.iter().any(|j| matches!(j.phase(), crate::policy::join::Phase::Backoff { .. }));
+        let live = s.slots.iter().filter(|slot| slot.state() == LIVE).count();
+        let nondeterministic_at = self.determinism.verdict().map(|v| v.frame);
+        let health = health(&HealthFacts {
+            live,
+            recent_underrun,
+            backing_off,
+            quarantined,
+            nondeterministic: nondeterministic_at.is_some(),
+        });
+        let active = s.active();
+        let live_pid = |i: usize| self.pid(i).filter(|_| s.slots[i].state() == LIVE);
+        let status = Status {
+            health,
+            active_pid: live_pid(active),
+            standby_pid: self.standby().and_then(live_pid),
+            joining_pid: (0..s.slots.len())
+                .find_map(|i| self.pid(i).filter(|_| s.slots[i].state() == JOINING)),
+            failovers: self.history.total(),
+            frames_played: s.frame.load(Relaxed),
+            underrun_frames: underruns,
+            machine_stall_frames: s.machine_stall_frames.load(Relaxed),
+            fallback_frames: s.fallback_frames.load(Relaxed),
+            sample_rate: self.cfg.sample_rate,
+            block: self.cfg.block,
+            active_voices: s.slots[active].region.heartbeat().active.load(Relaxed) as u32,
+            quarantined,
+            backing_off,
+            nondeterministic_at,
+            events_coalesced: s.events_coalesced.load(Relaxed),
+            events_stamped: s.events_stamped.load(Relaxed),
+        };
+        // A stopping engine has no workers by design: not a change to log.
+        if self.last_health != Some(health) && !s.stop.load(Acquire) {
+            let was = self.last_health.map_or_else(|| "starting".to_owned(), |h| h.to_string());
+            match health {
+                Health::Healthy => tracing::info!("health: {was} -> {health}"),
+                _ => tracing::warn!("health: {was} -> {health}"),
+            }
+            self.last_health = Some(health);
+        }
+        if let Ok(mut st) = self.status.lock() {
+            *st = status;
+        }
+    }
+
+    /// Asks every worker to stop, waits a little, kills what is left; reaps.
+    fn shutdown(&mut self) {
+        for (i, p) in self.procs.iter().enumerate() {
+            if p.is_some() {
+                self.shared.slots[i].region.request_stop();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for p in &mut self.procs {
+            if let Some(mut p) = p.take() {
+                loop {
+                    match p.child.try_wait() {
+                        Ok(Some(_)) => break,
+                        Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                        _ => {
+                            let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&p.pidfd), libc::SIGKILL);
+                            let _ = p.child.wait();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

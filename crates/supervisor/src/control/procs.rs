@@ -1,0 +1,89 @@
+//! Process I/O: spawning workers into slots, pidfds, signals, reaping.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use chronus_ipc::{FaultKind, monotonic_ns};
+
+use super::Supervisor;
+use crate::events::DetectedBy;
+use crate::policy::MAX_SLOTS;
+use crate::{EngineError, sys};
+
+/// A running worker process.
+pub(crate) struct Proc {
+    pub child: chronus_worker::WorkerProcess,
+    pub pidfd: OwnedFd,
+    pub pid: u32,
+    pub generation: u64,
+}
+
+/// The supervisor's per-slot bookkeeping of a worker's fate.
+#[derive(Default)]
+pub(crate) struct Fate {
+    /// The supervisor is killing this worker: why and when it decided.
+    pub killing: Option<(DetectedBy, u64)>,
+    /// A fault sent from outside: when and which.
+    pub sent_fault: Option<(u64, FaultKind)>,
+}
+
+impl Supervisor {
+    /// Spawns a worker into slot `i`, its region reset for a new generation.
+    /// It attaches, prepares its DSP and waits, ready, to be told where to
+    /// start.
+    pub(crate) fn spawn(&mut self, i: usize) -> Result<(), EngineError> {
+        let region = &self.shared.slots[i].region;
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        region.reset(generation);
+        region.enable_faults(self.cfg.faults_enabled);
+        let child =
+            chronus_worker::spawn_worker(&self.cfg.worker, region, self.bus_fd.as_fd(), self.worker_priority)
+                .map_err(|e| {
+                    EngineError::WorkerStart(format!("cannot run {}: {e}", self.cfg.worker.exe.display()))
+                })?;
+        let pid = child.id();
+        let pidfd = sys::pidfd_open(pid).map_err(|e| EngineError::WorkerStart(format!("pidfd_open: {e}")))?;
+        self.procs[i] = Some(Proc { child, pidfd, pid, generation });
+        self.fates[i] = Fate::default();
+        Ok(())
+    }
+
+    /// Sends SIGKILL to slot `i`'s worker, remembering why and when.
+    pub(crate) fn kill(&mut self, i: usize, why: DetectedBy) {
+        let fate = &mut self.fates[i];
+        if fate.killing.is_some() {
+            return;
+        }
+        if let Some(p) = &self.procs[i] {
+            fate.killing = Some((why, monotonic_ns()));
+            let _ = sys::pidfd_send_signal(p.pidfd.as_fd(), libc::SIGKILL);
+        }
+    }
+
+    /// Kills and reaps every worker at once (start-up failed).
+    pub(crate) fn kill_all(&mut self) {
+        for p in self.procs.iter_mut() {
+            if let Some(mut p) = p.take() {
+                let _ = sys::pidfd_send_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                let _ = p.child.wait();
+            }
+        }
+    }
+
+    /// Waits up to `timeout_ms` for workers to end; returns a mask of the
+    /// slots whose pidfd became readable. Never allocates.
+    pub(crate) fn poll_exits(&self, timeout_ms: i32) -> u32 {
+        let mut fds = [-1; MAX_SLOTS];
+        for (fd, p) in fds.iter_mut().zip(&self.procs) {
+            if let Some(p) = p {
+                *fd = p.pidfd.as_raw_fd();
+            }
+        }
+        sys::poll_readable(&fds, timeout_ms)
+    }
+
+    /// The pid of slot `i`'s worker.
+    pub(crate) fn pid(&self, i: usize) -> Option<u32> {
+        self.procs[i].as_ref().map(|p| p.pid)
+    }
+}

@@ -1,0 +1,36 @@
+//! Typed errors of the synth. None of them allocates, so they can be
+//! returned from the real-time path.
+
+use crate::Param;
+
+/// Why a command, configuration or snapshot was refused.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SynthError {
+    /// A parameter value was NaN or infinite; the command was not applied.
+    #[error("{param} must be a finite number")]
+    NonFinite {
+        /// The parameter that got the bad value.
+        param: Param,
+    },
+    /// The voice id does not exist in this synth.
+    #[error("voice {voice} is out of range (this synth has voices 0..{voices})")]
+    VoiceOutOfRange {
+        /// The requested voice.
+        voice: u32,
+        /// The number of voices.
+        voices: u32,
+    },
+    /// `master` was sent to a single voice; it is global only.
+    #[error("{0} is a global parameter; use /set")]
+    NotAVoiceParam(Param),
+    /// The filter kind is not 0 (low-pass), 1 (high-pass), 2 (band-pass) or 3 (notch).
+    #[error("filter must be 0 (lowpass), 1 (highpass), 2 (bandpass) or 3 (notch), got {0}")]
+    BadFilterKind(f32),
+    /// The synth configuration is unusable.
+    #[error("invalid synth configuration: {0}")]
+    InvalidConfig(&'static str),
+    /// A snapshot does not fit this synth or holds impossible values.
+    #[error("snapshot rejected: {0}")]
+    BadSnapshot(&'static str),
+}

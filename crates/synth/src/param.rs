@@ -1,0 +1,248 @@
+//! Voice and global parameters: names, units, accepted ranges.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::SynthError;
+use crate::adsr::{AdsrParams, MAX_STAGE_SECONDS};
+use crate::biquad::{FilterKind, MAX_CUTOFF_RATIO, MIN_CUTOFF_HZ, Q_RANGE};
+
+/// A settable parameter. The names are the ones used on the wire (OSC,
+/// scores, journals).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Param {
+    /// Oscillator frequency in Hz, `[0, sr/2]`.
+    Freq = 0,
+    /// Voice amplitude, linear gain `[0, 1]`.
+    Amp = 1,
+    /// Filter cutoff in Hz, `[10, 0.49·sr]`.
+    Cutoff = 2,
+    /// Filter quality factor, `[0.1, 40]`.
+    Q = 3,
+    /// Attack time in seconds, `[0, 60]`.
+    Attack = 4,
+    /// Decay time in seconds, `[0, 60]`.
+    Decay = 5,
+    /// Sustain level, linear `[0, 1]`.
+    Sustain = 6,
+    /// Release time in seconds, `[0, 60]`.
+    Release = 7,
+    /// Stereo position, `-1` (left) to `1` (right), constant power.
+    Pan = 8,
+    /// Filter kind: 0 low-pass, 1 high-pass, 2 band-pass, 3 notch.
+    Filter = 9,
+    /// Master output gain, linear `[0, 4]`; global only.
+    Master = 10,
+}
+
+impl Param {
+    /// Every parameter, in id order.
+    pub const ALL: [Param; 11] = [
+        Param::Freq,
+        Param::Amp,
+        Param::Cutoff,
+        Param::Q,
+        Param::Attack,
+        Param::Decay,
+        Param::Sustain,
+        Param::Release,
+        Param::Pan,
+        Param::Filter,
+        Param::Master,
+    ];
+
+    /// The wire name (`"cutoff"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::Freq => "freq",
+            Param::Amp => "amp",
+            Param::Cutoff => "cutoff",
+            Param::Q => "q",
+            Param::Attack => "attack",
+            Param::Decay => "decay",
+            Param::Sustain => "sustain",
+            Param::Release => "release",
+            Param::Pan => "pan",
+            Param::Filter => "filter",
+            Param::Master => "master",
+        }
+    }
+
+    /// The parameter with this wire name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The parameter with this numeric id (as in shared memory).
+    pub fn from_id(id: u16) -> Option<Self> {
+        Self::ALL.get(usize::from(id)).copied()
+    }
+
+    /// The numeric id.
+    pub fn id(self) -> u16 {
+        self as u16
+    }
+
+    /// Whether this parameter exists per voice (everything but `master`).
+    pub fn is_voice_param(self) -> bool {
+        self != Param::Master
+    }
+
+    /// Validates `value` for this parameter at `sample_rate`: non-finite
+    /// values are errors, out-of-range ones are clamped. Returns the value to
+    /// use and whether it was clamped.
+    pub fn sanitize(self, value: f32, sample_rate: u32) -> Result<(f32, bool), SynthError> {
+        if !value.is_finite() {
+            return Err(SynthError::NonFinite { param: self });
+        }
+        let sr = sample_rate as f32;
+        let (lo, hi) = match self {
+            Param::Freq => (0.0, sr * 0.5),
+            Param::Amp | Param::Sustain => (0.0, 1.0),
+            Param::Cutoff => (MIN_CUTOFF_HZ, sr * MAX_CUTOFF_RATIO),
+            Param::Q => Q_RANGE,
+            Param::Attack | Param::Decay | Param::Release => (0.0, MAX_STAGE_SECONDS),
+            Param::Pan => (-1.0, 1.0),
+            Param::Master => (0.0, 4.0),
+            Param::Filter => {
+                let kind = value.round();
+                return match FilterKind::from_u32(kind as u32) {
+                    Some(_) if kind == value && kind >= 0.0 => Ok((kind, false)),
+                    _ => Err(SynthError::BadFilterKind(value)),
+                };
+            }
+        };
+        let v = value.clamp(lo, hi);
+        Ok((v, v != value))
+    }
+}
+
+impl std::fmt::Display for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The settings of one voice, as plain data.
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+#[repr(C)]
+pub struct VoiceParams {
+    /// Oscillator frequency in Hz.
+    pub freq: f32,
+    /// Amplitude, linear gain.
+    pub amp: f32,
+    /// Filter cutoff in Hz.
+    pub cutoff: f32,
+    /// Filter quality factor.
+    pub q: f32,
+    /// Attack in seconds.
+    pub attack: f32,
+    /// Decay in seconds.
+    pub decay: f32,
+    /// Sustain level, linear.
+    pub sustain: f32,
+    /// Release in seconds.
+    pub release: f32,
+    /// Stereo position, -1 to 1.
+    pub pan: f32,
+    /// [`FilterKind`] code.
+    pub filter: u32,
+}
+
+impl Default for VoiceParams {
+    fn default() -> Self {
+        let env = AdsrParams::default();
+        Self {
+            freq: 440.0,
+            amp: 0.5,
+            cutoff: 4_000.0,
+            q: std::f32::consts::FRAC_1_SQRT_2,
+            attack: env.attack,
+            decay: env.decay,
+            sustain: env.sustain,
+            release: env.release,
+            pan: 0.0,
+            filter: FilterKind::LowPass as u32,
+        }
+    }
+}
+
+impl VoiceParams {
+    /// Stores an already sanitised value of a voice parameter.
+    pub fn store(&mut self, param: Param, value: f32) {
+        match param {
+            Param::Freq => self.freq = value,
+            Param::Amp => self.amp = value,
+            Param::Cutoff => self.cutoff = value,
+            Param::Q => self.q = value,
+            Param::Attack => self.attack = value,
+            Param::Decay => self.decay = value,
+            Param::Sustain => self.sustain = value,
+            Param::Release => self.release = value,
+            Param::Pan => self.pan = value,
+            Param::Filter => self.filter = value as u32,
+            Param::Master => {}
+        }
+    }
+
+    /// The envelope part.
+    pub fn adsr(&self) -> AdsrParams {
+        AdsrParams { attack: self.attack, decay: self.decay, sustain: self.sustain, release: self.release }
+    }
+
+    /// The filter kind.
+    pub fn filter_kind(&self) -> FilterKind {
+        FilterKind::from_u32(self.filter).unwrap_or_default()
+    }
+
+    /// Sanitises every field (for configurations and snapshots).
+    pub fn sanitized(&self, sample_rate: u32) -> Result<Self, SynthError> {
+        let mut out = *self;
+        for param in Param::ALL {
+            let raw = match param {
+                Param::Freq => self.freq,
+                Param::Amp => self.amp,
+                Param::Cutoff => self.cutoff,
+                Param::Q => self.q,
+                Param::Attack => self.attack,
+                Param::Decay => self.decay,
+                Param::Sustain => self.sustain,
+                Param::Release => self.release,
+                Param::Pan => self.pan,
+                Param::Filter => self.filter as f32,
+                Param::Master => continue,
+            };
+            out.store(param, param.sanitize(raw, sample_rate)?.0);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids_round_trip() {
+        for p in Param::ALL {
+            assert_eq!(Param::from_name(p.name()), Some(p));
+            assert_eq!(Param::from_id(p.id()), Some(p));
+        }
+        assert_eq!(Param::from_name("volume"), None);
+        assert_eq!(Param::from_id(11), None);
+    }
+
+    #[test]
+    fn sanitize_rejects_non_finite_and_clamps_the_rest() {
+        assert!(Param::Freq.sanitize(f32::NAN, 48_000).is_err());
+        assert!(Param::Q.sanitize(f32::NEG_INFINITY, 48_000).is_err());
+        assert_eq!(Param::Freq.sanitize(1.0e6, 48_000), Ok((24_000.0, true)));
+        assert_eq!(Param::Q.sanitize(0.0, 48_000), Ok((0.1, true)));
+        assert_eq!(Param::Attack.sanitize(-1.0, 48_000), Ok((0.0, true)));
+        assert_eq!(Param::Amp.sanitize(0.25, 48_000), Ok((0.25, false)));
+        assert_eq!(Param::Filter.sanitize(2.0, 48_000), Ok((2.0, false)));
+        assert!(Param::Filter.sanitize(1.5, 48_000).is_err());
+        assert!(Param::Filter.sanitize(4.0, 48_000).is_err());
+        assert!(Param::Filter.sanitize(-1.0, 48_000).is_err());
+    }
+}

@@ -1,0 +1,373 @@
+//! `Synth`: the polyphonic voice bank with stereo output and a master gain.
+
+use crate::bank::{LANES, Lane, VoiceChunk, VoiceControl};
+use crate::command::{Command, CommandSource, SliceSource, TimedCommand};
+use crate::param::{Param, VoiceParams};
+use crate::{FLUSH_PERIOD, RAMP_SECONDS, SynthError};
+use wide::f32x8;
+
+/// Most voices a synth may have.
+pub const MAX_VOICES: u32 = 4_096;
+/// Accepted sample rates, in Hz.
+pub const SAMPLE_RATE_RANGE: (u32, u32) = (8_000, 384_000);
+
+/// How to build a [`Synth`] (besides its sample rate): what the engine
+/// sends its workers, as JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SynthConfig {
+    /// Number of voices, `1..=MAX_VOICES`; fixed for the synth's life.
+    pub voices: u32,
+}
+
+impl SynthConfig {
+    /// A synth with `voices` voices.
+    pub fn new(voices: u32) -> Self {
+        Self { voices }
+    }
+}
+
+/// Counters of what happened to commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SynthStats {
+    /// Commands applied (possibly with clamped values).
+    pub applied: u64,
+    /// Commands refused (non-finite value, unknown voice, …).
+    pub rejected: u64,
+    /// Values clamped into range.
+    pub clamped: u64,
+    /// Commands that arrived for a frame already rendered (applied at once).
+    pub late: u64,
+}
+
+/// A polyphonic synth: `voices` × (SimpleSine → Adsr → Biquad → gain), summed
+/// to stereo, times a master gain.
+///
+/// Everything is allocated in [`Synth::new`]; [`Synth::apply`] and the render
+/// calls never allocate, lock or panic, whatever the parameters. The output is
+/// a pure function of the commands and the frames they apply at: how renders
+/// are split into blocks does not change a bit.
+///
+/// ```
+/// use chronus_synth::{Command, Synth, SynthConfig};
+/// let mut synth = Synth::new(48_000, SynthConfig::new(16)).unwrap();
+/// synth.apply(&Command::NoteOn { voice: 0, freq: 440.0, amp: 0.5 }).unwrap();
+/// let (mut l, mut r) = (vec![0.0; 256], vec![0.0; 256]);
+/// synth.render(&mut l, &mut r);
+/// assert!(l.iter().any(|s| *s != 0.0));
+/// assert_eq!(synth.frame(), 256);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Synth {
+    pub(crate) sample_rate: u32,
+    pub(crate) voices: u32,
+    pub(crate) ramp: u32,
+    pub(crate) chunks: Vec<VoiceChunk>,
+    pub(crate) ctls: Vec<VoiceControl>,
+    /// Bit `l` of `active[c]`: voice `c·LANES + l` is not idle.
+    pub(crate) active: Vec<u8>,
+    pub(crate) defaults: VoiceParams,
+    pub(crate) master: crate::gain::GainRamp,
+    pub(crate) frame: u64,
+    acc_l: Box<[f32x8; FLUSH_PERIOD]>,
+    acc_r: Box<[f32x8; FLUSH_PERIOD]>,
+    stats: SynthStats,
+    /// Where a snapshot in bytes is checked before it replaces the state.
+    pub(crate) scratch_chunks: Vec<VoiceChunk>,
+    pub(crate) scratch_ctls: Vec<VoiceControl>,
+}
+
+impl Synth {
+    /// Builds a synth; this is where all of its memory is allocated.
+    ///
+    /// # Errors
+    /// [`SynthError::InvalidConfig`] for a voice count or sample rate out of
+    /// range.
+    pub fn new(sample_rate: u32, config: SynthConfig) -> Result<Self, SynthError> {
+        let sr = sample_rate;
+        if !(SAMPLE_RATE_RANGE.0..=SAMPLE_RATE_RANGE.1).contains(&sr) {
+            return Err(SynthError::InvalidConfig("sample rate must be 8000..=384000 Hz"));
+        }
+        if config.voices == 0 || config.voices > MAX_VOICES {
+            return Err(SynthError::InvalidConfig("voices must be 1..=4096"));
+        }
+        let defaults = VoiceParams::default();
+        let master = 1.0;
+        let ramp = crate::adsr::seconds_to_samples(RAMP_SECONDS, sr).max(1);
+        let n_chunks = (config.voices as usize).div_ceil(LANES);
+        Ok(Self {
+            sample_rate: sr,
+            voices: config.voices,
+            ramp,
+            chunks: vec![VoiceChunk::idle(&defaults, sr); n_chunks],
+            ctls: vec![VoiceControl::idle(&defaults, sr, ramp); n_chunks * LANES],
+            active: vec![0; n_chunks],
+            defaults,
+            master: crate::gain::GainRamp::steady([master, master]),
+            frame: 0,
+            acc_l: Box::new([f32x8::ZERO; FLUSH_PERIOD]),
+            acc_r: Box::new([f32x8::ZERO; FLUSH_PERIOD]),
+            stats: SynthStats::default(),
+            scratch_chunks: vec![VoiceChunk::idle(&defaults, sr); n_chunks],
+            scratch_ctls: vec![VoiceControl::idle(&defaults, sr, ramp); n_chunks * LANES],
+        })
+    }
+
+    /// Back to the state right after [`Synth::new`]: every voice idle with
+    /// the default settings, master gain 1, frame 0, counters cleared.
+    /// Never allocates.
+    pub fn reset_state(&mut self) {
+        let defaults = VoiceParams::default();
+        self.chunks.fill(VoiceChunk::idle(&defaults, self.sample_rate));
+        self.ctls.fill(VoiceControl::idle(&defaults, self.sample_rate, self.ramp));
+        self.active.fill(0);
+        self.defaults = defaults;
+        self.master = crate::gain::GainRamp::steady([1.0, 1.0]);
+        self.frame = 0;
+        self.stats = SynthStats::default();
+    }
+
+    /// Counts an event that is not one of the synth's commands.
+    pub(crate) fn count_rejected(&mut self) {
+        self.stats.rejected += 1;
+    }
+
+    /// Sample rate in Hz.
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Number of voices.
+    pub fn voices(&self) -> u32 {
+        self.voices
+    }
+
+    /// The absolute index of the next frame to render.
+    pub fn frame(&self) -> u64 {
+        self.frame
+    }
+
+    /// Command counters.
+    pub fn stats(&self) -> SynthStats {
+        self.stats
+    }
+
+    /// Number of voices currently sounding (not idle).
+    pub fn voices_in_use(&self) -> u32 {
+        self.active.iter().map(|m| m.count_ones()).sum()
+    }
+
+    /// The settings `/set` last gave every voice.
+    pub fn defaults(&self) -> &VoiceParams {
+        &self.defaults
+    }
+
+    fn lane(&mut self, voice: u32) -> Lane<'_> {
+        let v = voice as usize;
+        Lane {
+            chunk: &mut self.chunks[v / LANES],
+            l: v % LANES,
+            ctl: &mut self.ctls[v],
+            sample_rate: self.sample_rate,
+            ramp: self.ramp,
+        }
+    }
+
+    fn check_voice(&self, voice: u32) -> Result<(), SynthError> {
+        if voice < self.voices {
+            Ok(())
+        } else {
+            Err(SynthError::VoiceOutOfRange { voice, voices: self.voices })
+        }
+    }
+
+    fn mark(&mut self, voice: u32) {
+        let v = voice as usize;
+        let bit = 1u8 << (v % LANES);
+        if self.ctls[v].is_idle() {
+            self.active[v / LANES] &= !bit;
+        } else {
+            self.active[v / LANES] |= bit;
+        }
+    }
+
+    /// Applies a command at the current frame. Non-finite values and unknown
+    /// voices are refused (and counted); out-of-range values are clamped.
+    ///
+    /// # Errors
+    /// The [`SynthError`] that explains the refusal; the synth is unchanged.
+    pub fn apply(&mut self, command: &Command) -> Result<(), SynthError> {
+        let result = self.try_apply(command);
+        match result {
+            Ok(clamped) => {
+                self.stats.applied += 1;
+                self.stats.clamped += u64::from(clamped);
+            }
+            Err(_) => self.stats.rejected += 1,
+        }
+        result.map(|_| ())
+    }
+
+    fn try_apply(&mut self, command: &Command) -> Result<u32, SynthError> {
+        let sr = self.sample_rate;
+        match *command {
+            Command::NoteOn { voice, freq, amp } => {
+                self.check_voice(voice)?;
+                let (freq, c1) = Param::Freq.sanitize(freq, sr)?;
+                let (amp, c2) = Param::Amp.sanitize(amp, sr)?;
+                self.lane(voice).note_on(freq, amp);
+                self.mark(voice);
+                Ok(u32::from(c1) + u32::from(c2))
+            }
+            Command::NoteOff { voice } => {
+                self.check_voice(voice)?;
+                self.lane(voice).note_off();
+                self.mark(voice);
+                Ok(0)
+            }
+            Command::VoiceSet { voice, param, value } => {
+                self.check_voice(voice)?;
+                if !param.is_voice_param() {
+                    return Err(SynthError::NotAVoiceParam(param));
+                }
+                let (value, clamped) = param.sanitize(value, sr)?;
+                self.lane(voice).set(param, value);
+                self.mark(voice);
+                Ok(u32::from(clamped))
+            }
+            Command::Set { param, value } => {
+                let (value, clamped) = param.sanitize(value, sr)?;
+                if param == Param::Master {
+                    self.master.ramp_to([value, value], self.ramp);
+                } else {
+                    self.defaults.store(param, value);
+                    for voice in 0..self.voices {
+                        self.lane(voice).set(param, value);
+                        self.mark(voice);
+                    }
+                }
+                Ok(u32::from(clamped))
+            }
+        }
+    }
+
+    /// Renders `left.len()` frames (`right` must be as long; extra frames of
+    /// the longer one are left alone) with no commands.
+    pub fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
+        let n = left.len().min(right.len());
+        let (left, right) = (&mut left[..n], &mut right[..n]);
+        let mut done = 0;
+        while done < n {
+            let into_period = (self.frame % FLUSH_PERIOD as u64) as usize;
+            if into_period == 0 {
+                self.flush_chunks();
+            }
+            let len = (n - done).min(FLUSH_PERIOD - into_period);
+            self.render_sub(&mut left[done..done + len], &mut right[done..done + len]);
+            self.frame += len as u64;
+            done += len;
+        }
+    }
+
+    /// Renders `left.len()` frames, applying each command from `source` at
+    /// its frame (the block is split there, so timing is sample-accurate).
+    pub fn render_with(&mut self, left: &mut [f32], right: &mut [f32], source: &mut impl CommandSource) {
+        let n = left.len().min(right.len());
+        let end = self.frame + n as u64;
+        let mut done = 0usize;
+        while let Some(TimedCommand { frame, command }) = source.next_before(end) {
+            if frame > self.frame {
+                let k = (frame - self.frame) as usize;
+                self.render(&mut left[done..done + k], &mut right[done..done + k]);
+                done += k;
+            } else if frame < self.frame {
+                self.stats.late += 1;
+            }
+            // Refusals are counted in `stats`; rendering goes on.
+            let _ = self.apply(&command);
+        }
+        self.render(&mut left[done..n], &mut right[done..n]);
+    }
+
+    /// Renders `left.len()` frames applying `commands` (sorted by frame);
+    /// returns how many of them were used.
+    pub fn render_commands(
+        &mut self,
+        left: &mut [f32],
+        right: &mut [f32],
+        commands: &[TimedCommand],
+    ) -> usize {
+        let mut source = SliceSource::new(commands);
+        self.render_with(left, right, &mut source);
+        source.consumed()
+    }
+
+    fn flush_chunks(&mut self) {
+        for (chunk, &mask) in self.chunks.iter_mut().zip(&self.active) {
+            if mask != 0 {
+                chunk.flush();
+            }
+        }
+    }
+
+    /// Renders at most one flush period of frames.
+    fn render_sub(&mut self, left: &mut [f32], right: &mut [f32]) {
+        let n = left.len();
+        let acc_l = &mut self.acc_l[..n];
+        let acc_r = &mut self.acc_r[..n];
+        acc_l.fill(f32x8::ZERO);
+        acc_r.fill(f32x8::ZERO);
+        for c in 0..self.chunks.len() {
+            if self.active[c] == 0 {
+                continue;
+            }
+            let mut off = 0usize;
+            while off < n {
+                let ctls = &self.ctls[c * LANES..(c + 1) * LANES];
+                let mut seg = (n - off) as u32;
+                let mut ramping = false;
+                for ctl in ctls {
+                    seg = seg.min(ctl.next_event());
+                    ramping |= ctl.is_ramping();
+                }
+                let seg = seg as usize;
+                let (al, ar) = (&mut acc_l[off..off + seg], &mut acc_r[off..off + seg]);
+                if ramping {
+                    self.chunks[c].run::<true>(al, ar);
+                } else {
+                    self.chunks[c].run::<false>(al, ar);
+                }
+                let mut mask = 0u8;
+                for l in 0..LANES {
+                    let mut lane = Lane {
+                        chunk: &mut self.chunks[c],
+                        l,
+                        ctl: &mut self.ctls[c * LANES + l],
+                        sample_rate: self.sample_rate,
+                        ramp: self.ramp,
+                    };
+                    mask |= u8::from(lane.consume(seg as u32)) << l;
+                }
+                self.active[c] = mask;
+                off += seg;
+            }
+        }
+        let master = &mut self.master;
+        for ((l, r), (al, ar)) in left.iter_mut().zip(right.iter_mut()).zip(acc_l.iter().zip(acc_r.iter())) {
+            let g = master.value[0];
+            *l = g * sum_lanes(al);
+            *r = g * sum_lanes(ar);
+            if master.remaining > 0 {
+                master.value[0] += master.step[0];
+                master.value[1] = master.value[0];
+                master.consume(1);
+            }
+        }
+    }
+}
+
+/// Sums the lanes in a fixed pairwise order (part of determinism).
+#[inline(always)]
+fn sum_lanes(a: &f32x8) -> f32 {
+    let a = a.to_array();
+    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+}

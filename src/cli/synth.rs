@@ -1,0 +1,37 @@
+//! The built-in synth, as the CLI runs it: its spec, the demo score, and
+//! reading journals written for it.
+
+use chronus::dsp::{DspSpec, Setup, TimedEvent};
+use chronus::journal::{JournalError, JournalHeader};
+use chronus::synth::{Synth, SynthConfig};
+
+use crate::exit::{DATA_ERR, ExitCodeExt, Failure, USAGE};
+
+/// The synth with `voices` voices.
+pub fn spec(voices: u32) -> Result<DspSpec, Failure> {
+    if !(1..=chronus::synth::MAX_VOICES).contains(&voices) {
+        return Err(Failure::new(USAGE, "--voices must be 1..=4096"));
+    }
+    DspSpec::new::<Synth>(SynthConfig::new(voices)).or_exit(USAGE, "the synth")
+}
+
+/// The DSP a journal header names: this binary runs the built-in synth.
+pub fn spec_for_journal(header: &JournalHeader) -> Result<DspSpec, JournalError> {
+    use chronus::dsp::Dsp;
+    if header.dsp != Synth::NAME {
+        return Err(JournalError::Dsp(format!(
+            "the journal is for DSP '{}'; this program renders '{}' (render it with the program that wrote it)",
+            header.dsp,
+            Synth::NAME
+        )));
+    }
+    Ok(DspSpec::from_json::<Synth>(&header.config)?)
+}
+
+/// The built-in demo score and its loop length in frames.
+pub fn demo_score(spec: &DspSpec, setup: &Setup) -> Result<(Vec<TimedEvent>, u64), Failure> {
+    let score = chronus::journal::parse_score(include_str!("../../examples/scores/demo.score"), spec, setup)
+        .or_exit(DATA_ERR, "the built-in demo score")?;
+    let length = chronus::journal::default_length(&score, setup.sample_rate, 1.0);
+    Ok((score, length))
+}
