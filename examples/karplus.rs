@@ -146,7 +146,8 @@ impl Dsp for Karplus {
     }
 
     fn prepare(setup: &Setup, config: &KarplusConfig) -> Result<Self, DspError> {
-        if config.strings == 0 || config.strings > 64 || !(config.lowest_hz >= 10.0) {
+        if config.strings == 0 || config.strings > 64 || config.lowest_hz.is_nan() || config.lowest_hz < 10.0
+        {
             return Err(DspError::InvalidConfig("1..=64 strings, lowest note ≥ 10 Hz".into()));
         }
         let max_len = (setup.sample_rate as f32 / config.lowest_hz).ceil() as usize + 1;
