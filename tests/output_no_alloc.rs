@@ -35,8 +35,17 @@ fn the_output_callback_never_allocates_even_through_a_failover() {
         if n == 200 {
             engine.signal(Target::Active, libc::SIGKILL).unwrap();
         }
-        // What the device callback does:
-        assert_no_alloc(|| output.process(&mut left, &mut right, Some(Instant::now())));
+        // What the device callback does (a device's buffer changing, and
+        // xruns, now and then):
+        assert_no_alloc(|| {
+            if n % 100 == 50 {
+                output.set_period(if n % 200 == 50 { 512 } else { 256 });
+            }
+            if n % 150 == 75 {
+                output.device_gap(300);
+            }
+            output.process(&mut left, &mut right, Some(Instant::now()))
+        });
         next += period;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
@@ -51,4 +60,5 @@ fn the_output_callback_never_allocates_even_through_a_failover() {
     drop(output);
     let report = engine.stop().unwrap();
     assert_eq!(report.failovers.len(), 1, "{:#?}", report.failovers);
+    assert_eq!(report.device_xruns, 4, "device gaps are counted");
 }

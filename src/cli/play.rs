@@ -144,7 +144,10 @@ impl PlayArgs {
                 Ok(chosen) => {
                     engine.sample_rate = chosen.sample_rate;
                     engine.block = chosen.block;
-                    engine.ring_frames = engine.ring_frames.max((chosen.block * 8).next_power_of_two());
+                    // Room for the largest period the device may grow to,
+                    // twice over (what is being played, and the lead).
+                    let most = chosen.max_period.max(chosen.block);
+                    engine.ring_frames = engine.ring_frames.max((most * 4).next_power_of_two());
                     engine.validate().or_exit(USAGE, format!("the device's settings ({chosen:?})"))?;
                     Output::Device(chosen)
                 }
@@ -167,6 +170,26 @@ impl PlayArgs {
             osc: self.osc,
             allow,
         })
+    }
+}
+
+/// Drives the engine's output from the device callback: it only copies
+/// frames out of the workers' rings (and moves the render limit); it never
+/// waits. The engine learns the device's period (the workers stay that far
+/// ahead) and any silence the device played (an xrun: lost audio).
+#[cfg(feature = "device")]
+struct DeviceDriver(chronus::supervisor::OutputEngine);
+
+#[cfg(feature = "device")]
+impl chronus::audio::DeviceRender for DeviceDriver {
+    fn prepare(&mut self, buffer: u32) {
+        self.0.set_period(buffer);
+    }
+
+    fn render(&mut self, left: &mut [f32], right: &mut [f32], info: &chronus::audio::CallbackInfo) {
+        self.0.set_period(info.buffer);
+        self.0.device_gap(info.xrun_frames);
+        self.0.process(left, right, Some(Instant::now()));
     }
 }
 
@@ -207,7 +230,7 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
     let sample_rate = cfg.engine.sample_rate;
     let setup: Setup = cfg.engine.setup();
     let spec = cfg.engine.dsp.clone();
-    let (engine, stream, sink_name) = match &cfg.output {
+    let (engine, stream, sink_name) = match cfg.output {
         Output::Null => {
             let engine = Engine::start(cfg.engine, PacedSink::new(sample_rate))
                 .or_exit(OS_ERR, "cannot start the engine")?;
@@ -215,14 +238,12 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
         }
         #[cfg(feature = "device")]
         Output::Device(chosen) => {
-            let (engine, mut output) =
+            let (engine, output) =
                 Engine::start_external(cfg.engine).or_exit(OS_ERR, "cannot start the engine")?;
-            // The device callback only copies frames out of the workers' rings
-            // (and moves the render limit); it never waits.
-            let stream =
-                chronus::audio::start_output(chosen, move |l, r| output.process(l, r, Some(Instant::now())))
-                    .map_err(|e| Failure::new(NO_DEVICE, e))?;
-            (engine, Some(Box::new(stream) as Box<dyn std::any::Any>), format!("device {}", chosen.name))
+            let name = format!("device {}", chosen.name);
+            let stream = chronus::audio::start_output(chosen, DeviceDriver(output))
+                .map_err(|e| Failure::new(NO_DEVICE, e))?;
+            (engine, Some(Box::new(stream) as Box<dyn std::any::Any>), name)
         }
     };
     let engine = Arc::new(engine);
@@ -261,8 +282,9 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
                 break;
             }
             if cfg.demo && killed.is_none() && cfg.duration.is_some_and(|d| started.elapsed() >= d / 2) {
-                let healthy = engine.status().health == Health::Healthy;
-                if healthy && let Ok(pid) = engine.signal(Target::Active, libc::SIGKILL) {
+                let status = engine.status();
+                let standby = status.standby_pid.is_some() && status.joining_pid.is_none();
+                if standby && let Ok(pid) = engine.signal(Target::Active, libc::SIGKILL) {
                     println!(
                         "demo: killed the active worker (pid {pid}) with SIGKILL; listen: nothing happens"
                     );
@@ -296,8 +318,16 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
                 e.rejoin_us().unwrap_or(f64::NAN) / 1_000.0
             );
         }
+        let device = if summary.device_xruns > 0 {
+            format!(
+                " ({} of them the audio device's, in {} xrun(s))",
+                summary.device_xrun_frames, summary.device_xruns
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "played {seconds:.1} s: {} failover(s), frames lost: {}, bit-exact with the offline render: {}",
+            "played {seconds:.1} s: {} failover(s), frames lost: {}{device}, bit-exact with the offline render: {}",
             summary.faults,
             summary.lost_frames,
             if summary.bit_exact { "yes" } else { "NO" }
@@ -307,9 +337,11 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
         }
     } else {
         println!(
-            "played {seconds:.1} s: {} failover(s), underrun frames: {}",
+            "played {seconds:.1} s: {} failover(s), underrun frames: {}, device xruns: {} ({} frames of silence)",
             report.failovers.len(),
-            report.underrun_frames
+            report.underrun_frames,
+            report.device_xruns,
+            report.device_xrun_frames
         );
     }
     if quarantined {

@@ -22,7 +22,7 @@ pub struct StatusArgs {
 }
 
 /// The fields of `/status.reply`, in order.
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 16] = [
     "health",
     "active_pid",
     "standby_pid",
@@ -37,6 +37,8 @@ const FIELDS: [&str; 14] = [
     "machine_stall_frames",
     "events_coalesced",
     "dsp",
+    "device_xruns",
+    "device_xrun_frames",
 ];
 
 fn value(a: &OscType) -> serde_json::Value {
@@ -64,13 +66,15 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
         let secs = map.get("frames_played").and_then(|v| v.as_i64()).unwrap_or(0) as f64
             / map.get("sample_rate").and_then(|v| v.as_i64()).unwrap_or(48_000).max(1) as f64;
         println!(
-            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  played {:.1} s  {} Hz, block {}  {}: {} sounding  events {} ({} coalesced)  OSC errors {}",
+            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  device xruns {} ({} frames)  played {:.1} s  {} Hz, block {}  {}: {} sounding  events {} ({} coalesced)  OSC errors {}",
             get("health"),
             get("active_pid"),
             get("standby_pid"),
             get("failovers"),
             get("underrun_frames"),
             get("machine_stall_frames"),
+            get("device_xruns"),
+            get("device_xrun_frames"),
             secs,
             get("sample_rate"),
             get("block"),

@@ -1,9 +1,31 @@
 //! The sound card, through cpal: list devices, choose one with a config it
-//! accepts (the device decides the sample rate and period size), and play
-//! from a callback.
+//! accepts (the device decides the sample rate), and play from a callback
+//! of whatever size the device asks for.
+//!
+//! A device on a desktop is usually PipeWire behind ALSA's `pipewire`
+//! plugin, whose graph runs at a *quantum* (256 … 2048 frames, changeable
+//! while playing) that an ALSA client cannot see. cpal double-buffers (the
+//! device buffer is two periods), so a period below half the quantum runs
+//! dry every cycle. The output therefore starts at the period asked for and,
+//! when the device keeps running dry (3 xruns within a second), rebuilds the
+//! stream with twice the period, up to 8192 frames: it sizes itself from
+//! what the device actually asks for. It first plays silence until the
+//! device has run a quarter of a second without an xrun (growing the period
+//! as needed), so a start at a large quantum loses nothing; later xruns (a
+//! quantum raised while playing) are real losses. Every xrun is counted; the frames the
+//! device played as silence are measured from the stream's timestamps and
+//! handed to the renderer ([`CallbackInfo::xrun_frames`]), so they are lost
+//! audio in the engine's counts, not a silent glitch. Repeated device errors
+//! are logged once a second with a count, never once per callback.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize};
+use cpal::{BufferSize, SampleFormat, StreamConfig, StreamInstant, SupportedBufferSize};
 
 /// Why no device could be used.
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +57,12 @@ pub struct ChosenDevice {
     pub name: String,
     /// The sample rate it will run at, Hz.
     pub sample_rate: u32,
-    /// Frames per period: what was asked for, clamped to what the device
-    /// allows.
+    /// Frames per period to start with: what was asked for, clamped to what
+    /// the device allows.
     pub block: u32,
+    /// The largest period the device allows (the output grows its period up
+    /// to this, and 8192, when the device keeps running dry).
+    pub max_period: u32,
     /// Whether the device accepts a fixed period size (else it picks its own,
     /// and callbacks may come in any size).
     pub fixed_block: bool,
@@ -81,7 +106,8 @@ fn output_devices() -> Result<Vec<(String, String)>, DeviceError> {
 
 /// Chooses the device named `name` (or the default one) and a 32-bit float
 /// stereo configuration: `sample_rate` if the device supports it, else its
-/// own default rate; `block` frames per period, clamped to its range.
+/// own default rate; `block` frames per period to start with, clamped to its
+/// range.
 ///
 /// # Errors
 /// [`DeviceError`] saying why no device can be used.
@@ -142,51 +168,425 @@ fn choose(name: Option<&str>, sample_rate: u32, block: u32) -> Result<ChosenDevi
         .or_else(|| configs.first())
         .ok_or_else(|| DeviceError::Unsupported(dev_name.clone()))?;
     let rate = sample_rate.clamp(range.min_sample_rate(), range.max_sample_rate());
-    let (block, fixed_block) = match range.buffer_size() {
-        SupportedBufferSize::Range { min, max } => (block.clamp(*min, *max), true),
-        SupportedBufferSize::Unknown => (block, false),
+    let (block, max_period, fixed_block) = match range.buffer_size() {
+        SupportedBufferSize::Range { min, max } => (block.clamp(*min, *max), (*max).min(MAX_PERIOD), true),
+        SupportedBufferSize::Unknown => (block, block, false),
     };
-    Ok(ChosenDevice { device, name: dev_name, sample_rate: rate, block, fixed_block })
+    Ok(ChosenDevice { device, name: dev_name, sample_rate: rate, block, max_period, fixed_block })
 }
 
-/// Most frames one callback is rendered in; longer device buffers are
-/// rendered in several pieces.
+/// Most frames one render call gets; longer device buffers are rendered in
+/// several pieces.
 const MAX_CALLBACK_FRAMES: usize = 8_192;
+/// The largest period the output grows to.
+pub const MAX_PERIOD: u32 = 8_192;
+/// Periods in a device buffer (cpal opens ALSA with two).
+const DEVICE_PERIODS: u32 = 2;
+/// Device xruns within [`XRUN_WINDOW`] that make the output grow its period.
+const XRUNS_TO_GROW: usize = 3;
+/// See [`XRUNS_TO_GROW`].
+const XRUN_WINDOW: Duration = Duration::from_secs(1);
+/// How long the device must run without an xrun before the output starts
+/// rendering into it.
+const SETTLE: Duration = Duration::from_millis(250);
+/// The longest the output waits for the device to settle.
+const MAX_SETTLE: Duration = Duration::from_secs(5);
 
-/// Opens `chosen` and starts calling `render(left, right)` from the device's
-/// callback for every buffer it needs. The buffers are allocated here, never
-/// in the callback. Keep the returned stream alive; dropping it stops the
-/// device and drops `render`.
-///
-/// # Errors
-/// [`DeviceError::Backend`] if the stream cannot be built or started.
-pub fn start_output(
-    chosen: &ChosenDevice,
-    mut render: impl FnMut(&mut [f32], &mut [f32]) + Send + 'static,
-) -> Result<cpal::Stream, DeviceError> {
-    let mut left = vec![0.0f32; MAX_CALLBACK_FRAMES];
-    let mut right = vec![0.0f32; MAX_CALLBACK_FRAMES];
-    let callback = move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
+/// What a device callback tells the renderer besides the buffers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallbackInfo {
+    /// Frames the device played as silence just before this buffer (an
+    /// xrun): measured from the stream's timestamps, at least one period
+    /// when the device reported an xrun.
+    pub xrun_frames: u64,
+    /// Frames per callback the device is configured for now.
+    pub period: u32,
+    /// Frames the device may ask for in quick succession: its whole buffer
+    /// (two periods), which it drains at once when its graph runs a larger
+    /// quantum, and asks for at once when a stream starts.
+    pub buffer: u32,
+}
+
+/// Renders what a device callback asks for.
+pub trait DeviceRender: Send + 'static {
+    /// Called before the stream starts (and before each rebuild), off the
+    /// device's thread, with the device's buffer ([`CallbackInfo::buffer`]):
+    /// that many frames may be asked for back to back, so that much should
+    /// be ready from the first callback on.
+    fn prepare(&mut self, buffer: u32) {
+        let _ = buffer;
+    }
+
+    /// Fills `left` and `right` (equal lengths, any number of frames).
+    /// Called on the device's thread: it must not allocate, lock or wait.
+    fn render(&mut self, left: &mut [f32], right: &mut [f32], info: &CallbackInfo);
+}
+
+/// Counters of a device output, readable while it plays.
+#[derive(Debug, Default)]
+pub struct DeviceCounters {
+    /// Xruns the device reported.
+    pub xruns: AtomicU64,
+    /// Frames the device played as silence (see [`CallbackInfo::xrun_frames`]).
+    pub xrun_frames: AtomicU64,
+    /// Other errors the device reported.
+    pub errors: AtomicU64,
+    /// Times the stream was rebuilt with a larger period.
+    pub rebuilds: AtomicU64,
+    /// The period now, frames.
+    pub period: AtomicU32,
+}
+
+/// The device callback: renders in pieces into its own buffers, measures
+/// xruns, and hands the renderer back when the stream is dropped.
+struct Callback<R: DeviceRender> {
+    render: Option<R>,
+    back: rtrb::Producer<R>,
+    left: Vec<f32>,
+    right: Vec<f32>,
+    counters: Arc<DeviceCounters>,
+    sample_rate: f64,
+    period: u32,
+    /// When the previous buffer was to be played, and how long it was.
+    last: Option<(StreamInstant, usize)>,
+    xruns_seen: u64,
+    /// Still settling: play silence, do not render, count nothing as lost.
+    warming: Arc<AtomicBool>,
+}
+
+impl<R: DeviceRender> Callback<R> {
+    fn call(&mut self, data: &mut [f32], info: &cpal::OutputCallbackInfo) {
+        let n = data.len() / 2;
+        let playback = info.timestamp().playback;
+        // Frames the device played as silence since the last buffer: its
+        // playback time came later than the last buffer's end.
+        let late = self.last.and_then(|(at, frames)| {
+            let expected = at.checked_add(Duration::from_secs_f64(frames as f64 / self.sample_rate))?;
+            playback.checked_duration_since(expected)
+        });
+        let late = late.map_or(0, |d| (d.as_secs_f64() * self.sample_rate).round() as u64);
+        // Only when the device reported an xrun: timestamps alone jitter,
+        // and jump when a stream starts.
+        let xruns = self.counters.xruns.load(Relaxed);
+        if self.warming.load(Relaxed) {
+            self.xruns_seen = xruns;
+            self.last = Some((playback, n));
+            data.fill(0.0);
+            return;
+        }
+        let xrun_frames = if xruns != self.xruns_seen {
+            self.xruns_seen = xruns;
+            late.max(n as u64)
+        } else {
+            0
+        };
+        if xrun_frames > 0 {
+            self.counters.xrun_frames.fetch_add(xrun_frames, Relaxed);
+        }
+        self.last = Some((playback, n));
+        let Some(render) = self.render.as_mut() else {
+            data.fill(0.0);
+            return;
+        };
+        let mut info =
+            CallbackInfo { xrun_frames, period: self.period, buffer: DEVICE_PERIODS * self.period };
         for chunk in data.chunks_mut(MAX_CALLBACK_FRAMES * 2) {
             let n = chunk.len() / 2;
-            render(&mut left[..n], &mut right[..n]);
-            for (frame, (l, r)) in chunk.chunks_exact_mut(2).zip(left.iter().zip(right.iter())) {
+            render.render(&mut self.left[..n], &mut self.right[..n], &info);
+            info.xrun_frames = 0;
+            for (frame, (l, r)) in chunk.chunks_exact_mut(2).zip(self.left.iter().zip(self.right.iter())) {
                 frame[0] = *l;
                 frame[1] = *r;
             }
         }
-    };
-    let error = |e| tracing_free_log(&e);
-    let buffer_size = if chosen.fixed_block { BufferSize::Fixed(chosen.block) } else { BufferSize::Default };
-    let config = StreamConfig { channels: 2, sample_rate: chosen.sample_rate, buffer_size };
-    let stream =
-        chosen.device.build_output_stream::<f32, _, _>(config, callback, error, None).map_err(backend)?;
-    stream.play().map_err(backend)?;
-    Ok(stream)
+    }
 }
 
-/// Device errors arrive on the device's thread: report them on stderr (this
-/// crate does not log).
-fn tracing_free_log(e: &dyn std::fmt::Display) {
-    eprintln!("chronus: audio device error: {e}");
+impl<R: DeviceRender> Drop for Callback<R> {
+    fn drop(&mut self) {
+        if let Some(r) = self.render.take() {
+            // Capacity 1, empty: cannot fail, never allocates.
+            let _ = self.back.push(r);
+        }
+    }
+}
+
+/// A playing device output. Dropping it stops the device and drops the
+/// renderer.
+pub struct DeviceOutput {
+    counters: Arc<DeviceCounters>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for DeviceOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceOutput").field("counters", &self.counters).finish_non_exhaustive()
+    }
+}
+
+impl DeviceOutput {
+    /// The counters.
+    pub fn counters(&self) -> &DeviceCounters {
+        &self.counters
+    }
+
+    /// A handle to the counters that outlives the output.
+    pub fn shared_counters(&self) -> Arc<DeviceCounters> {
+        self.counters.clone()
+    }
+
+    /// Stops the device (the renderer is dropped).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for DeviceOutput {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn build<R: DeviceRender>(
+    chosen: &ChosenDevice,
+    period: u32,
+    render: R,
+    counters: &Arc<DeviceCounters>,
+    warming: &Arc<AtomicBool>,
+) -> Result<(cpal::Stream, rtrb::Consumer<R>), (DeviceError, Option<R>)> {
+    let (back, back_rx) = rtrb::RingBuffer::new(1);
+    let callback = Callback::<R> {
+        render: Some(render),
+        back,
+        left: vec![0.0f32; MAX_CALLBACK_FRAMES],
+        right: vec![0.0f32; MAX_CALLBACK_FRAMES],
+        counters: counters.clone(),
+        sample_rate: f64::from(chosen.sample_rate),
+        period,
+        last: None,
+        xruns_seen: counters.xruns.load(Relaxed),
+        warming: warming.clone(),
+    };
+    let mut callback = Some(callback);
+    let mut data = move |d: &mut [f32], info: &cpal::OutputCallbackInfo| {
+        if let Some(c) = callback.as_mut() {
+            c.call(d, info);
+        }
+    };
+    let errors = counters.clone();
+    let error = move |e: cpal::Error| {
+        // On the device's thread: count only; the monitor logs.
+        if e.kind() == cpal::ErrorKind::Xrun {
+            errors.xruns.fetch_add(1, Relaxed);
+        } else {
+            errors.errors.fetch_add(1, Relaxed);
+        }
+    };
+    let buffer_size = if chosen.fixed_block { BufferSize::Fixed(period) } else { BufferSize::Default };
+    let config = StreamConfig { channels: 2, sample_rate: chosen.sample_rate, buffer_size };
+    // On failure cpal drops the closure, and with it the callback, which
+    // hands the renderer back.
+    let mut back_rx = back_rx;
+    let result = chosen.device.build_output_stream::<f32, _, _>(config, move |d, i| data(d, i), error, None);
+    match result.map_err(backend).and_then(|stream| stream.play().map(|()| stream).map_err(backend)) {
+        Ok(stream) => Ok((stream, back_rx)),
+        Err(e) => Err((e, back_rx.pop().ok())),
+    }
+}
+
+/// Opens `chosen` and starts calling `render` from the device's callback
+/// for every buffer it needs (the buffers are allocated here, never in the
+/// callback). A thread of its own owns the stream: it rebuilds it with a
+/// larger period when the device keeps running dry, and logs device errors
+/// once a second with a count. Keep the returned output alive; dropping it
+/// stops the device and drops `render`.
+///
+/// # Errors
+/// [`DeviceError::Backend`] if the stream cannot be built or started.
+pub fn start_output(chosen: ChosenDevice, render: impl DeviceRender) -> Result<DeviceOutput, DeviceError> {
+    let counters = Arc::new(DeviceCounters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (c, s) = (counters.clone(), stop.clone());
+    let thread = std::thread::Builder::new()
+        .name("chronus-device".into())
+        .spawn(move || monitor(chosen, render, c, s, started_tx))
+        .map_err(backend)?;
+    match started_rx.recv() {
+        Ok(Ok(())) => Ok(DeviceOutput { counters, stop, thread: Some(thread) }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(DeviceError::Backend("the device thread died while starting".into())),
+    }
+}
+
+/// Owns the stream: builds it, watches xruns, grows the period when the
+/// device keeps running dry, logs errors with counts.
+fn monitor<R: DeviceRender>(
+    chosen: ChosenDevice,
+    render: R,
+    counters: Arc<DeviceCounters>,
+    stop: Arc<AtomicBool>,
+    started: std::sync::mpsc::Sender<Result<(), DeviceError>>,
+) {
+    let mut period = chosen.block;
+    let mut render = Some(render);
+    let mut first = true;
+    let warming = Arc::new(AtomicBool::new(true));
+    let warm_started = Instant::now();
+    let mut reported = (0u64, 0u64);
+    let mut next_report = Instant::now() + Duration::from_secs(1);
+    let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
+    let mut seen_xruns = 0u64;
+    while let Some(mut r) = render.take() {
+        counters.period.store(period, Relaxed);
+        r.prepare(DEVICE_PERIODS * period);
+        let (stream, mut back) = match build(&chosen, period, r, &counters, &warming) {
+            Ok(ok) => ok,
+            Err((e, _)) => {
+                if first {
+                    let _ = started.send(Err(e));
+                } else {
+                    eprintln!(
+                        "chronus: audio device: cannot rebuild the stream with a period of {period}: {e}"
+                    );
+                }
+                return;
+            }
+        };
+        recent.clear();
+        let built = Instant::now();
+        let grow = loop {
+            if stop.load(Relaxed) {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            let now = Instant::now();
+            let xruns = counters.xruns.load(Relaxed);
+            for _ in seen_xruns..xruns {
+                recent.push_back(now);
+            }
+            seen_xruns = xruns;
+            while recent.front().is_some_and(|t| now - *t > XRUN_WINDOW) {
+                recent.pop_front();
+            }
+            let settled = now - built >= SETTLE && recent.back().is_none_or(|t| now - *t >= SETTLE);
+            // A device that never settles is played all the same, after a while.
+            if warming.load(Relaxed) && (settled || now - warm_started >= MAX_SETTLE) {
+                // Settled: from now on the renderer plays, and xruns count.
+                warming.store(false, Relaxed);
+                reported = (counters.xruns.load(Relaxed), counters.errors.load(Relaxed));
+                recent.clear();
+                if std::mem::take(&mut first) {
+                    let _ = started.send(Ok(()));
+                }
+            }
+            if now >= next_report && !warming.load(Relaxed) {
+                next_report = now + Duration::from_secs(1);
+                let errors = counters.errors.load(Relaxed);
+                let (new_xruns, new_errors) = (xruns - reported.0, errors - reported.1);
+                if new_xruns > 0 {
+                    eprintln!(
+                        "chronus: audio device: {new_xruns} xrun(s) in the last second (buffer underrun: the device \
+                         played silence); counted as lost audio"
+                    );
+                }
+                if new_errors > 0 {
+                    eprintln!("chronus: audio device: {new_errors} error(s) in the last second");
+                }
+                reported = (xruns, errors);
+            }
+            let limit = chosen.max_period.max(chosen.block);
+            // While settling, one xrun is enough: nothing is playing yet.
+            let needed = if warming.load(Relaxed) { 1 } else { XRUNS_TO_GROW };
+            if chosen.fixed_block && recent.len() >= needed && period < limit {
+                break true;
+            }
+        };
+        drop(stream);
+        render = back.pop().ok();
+        if !grow {
+            return;
+        }
+        let from = period;
+        period = (period * 2).min(chosen.max_period.max(chosen.block));
+        counters.rebuilds.fetch_add(1, Relaxed);
+        if !warming.load(Relaxed) {
+            eprintln!(
+                "chronus: audio device: it keeps running dry with a period of {from} frames (its graph runs larger \
+                 quanta); reopening with {period}"
+            );
+        }
+    }
+}
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use super::*;
+    use assert_no_alloc::{AllocDisabler, assert_no_alloc, violation_count};
+
+    #[global_allocator]
+    static ALLOCATOR: AllocDisabler = AllocDisabler;
+
+    struct Count(u64, u64);
+
+    impl DeviceRender for Count {
+        fn render(&mut self, left: &mut [f32], right: &mut [f32], info: &CallbackInfo) {
+            self.0 += left.len() as u64;
+            self.1 += info.xrun_frames;
+            left.fill(0.25);
+            right.fill(-0.25);
+        }
+    }
+
+    fn at(ms: u64) -> cpal::OutputCallbackInfo {
+        let t = |ms: u64| StreamInstant::new(ms / 1_000, (ms % 1_000 * 1_000_000) as u32);
+        cpal::OutputCallbackInfo::new(cpal::OutputStreamTimestamp { callback: t(ms), playback: t(ms + 10) })
+    }
+
+    #[test]
+    fn the_callback_measures_xruns_hands_back_its_renderer_and_never_allocates() {
+        let counters = Arc::new(DeviceCounters::default());
+        let (back, mut back_rx) = rtrb::RingBuffer::new(1);
+        let mut cb = Callback {
+            render: Some(Count(0, 0)),
+            back,
+            left: vec![0.0; MAX_CALLBACK_FRAMES],
+            right: vec![0.0; MAX_CALLBACK_FRAMES],
+            counters: counters.clone(),
+            sample_rate: 48_000.0,
+            period: 480,
+            last: None,
+            xruns_seen: 0,
+            warming: Arc::new(AtomicBool::new(false)),
+        };
+        let mut data = vec![0.0f32; 2 * 20_000];
+        let before = violation_count();
+        assert_no_alloc(|| {
+            // 10 ms periods, on time; then one 30 ms late after a reported
+            // xrun; then a callback larger than any render call.
+            for k in 0..5 {
+                cb.call(&mut data[..960], &at(10 * k));
+            }
+            counters.xruns.fetch_add(1, Relaxed);
+            cb.call(&mut data[..960], &at(80));
+            cb.call(&mut data, &at(90));
+        });
+        assert_eq!(violation_count(), before, "the device callback allocated");
+        assert_eq!(counters.xrun_frames.load(Relaxed), 1_440, "30 ms late at 48 kHz");
+        assert!(data.chunks_exact(2).all(|f| f == [0.25, -0.25]), "every frame rendered, interleaved");
+        drop(cb);
+        let count = back_rx.pop().expect("the renderer is handed back");
+        assert_eq!((count.0, count.1), (6 * 480 + 20_000, 1_440));
+    }
 }

@@ -8,5 +8,8 @@ mod device;
 mod wav;
 
 #[cfg(feature = "device")]
-pub use device::{ChosenDevice, DeviceError, choose_output, list_output_devices, start_output};
+pub use device::{
+    CallbackInfo, ChosenDevice, DeviceCounters, DeviceError, DeviceOutput, DeviceRender, MAX_PERIOD,
+    choose_output, list_output_devices, start_output,
+};
 pub use wav::{WavError, WavFileWriter, read_wav, write_wav};

@@ -164,6 +164,8 @@ pub struct Rendered {
 /// Renders `frames` frames of `events` (in stamp order) on a fresh DSP of
 /// `spec` at `setup`, honouring `notes` (see [`Renderer::new`]), into
 /// memory: exactly what a worker process produces for the same events.
+/// With `as_played`, device xruns' silence is inserted too (the result is
+/// then longer than `frames`), so it equals the recording.
 ///
 /// # Errors
 /// [`JournalError::Dsp`] if the DSP cannot be prepared.
@@ -185,6 +187,9 @@ pub fn render_offline(
     }
     left.truncate(n);
     right.truncate(n);
+    if as_played {
+        notes.insert_xruns(&mut left, &mut right);
+    }
     Ok(Rendered { left, right, stats: r.stats() })
 }
 

@@ -28,6 +28,9 @@
 //!   left to restore);
 //! * `@fade FIRST FRAMES`: the engine faded its output to silence over these
 //!   frames (when it stopped), and played silence after them;
+//! * `@xrun FRAME FRAMES`: the audio device ran dry before FRAME and played
+//!   FRAMES frames of silence there (measured): the recording has them, the
+//!   render as played inserts them;
 //! * `@end FRAMES`: frames played; the render's length.
 //!
 //! `#` starts a comment.
@@ -115,6 +118,9 @@ pub struct Annotations {
     pub resets: Vec<u64>,
     /// The engine's fade to silence (`@fade`), if it faded out.
     pub fade: Option<FrameSpan>,
+    /// Device xruns (`@xrun`): before frame `first`, the device played
+    /// `frames` frames of silence. In order.
+    pub xruns: Vec<FrameSpan>,
 }
 
 impl Annotations {
@@ -139,6 +145,18 @@ impl Annotations {
         self.resets.sort_unstable();
         self.stalls.sort_by_key(|s| s.first);
         self.gaps.sort_by_key(|s| s.first);
+        self.xruns.sort_by_key(|s| s.first);
+    }
+
+    /// `left`/`right` (a render of frames `0..`) as the device played them:
+    /// each xrun's silence inserted before its frame.
+    pub fn insert_xruns(&self, left: &mut Vec<f32>, right: &mut Vec<f32>) {
+        for x in self.xruns.iter().rev() {
+            let at = (x.first as usize).min(left.len());
+            let silence = std::iter::repeat_n(0.0f32, x.frames as usize);
+            left.splice(at..at, silence.clone());
+            right.splice(at..at, silence);
+        }
     }
 }
 
@@ -157,6 +175,8 @@ pub enum Line {
     Reset(u64),
     /// `@fade FIRST FRAMES`.
     Fade(FrameSpan),
+    /// `@xrun FRAME FRAMES`.
+    Xrun(FrameSpan),
     /// `@end FRAMES`.
     End(u64),
 }
@@ -286,6 +306,7 @@ impl<R: BufRead> JournalReader<R> {
             "@excise" => Line::Excise(one(&t)?),
             "@reset" => Line::Reset(one(&t)?),
             "@fade" => Line::Fade(span(&t)?),
+            "@xrun" => Line::Xrun(span(&t)?),
             "@end" => Line::End(one(&t)?),
             s if s.starts_with('@') => return Err(syntax(format!("unknown annotation {s}"))),
             _ => {
@@ -368,6 +389,7 @@ impl Journal {
             Line::Excise(n) => self.notes.excised.push(n),
             Line::Reset(f) => self.notes.resets.push(f),
             Line::Fade(s) => self.notes.fade = Some(s),
+            Line::Xrun(s) => self.notes.xruns.push(s),
             Line::End(f) => self.notes.end_frame = Some(f),
         }
     }
@@ -395,6 +417,9 @@ impl Journal {
         }
         if let Some(f) = self.notes.fade {
             w.fade(f)?;
+        }
+        for x in &self.notes.xruns {
+            w.xrun(*x)?;
         }
         if let Some(end) = self.notes.end_frame {
             w.finish(end)?;
@@ -478,6 +503,14 @@ impl<W: Write> JournalWriter<W> {
     /// Any I/O error of the output.
     pub fn fade(&mut self, span: FrameSpan) -> std::io::Result<()> {
         writeln!(self.out, "@fade {} {}", span.first, span.frames)
+    }
+
+    /// `@xrun`.
+    ///
+    /// # Errors
+    /// Any I/O error of the output.
+    pub fn xrun(&mut self, span: FrameSpan) -> std::io::Result<()> {
+        writeln!(self.out, "@xrun {} {}", span.first, span.frames)
     }
 
     /// Flushes what was written so far.

@@ -35,6 +35,7 @@ fn journal() -> Journal {
             excised: vec![1],
             resets: vec![512],
             fade: Some(FrameSpan { first: 700, frames: 240 }),
+            xruns: vec![FrameSpan { first: 640, frames: 77 }],
         },
     }
 }

@@ -133,6 +133,8 @@ impl Handler {
                 OscType::Long(s.machine_stall_frames as i64),
                 OscType::Long(s.events_coalesced as i64),
                 OscType::String(self.engine.dsp().name().into()),
+                OscType::Long(s.device_xruns as i64),
+                OscType::Long(s.device_xrun_frames as i64),
             ],
         );
     }

@@ -26,6 +26,8 @@ pub(crate) enum Note {
     Reset(u64),
     /// The engine faded to silence over these frames.
     Fade(FrameSpan),
+    /// The device played `frames` frames of silence before frame `first`.
+    Xrun(FrameSpan),
 }
 
 impl Default for Note {
@@ -107,6 +109,7 @@ impl Collector {
                         Note::Gap(span) => j.gap(span),
                         Note::Reset(f) => j.reset(f),
                         Note::Fade(span) => j.fade(span),
+                        Note::Xrun(span) => j.xrun(span),
                     });
                     if let Some(Err(e)) = written {
                         out.errors.push(format!("journal: {e}"));
@@ -118,6 +121,7 @@ impl Collector {
                         Note::Gap(span) => merge(&mut n.gaps, span),
                         Note::Reset(f) => n.resets.push(f),
                         Note::Fade(span) => n.fade = Some(span),
+                        Note::Xrun(span) => n.xruns.push(span),
                     }
                 }
             }

@@ -386,6 +386,10 @@ impl Engine {
     ///
     /// # Errors
     /// The last status seen, when `timeout` passed first.
+    #[allow(
+        clippy::result_large_err,
+        reason = "called off the real-time path; the status is the answer either way"
+    )]
     pub fn wait_for(
         &self,
         timeout: std::time::Duration,
@@ -464,6 +468,8 @@ impl Engine {
             machine_stall_frames: s.machine_stall_frames.load(Acquire),
             supervisor_stalls: s.supervisor_stalls.load(Acquire),
             fallback_frames: s.fallback_frames.load(Acquire),
+            device_xruns: s.device_xruns.load(Acquire),
+            device_xrun_frames: s.device_xrun_frames.load(Acquire),
             first_underrun: (s.underrun_frames.load(Acquire) > 0).then(|| {
                 let d: Vec<u64> = s.first_underrun.iter().map(|v| v.load(Acquire)).collect();
                 crate::report::UnderrunDetail {

@@ -43,6 +43,11 @@ pub struct RunReport {
     pub supervisor_stalls: u64,
     /// Frames taken from a standby because the active lacked them.
     pub fallback_frames: u64,
+    /// Times the audio device ran dry (its driver reported them).
+    pub device_xruns: u64,
+    /// Frames the device played as silence in those xruns (measured by its
+    /// driver): lost audio, though not a worker's doing.
+    pub device_xrun_frames: u64,
     /// The first underrun, if any: what the rings held then.
     pub first_underrun: Option<UnderrunDetail>,
     /// Non-finite samples from workers replaced by silence.
@@ -73,10 +78,12 @@ impl RunReport {
         }
     }
 
-    /// Frames lost for Chronus's own reasons: underruns outside machine
-    /// stalls. The promise is that this stays 0 whatever the workers do.
+    /// Frames the listener lost, except those a stalled machine kept the
+    /// output from playing: underruns outside machine stalls, and frames the
+    /// audio device played as silence (xruns). The promise is that this
+    /// stays 0 whatever the workers do.
     pub fn lost_frames(&self) -> u64 {
-        self.underrun_frames - self.machine_stall_frames.min(self.underrun_frames)
+        self.underrun_frames - self.machine_stall_frames.min(self.underrun_frames) + self.device_xrun_frames
     }
 
     /// Renders the journal offline (as the run should have sounded: excised
@@ -118,11 +125,13 @@ pub fn first_difference<'a>(
     frames: u64,
 ) -> Result<Option<u64>, JournalError> {
     // Rendered as it should have sounded: stalls are skipped below, gaps
-    // are differences (frames Chronus lost).
+    // are differences (frames Chronus lost); the silence a device's xruns
+    // put into the recording is skipped.
     let mut renderer = Renderer::new(spec, setup, notes, false, events)?;
     let block = renderer.block();
     let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
     let mut stalls = notes.stalls.iter().peekable();
+    let mut xruns = notes.xruns.iter().peekable();
     let mut frame = 0u64;
     while frame < frames {
         renderer.render_block(&mut left, &mut right)?;
@@ -130,6 +139,11 @@ pub fn first_difference<'a>(
             let f = frame + k as u64;
             if f >= frames {
                 break;
+            }
+            while let Some(x) = xruns.next_if(|x| x.first <= f) {
+                for _ in 0..x.frames {
+                    recording.next();
+                }
             }
             let Some((l, r)) = recording.next() else { return Ok(Some(f)) };
             while stalls.peek().is_some_and(|s| s.end() <= f) {
@@ -190,6 +204,8 @@ mod tests {
             failovers: Vec::new(),
             events_dropped: 0,
             underrun_frames: 0,
+            device_xruns: 0,
+            device_xrun_frames: 0,
             machine_stall_frames: 0,
             supervisor_stalls: 0,
             fallback_frames: 0,
@@ -245,5 +261,22 @@ mod tests {
         run.left.truncate(4_000);
         run.right.truncate(4_000);
         assert_eq!(run.first_difference().unwrap(), Some(4_000));
+    }
+
+    #[test]
+    fn device_xruns_are_lost_frames_and_their_silence_is_skipped() {
+        let mut run = faithful_run();
+        let xrun = FrameSpan { first: 2_000, frames: 300 };
+        run.left.splice(2_000..2_000, vec![0.0; 300]);
+        run.right.splice(2_000..2_000, vec![0.0; 300]);
+        run.notes.xruns.push(xrun);
+        run.device_xruns = 1;
+        run.device_xrun_frames = 300;
+        assert_eq!(run.lost_frames(), 300);
+        assert_eq!(run.first_difference().unwrap(), None);
+        // The render as played has the same silence at the same place.
+        let played =
+            chronus_journal::render_offline(&run.spec, SETUP, &run.events, &run.notes, 4_800, true).unwrap();
+        assert_eq!(played.left, run.left);
     }
 }

@@ -62,6 +62,10 @@ pub(crate) struct Shared {
     /// Times the supervisor thread itself was held off long enough that the
     /// watchdog excused the workers' lack of progress.
     pub supervisor_stalls: AtomicU64,
+    /// Times the audio device ran dry (reported by the device driver).
+    pub device_xruns: AtomicU64,
+    /// Frames the device played as silence in those xruns (measured).
+    pub device_xrun_frames: AtomicU64,
     /// Frames taken from a standby because the active did not have them.
     pub fallback_frames: AtomicU64,
     /// The first underrun, for diagnosis: [frame, slot 0 written up to,
@@ -113,6 +117,8 @@ impl Shared {
             machine_stall_frames: AtomicU64::new(0),
             supervisor_stalls: AtomicU64::new(0),
             fallback_frames: AtomicU64::new(0),
+            device_xruns: AtomicU64::new(0),
+            device_xrun_frames: AtomicU64::new(0),
             first_underrun: Default::default(),
             corrupt_samples: AtomicU64::new(0),
             commands_dropped: AtomicU64::new(0),

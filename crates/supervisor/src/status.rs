@@ -50,6 +50,10 @@ pub struct Status {
     pub machine_stall_frames: u64,
     /// Frames taken from the standby because the active lacked them.
     pub fallback_frames: u64,
+    /// Times the audio device ran dry (xruns its driver reported).
+    pub device_xruns: u64,
+    /// Frames the device played as silence in those xruns: lost audio.
+    pub device_xrun_frames: u64,
     /// Sample rate in Hz.
     pub sample_rate: u32,
     /// Frames per period.
@@ -82,6 +86,8 @@ impl Status {
             underrun_frames: 0,
             machine_stall_frames: 0,
             fallback_frames: 0,
+            device_xruns: 0,
+            device_xrun_frames: 0,
             sample_rate: cfg.sample_rate,
             block: cfg.block,
             active_voices: 0,

@@ -36,6 +36,10 @@ pub struct FailoverSummary {
     pub supervisor_stalls: u64,
     /// Frames played from the standby because the active lacked them.
     pub fallback_frames: u64,
+    /// Times the audio device ran dry.
+    pub device_xruns: u64,
+    /// Frames the device played as silence then (part of `lost_frames`).
+    pub device_xrun_frames: u64,
     /// Frames played.
     pub frames_played: u64,
     /// Seconds played.
@@ -127,6 +131,8 @@ impl FailoverSummary {
             machine_stalls: report.notes.stalls.len(),
             supervisor_stalls: report.supervisor_stalls,
             fallback_frames: report.fallback_frames,
+            device_xruns: report.device_xruns,
+            device_xrun_frames: report.device_xrun_frames,
             frames_played: report.frames_played,
             seconds_played: report.frames_played as f64 / f64::from(report.setup.sample_rate.max(1)),
             bit_exact: first_difference.is_none(),

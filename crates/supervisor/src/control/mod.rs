@@ -272,7 +272,8 @@ impl Supervisor {
     fn publish_status(&mut self, now: Nanos) {
         let s = &self.shared;
         let underruns = s.underrun_frames.load(Relaxed);
-        let recent_underrun = self.underruns.update(underruns, now, UNDERRUN_WINDOW.as_nanos() as Nanos);
+        let lost = underruns + s.device_xrun_frames.load(Relaxed);
+        let recent_underrun = self.underruns.update(lost, now, UNDERRUN_WINDOW.as_nanos() as Nanos);
         let quarantined = self.joins.iter().any(|j| j.phase() == crate::policy::join::Phase::Quarantined);
         let backing_off =
             self.joins.iter().any(|j| matches!(j.phase(), crate::policy::join::Phase::Backoff { .. }));
@@ -298,6 +299,8 @@ impl Supervisor {
             underrun_frames: underruns,
             machine_stall_frames: s.machine_stall_frames.load(Relaxed),
             fallback_frames: s.fallback_frames.load(Relaxed),
+            device_xruns: s.device_xruns.load(Relaxed),
+            device_xrun_frames: s.device_xrun_frames.load(Relaxed),
             sample_rate: self.cfg.sample_rate,
             block: self.cfg.block,
             active_voices: s.slots[active].region.heartbeat().active.load(Relaxed) as u32,

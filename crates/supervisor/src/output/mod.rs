@@ -43,6 +43,9 @@ pub struct OutputEngine {
     fade: Option<FrameSpan>,
     /// Frames the workers may render ahead of what is played.
     lead: u64,
+    /// The largest number of frames the driver says one call will ask for
+    /// (the device's period): the lead covers at least that much.
+    period: u64,
     block: u64,
 }
 
@@ -74,6 +77,7 @@ impl OutputEngine {
             limit: 0,
             fade: None,
             lead,
+            period: 0,
             block,
         };
         engine.limit = engine.aligned(lead);
@@ -258,6 +262,48 @@ impl OutputEngine {
         }
     }
 
+    /// Tells the output how many frames its driver may ask for in quick
+    /// succession from now on: a device's period, or its whole buffer when
+    /// it drains that at once (it may change while playing). The workers are
+    /// then kept at least that far ahead, so such calls find their frames
+    /// rendered; calls larger than announced are served too (and raise the
+    /// plan), though the first may find frames missing. The workers may
+    /// render that far ahead right away: call it before a device starts, or
+    /// restarts, and its first callbacks find their frames.
+    pub fn set_period(&mut self, frames: u32) {
+        self.period = u64::from(frames);
+        // Raising the limit without releasing events is always safe: later
+        // events are stamped at or after it.
+        let ahead = self.aligned(self.frame + self.period);
+        if ahead > self.limit {
+            self.limit = ahead;
+            self.publish_limit();
+        }
+    }
+
+    /// The device played `frames` frames of silence before the frames of
+    /// the next call (an xrun the driver measured): counted as lost audio,
+    /// written to the journal (`@xrun`), and inserted into the recording,
+    /// which follows what the device played.
+    pub fn device_gap(&mut self, frames: u64) {
+        if frames == 0 {
+            return;
+        }
+        self.shared.device_xruns.fetch_add(1, Relaxed);
+        self.shared.device_xrun_frames.fetch_add(frames, Relaxed);
+        if self.notes.push(Note::Xrun(FrameSpan { first: self.frame, frames })).is_err() {
+            self.shared.io_overruns.fetch_add(1, Relaxed);
+        }
+        if let Some(record) = &mut self.record {
+            for _ in 0..2 * frames {
+                if record.push(0.0).is_err() {
+                    self.shared.io_overruns.fetch_add(1, Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+
     /// Marks the start of playing: frame 0 plays now.
     fn start_clock(&self) {
         if self.shared.start_unix_ns.load(Relaxed) == 0 {
@@ -280,7 +326,9 @@ impl OutputEngine {
         }
         self.shared.busy.store(true, SeqCst);
         self.start_clock();
-        let next_limit = self.aligned(self.limit.max(self.frame + n as u64 + self.lead));
+        self.period = self.period.max(n as u64);
+        let lead = self.lead.max(self.period);
+        let next_limit = self.aligned(self.limit.max(self.frame + n as u64 + lead));
         self.sequencer.release(&self.shared, self.limit, next_limit);
         if self.fade.is_none() && self.shared.fade_requested.load(Relaxed) {
             let fade = FrameSpan { first: self.frame, frames: crate::engine::FADE_FRAMES };
