@@ -165,7 +165,11 @@ fn every_fault_kind_on_active_and_standby_is_survived_bit_exactly() {
 fn faults_close_together_and_while_joining_are_survived() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("failover-close");
-    let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
+    // No spare: each replacement is spawned, so it joins slowly enough to be
+    // killed while it joins.
+    let mut cfg = config(&dir);
+    cfg.spares = 0;
+    let engine = Engine::start(cfg, PacedSink::new(SR)).unwrap();
     let mut faults = 0;
     while_playing(&engine, || {
         std::thread::sleep(Duration::from_millis(200));

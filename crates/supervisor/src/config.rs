@@ -27,6 +27,11 @@ pub struct EngineConfig {
     pub lead_blocks: u32,
     /// Replicas kept in lockstep (2: an active and a standby).
     pub replicas: u32,
+    /// Spare workers kept spawned, prepared and idle, so a replacement
+    /// starts with no spawn or exec on the critical path (1).
+    pub spares: u32,
+    /// Frames of output between checkpoints (a whole number of blocks).
+    pub checkpoint_every: u32,
     /// Audio ring capacity in frames (a power of two ≥ 4 blocks).
     pub ring_frames: u32,
     /// Event log capacity in slots (a power of two).
@@ -76,6 +81,8 @@ impl EngineConfig {
             block: 256,
             lead_blocks: 2,
             replicas: 2,
+            spares: 1,
+            checkpoint_every: 8 * 256,
             ring_frames: 8_192,
             log_slots: 4_096,
             faults_enabled: false,
@@ -104,9 +111,9 @@ impl EngineConfig {
         Duration::from_nanos(u64::from(self.block) * 1_000_000_000 / u64::from(self.sample_rate.max(1)))
     }
 
-    /// Worker slots the engine uses.
+    /// Worker slots the engine uses: replicas and spares.
     pub fn slots(&self) -> usize {
-        self.replicas as usize
+        (self.replicas + self.spares) as usize
     }
 
     /// Checks the configuration.
@@ -131,7 +138,10 @@ impl EngineConfig {
             return Err(bad("log_slots must be a power of two ≥ 64"));
         }
         if self.replicas < 1 || self.slots() > MAX_SLOTS {
-            return Err(bad("replicas must be 1..=8"));
+            return Err(bad("replicas must be ≥ 1, and replicas + spares at most 8"));
+        }
+        if self.checkpoint_every < self.block {
+            return Err(bad("checkpoint_every must be at least one block"));
         }
         Ok(())
     }

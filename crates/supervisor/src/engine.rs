@@ -24,7 +24,7 @@ use crate::status::Status;
 /// Priority of the output thread under SCHED_FIFO.
 const OUTPUT_PRIORITY: i32 = 70;
 /// Checkpoint slots in the bus.
-const CHECKPOINTS: u32 = 2;
+const CHECKPOINTS: u32 = crate::policy::checkpoint::SLOTS as u32;
 /// Capacity of the excision table.
 const EXCISIONS: u32 = 1_024;
 /// Frames of the engine's fade to silence when it stops (10 ms at 48 kHz).

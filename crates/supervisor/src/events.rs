@@ -97,10 +97,13 @@ pub struct FailoverEvent {
     /// When the active was switched (or the fault was noticed, when the
     /// active was not affected).
     pub t_switch: u64,
-    /// When the replacement process reported ready.
+    /// When the slot it died in held a ready worker again (a spare).
     pub t_respawn: Option<u64>,
-    /// When the replacement was verified in lockstep.
+    /// When a replacement was first verified in lockstep (a block agreed).
     pub t_rejoin: Option<u64>,
+    /// When the engine was redundant again: as many verified replicas as it
+    /// keeps, covering every frame still to be played.
+    pub t_redundant: Option<u64>,
 }
 
 fn fault_name<S: serde::Serializer>(fault: &Option<FaultKind>, s: S) -> Result<S::Ok, S::Error> {
@@ -133,6 +136,11 @@ impl FailoverEvent {
     /// Fault → replacement verified in lockstep, µs.
     pub fn rejoin_us(&self) -> Option<f64> {
         self.t_rejoin.map(|t| self.since_fault(t))
+    }
+
+    /// Fault → redundant again, µs.
+    pub fn redundant_us(&self) -> Option<f64> {
+        self.t_redundant.map(|t| self.since_fault(t))
     }
 }
 

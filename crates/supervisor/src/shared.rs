@@ -84,6 +84,9 @@ pub(crate) struct Shared {
     pub events_coalesced: AtomicU64,
     /// Events stamped (the next event number).
     pub events_stamped: AtomicU64,
+    /// The lowest event number a usable checkpoint starts from: the log
+    /// keeps everything from it on (u64::MAX: no checkpoint).
+    pub checkpoint_floor: AtomicU64,
     /// CLOCK_REALTIME ns at which frame 0 played (0 until the output runs).
     pub start_unix_ns: AtomicU64,
     /// Journal entries, notes or recorded samples lost to full queues (must
@@ -125,6 +128,7 @@ impl Shared {
             commands_late: AtomicU64::new(0),
             events_coalesced: AtomicU64::new(0),
             events_stamped: AtomicU64::new(0),
+            checkpoint_floor: AtomicU64::new(u64::MAX),
             start_unix_ns: AtomicU64::new(0),
             io_overruns: AtomicU64::new(0),
             fade_requested: AtomicBool::new(false),
@@ -157,15 +161,11 @@ impl Shared {
         usize::from(self.active.load(Acquire)).min(self.slots.len().saturating_sub(1))
     }
 
-    /// The lowest event number a live worker has not read yet: the log must
-    /// keep everything from it on.
+    /// The lowest event number a live worker has not read yet, or a usable
+    /// checkpoint starts from: the log must keep everything from it on.
     pub fn oldest_needed(&self, write_seq: u64) -> u64 {
-        self.slots
-            .iter()
-            .filter(|s| s.state() == LIVE)
-            .map(|s| s.region.log_read_seq().min(write_seq))
-            .min()
-            .unwrap_or(write_seq)
+        let live = self.slots.iter().filter(|s| s.state() == LIVE).map(|s| s.region.log_read_seq());
+        live.chain([self.checkpoint_floor.load(Acquire)]).map(|s| s.min(write_seq)).min().unwrap_or(write_seq)
     }
 }
 

@@ -58,7 +58,10 @@ pub struct FailoverSummary {
     pub respawn_us: Percentiles,
     /// Fault → replacement verified in lockstep, µs.
     pub rejoin_us: Percentiles,
-    /// Replacements that never joined.
+    /// Fault → redundant again (as many verified replicas as the engine
+    /// keeps, covering every frame still to be played), µs.
+    pub redundant_us: Percentiles,
+    /// Faults after which the engine never became redundant again.
     pub unjoined: usize,
     /// Every fault and its recovery, in order.
     pub events: Vec<FailoverEvent>,
@@ -81,6 +84,8 @@ pub struct ClassFigures {
     pub respawn_us: Percentiles,
     /// Fault → verified lockstep, µs.
     pub rejoin_us: Percentiles,
+    /// Fault → redundant again, µs.
+    pub redundant_us: Percentiles,
 }
 
 impl ClassFigures {
@@ -94,6 +99,7 @@ impl ClassFigures {
             switch_us: p(&|e| (e.role == Role::Active).then(|| e.switch_us())),
             respawn_us: p(&|e| e.respawn_us()),
             rejoin_us: p(&|e| e.rejoin_us()),
+            redundant_us: p(&|e| e.redundant_us()),
         }
     }
 }
@@ -142,7 +148,8 @@ impl FailoverSummary {
             switch_us: overall.switch_us,
             respawn_us: overall.respawn_us,
             rejoin_us: overall.rejoin_us,
-            unjoined: e.iter().filter(|ev| ev.t_rejoin.is_none()).count(),
+            redundant_us: overall.redundant_us,
+            unjoined: e.iter().filter(|ev| ev.t_redundant.is_none()).count(),
             by_class,
             events: report.failovers.clone(),
         }
@@ -177,6 +184,7 @@ impl FailoverSummary {
                 ("switch", f.switch_us),
                 ("respawn", f.respawn_us),
                 ("rejoin", f.rejoin_us),
+                ("redundant", f.redundant_us),
             ] {
                 rows.push((class.clone(), phase, p));
             }
@@ -187,6 +195,7 @@ impl FailoverSummary {
             switch_us: self.switch_us,
             respawn_us: self.respawn_us,
             rejoin_us: self.rejoin_us,
+            redundant_us: self.redundant_us,
         };
         add(format!("all ({})", self.faults), &overall);
         for (class, f) in &self.by_class {

@@ -26,17 +26,22 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Resul
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// Waits up to `timeout_ms` for any of `fds` (−1: none) to become
+/// Waits up to `timeout_us` µs for any of `fds` (−1: none) to become
 /// readable; returns a bit mask of the readable ones. Never allocates.
-pub(crate) fn poll_readable(fds: &[i32; crate::policy::MAX_SLOTS], timeout_ms: i32) -> u32 {
+pub(crate) fn poll_readable(fds: &[i32; crate::policy::MAX_SLOTS], timeout_us: u32) -> u32 {
     let mut polls = [libc::pollfd { fd: -1, events: 0, revents: 0 }; crate::policy::MAX_SLOTS];
     for (p, fd) in polls.iter_mut().zip(fds) {
         *p = libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 };
     }
-    // SAFETY: `polls` is a valid array of MAX_SLOTS pollfd structs for the
-    // duration of the call (negative fds are ignored by the kernel); the
-    // count passed is its length.
-    let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, timeout_ms) };
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::from(timeout_us / 1_000_000),
+        tv_nsec: libc::c_long::from(timeout_us % 1_000_000) * 1_000,
+    };
+    // SAFETY: `polls` is a valid array of MAX_SLOTS pollfd structs and `ts`
+    // a valid timespec for the duration of the call (negative fds are
+    // ignored by the kernel); the count passed is the array's length; a null
+    // signal mask leaves the thread's mask alone.
+    let n = unsafe { libc::ppoll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, &ts, std::ptr::null()) };
     if n <= 0 {
         return 0;
     }

@@ -38,8 +38,14 @@ impl Supervisor {
             (_, Some((t, _))) => t,
             _ => t_detect,
         };
+        // Dead, but what it wrote is still in its ring: the output may play
+        // it when no replica has the frames (all died at once), until the
+        // slot is refilled.
         slot.set_state(DEAD);
-        self.join_io[i].quiet_mark = Some(self.shared.output_mark());
+        if let Some(k) = self.join_io[i].reading.take() {
+            self.checkpoints.done_reading(k);
+        }
+        self.join_io[i] = super::JoinIo::default();
         self.watchdog.unwatch(i);
         let mut t_switch = t_detect;
         if role == Role::Active
@@ -61,6 +67,7 @@ impl Supervisor {
             t_switch,
             t_respawn: None,
             t_rejoin: None,
+            t_redundant: None,
         };
         if t_fault == t_detect {
             tracing::warn!(
@@ -81,11 +88,12 @@ impl Supervisor {
             );
         }
         let serial = self.history.push(event);
-        let pending = &mut self.pending[i];
-        if pending.len() == pending.capacity() {
-            pending.remove(0);
+        for pending in [&mut self.pending_redundant, &mut self.pending_respawn[i]] {
+            if pending.len() == pending.capacity() {
+                pending.remove(0);
+            }
+            pending.push(serial);
         }
-        pending.push(serial);
         if role == Role::Joining {
             self.restarts[i].failed();
         }

@@ -1,5 +1,6 @@
-//! Carrying out joins: gathering what the join policy needs to know about a
-//! slot, and doing what it decides (spawn, snapshot, start, promote, kill).
+//! Carrying out every slot's life (`policy::join`): gathering what the
+//! policy needs to know about a slot, and doing what it decides (retire a
+//! dead slot, spawn a spare, start it from a checkpoint, promote it, kill).
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -10,28 +11,34 @@ use crate::collector::Note;
 use crate::events::DetectedBy;
 use crate::policy::Nanos;
 use crate::policy::join::{Action, Compared, Facts, Phase};
-use crate::shared::{JOINING, LIVE, OutputMark};
+use crate::shared::{DEAD, EMPTY, JOINING, LIVE, OutputMark};
 
-/// The I/O side of one slot's join: ids of the requests in flight.
+/// The I/O side of one slot's join: what is in flight.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct JoinIo {
-    /// Set when the slot's worker died: the output must have seen it.
+    /// Set when the slot was retired: the output must have seen it.
     pub quiet_mark: Option<OutputMark>,
-    /// The snapshot request sent to the source.
-    pub snapshot_req: Option<u32>,
-    /// The start request sent to the replacement.
+    /// The start request sent to the worker.
     pub start_req: Option<u32>,
+    /// The checkpoint slot it is starting from (reserved until it started).
+    pub reading: Option<usize>,
 }
 
 impl Supervisor {
-    /// A live worker to copy from for slot `i`: the active if it is live,
-    /// else any other live one.
-    fn source_for(&self, i: usize) -> Option<usize> {
+    fn live_count(&self) -> usize {
+        self.shared.slots.iter().filter(|s| s.state() == LIVE).count()
+    }
+
+    /// A replica to verify slot `i` against: the active if live, else any
+    /// live one, else a dead one whose ring and checksums are still there.
+    fn reference_for(&self, i: usize) -> Option<usize> {
         let slots = &self.shared.slots;
         let active = self.shared.active();
+        let ok = |s: usize, state: u8| s != i && slots[s].state() == state;
         std::iter::once(active)
             .chain(0..slots.len())
-            .find(|&s| s != i && slots[s].state() == LIVE && self.fates[s].killing.is_none())
+            .find(|&s| ok(s, LIVE) && self.fates[s].killing.is_none())
+            .or_else(|| (0..slots.len()).find(|&s| ok(s, DEAD)))
     }
 
     /// Compares slot `i`'s checksums with `against`'s from block `next` on.
@@ -53,60 +60,89 @@ impl Supervisor {
         }
     }
 
-    fn facts(&self, i: usize, phase: Phase) -> Facts {
+    /// A dead slot whose frames nobody needs any more (a live replica has
+    /// them, or the output has played them) is retired: no longer read by
+    /// the output, its region then free to reset.
+    fn retire_if_done(&mut self, i: usize) {
+        let s = &self.shared;
+        let slot = &s.slots[i];
+        if slot.state() != DEAD || self.join_io[i].quiet_mark.is_some() {
+            return;
+        }
+        let played = s.frame.load(Acquire) >= slot.region.audio_write_frame();
+        if played || self.live_count() > 0 {
+            slot.set_state(EMPTY);
+            self.join_io[i].quiet_mark = Some(s.output_mark());
+        }
+    }
+
+    fn facts(&self, i: usize, phase: Phase, wanted: bool) -> Facts {
         let s = &self.shared;
         let io = &self.join_io[i];
         let region = &s.slots[i].region;
         let block = u64::from(self.cfg.block);
+        let output_frame = s.frame.load(Acquire);
+        let checkpoint = self.checkpoints.best(output_frame).map(|(k, c)| (k, c.frame));
         let mut f = Facts {
-            output_left: io.quiet_mark.is_none_or(|m| s.output_saw(m)),
+            output_left: s.slots[i].state() == EMPTY && io.quiet_mark.is_some_and(|m| s.output_saw(m)),
             ready: self.procs[i].is_some() && region.worker_state() == Some(WorkerState::Ready),
-            source: self.source_for(i),
+            wanted,
+            checkpoint,
+            nothing_to_restore: checkpoint.is_none() && self.live_count() == 0,
+            reference: self.reference_for(i),
             fresh_frame: s.limit.load(Acquire).div_ceil(block) * block,
             started: io.start_req.and_then(|id| region.start_outcome(id)).map(|r| r.is_ok()),
-            output_frame: s.frame.load(Acquire),
+            output_frame,
             ..Facts::default()
         };
-        match phase {
-            Phase::AwaitSnapshot { from, .. } => {
-                let source = &s.slots[from].region;
-                if io.snapshot_req.is_some_and(|id| source.snapshot_done(id)) {
-                    f.snapshot_frame = source.snapshot_info().map(|info| info.frame);
-                }
+        if let Phase::Verify { against, next, .. } = phase {
+            let live_writes = (0..s.slots.len()).filter(|&k| k != i && s.slots[k].state() == LIVE);
+            let newest = live_writes.map(|k| s.slots[k].region.audio_write_frame()).max().unwrap_or(0);
+            f.caught_up = region.audio_write_frame() + block >= newest;
+            if let Some(a) = against {
+                f.reference_live = s.slots[a].state() == LIVE;
+                f.compared = self.compare(i, a, next);
             }
-            Phase::Verify { against, next, .. } => {
-                let live_writes = (0..s.slots.len()).filter(|&k| k != i && s.slots[k].state() == LIVE);
-                let newest = live_writes.map(|k| s.slots[k].region.audio_write_frame()).max().unwrap_or(0);
-                f.caught_up = region.audio_write_frame() + block >= newest;
-                if let Some(a) = against {
-                    f.against_live = s.slots[a].state() == LIVE;
-                    f.compared = self.compare(i, a, next);
-                }
-            }
-            _ => {}
         }
         f
     }
 
-    /// Advances slot `i`'s join by whatever is ready now; never waits.
-    pub(crate) fn step_join(&mut self, i: usize, now: Nanos) {
-        let phase = self.joins[i].phase();
-        if matches!(phase, Phase::Idle | Phase::Quarantined) || self.fates[i].killing.is_some() {
-            // Nothing to do, or its worker is being killed: its exit decides.
-            return;
+    /// One pass over every slot: retire dead ones, advance refills, start
+    /// spares where replicas are missing, verify and promote. Never waits.
+    pub(crate) fn step_joins(&mut self, now: Nanos) {
+        let replicas = self.cfg.replicas as usize;
+        for i in 0..self.joins.len() {
+            self.retire_if_done(i);
         }
-        let facts = self.facts(i, phase);
-        if facts.ready && matches!(phase, Phase::AwaitReady { .. }) {
-            for &e in &self.pending[i] {
-                if let Some(ev) = self.history.get_mut(e) {
-                    ev.t_respawn.get_or_insert(now);
+        // Replicas missing: spares (in slot order) are wanted, one per
+        // missing replica not already on its way.
+        let on_the_way = self.joins.iter().filter(|j| j.starting()).count();
+        let mut missing = replicas.saturating_sub(self.live_count() + on_the_way);
+        for i in 0..self.joins.len() {
+            let phase = self.joins[i].phase();
+            if matches!(phase, Phase::Idle | Phase::Quarantined) || self.fates[i].killing.is_some() {
+                // Nothing to do, or its worker is being killed: its exit decides.
+                continue;
+            }
+            let could_start = matches!(phase, Phase::Spare | Phase::AwaitReady { .. });
+            let wanted = could_start && missing > 0;
+            let facts = self.facts(i, phase, wanted);
+            if facts.ready && matches!(phase, Phase::AwaitReady { .. }) {
+                let t = monotonic_ns();
+                for e in self.pending_respawn[i].drain(..) {
+                    if let Some(ev) = self.history.get_mut(e) {
+                        ev.t_respawn.get_or_insert(t);
+                    }
                 }
             }
-        }
-        let action = self.joins[i].poll(now, &self.join_cfg, &facts);
-        self.carry_out(i, action, phase, now);
-        if matches!(self.joins[i].phase(), Phase::Verify { .. }) && !self.watchdog.is_watched(i) {
-            self.watchdog.watch(i, now, false);
+            let action = self.joins[i].poll(now, &self.join_cfg, &facts);
+            if self.joins[i].starting() && !matches!(phase, Phase::AwaitCheckpoint { .. }) && could_start {
+                missing = missing.saturating_sub(1);
+            }
+            self.carry_out(i, action, phase, now);
+            if matches!(self.joins[i].phase(), Phase::Verify { .. }) && !self.watchdog.is_watched(i) {
+                self.watchdog.watch(i, now, false);
+            }
         }
     }
 
@@ -123,25 +159,14 @@ impl Supervisor {
                     self.restart_join(i, now);
                 }
             }
-            Action::RequestSnapshot { from } => {
-                let limit = s.limit.load(Acquire);
-                self.join_io[i].snapshot_req = Some(s.slots[from].region.request_snapshot(limit));
-            }
-            Action::StartFromSnapshot { from, frame } => {
-                let k = self.next_checkpoint;
-                self.next_checkpoint = (k + 1) % s.bus.geometry().checkpoints as usize;
-                match s.bus.store_checkpoint(k, &s.slots[from].region) {
-                    Ok(info) if info.frame == frame => {
-                        self.join_io[i].start_req =
-                            Some(region.request_start(StartKind::Checkpoint, frame, 0, k as u32));
-                        self.started_at[i] = frame;
-                        s.slots[i].set_state(JOINING);
-                    }
-                    Ok(_) | Err(_) => {
-                        tracing::warn!("slot {i}: the snapshot to start from was torn or changed");
-                        self.fail_join(i, DetectedBy::JoinFailed, now);
-                    }
-                }
+            Action::RequestCheckpoint => self.request_checkpoint(now),
+            Action::StartFromCheckpoint { checkpoint, frame } => {
+                self.checkpoints.reading(checkpoint);
+                self.join_io[i].reading = Some(checkpoint);
+                self.join_io[i].start_req =
+                    Some(region.request_start(StartKind::Checkpoint, frame, 0, checkpoint as u32));
+                self.started_at[i] = frame;
+                s.slots[i].set_state(JOINING);
             }
             Action::StartFresh { frame } => {
                 let write_seq = s.events_stamped.load(Acquire);
@@ -153,32 +178,10 @@ impl Supervisor {
                     s.io_overruns.fetch_add(1, Relaxed);
                 }
                 tracing::error!(
-                    "slot {i}: no live worker to copy from; restarting from silence at frame {frame}"
+                    "slot {i}: no live worker and no checkpoint to restore; restarting from silence at frame {frame}"
                 );
             }
-            Action::Promote => {
-                s.slots[i].set_state(LIVE);
-                self.watchdog.watch(i, now, true);
-                self.restarts[i].succeeded();
-                self.determinism.verified();
-                if let Phase::Verify { next, .. } = phase {
-                    self.compared_through[i] = next;
-                }
-                let t = monotonic_ns();
-                for e in self.pending[i].drain(..) {
-                    if let Some(ev) = self.history.get_mut(e) {
-                        ev.t_respawn.get_or_insert(t);
-                        ev.t_rejoin = Some(t);
-                        tracing::info!(
-                            "slot {i}: replacement verified in lockstep {:.0} µs after the fault",
-                            ev.rejoin_us().unwrap_or_default()
-                        );
-                    }
-                }
-                if s.slots[s.active()].state() != LIVE {
-                    s.active.store(i as u8, Release);
-                }
-            }
+            Action::Promote => self.promote(i, phase, now),
             Action::Fail(why) => {
                 tracing::warn!("slot {i}: join failed: {why}");
                 self.fail_join(i, DetectedBy::JoinFailed, now);
@@ -190,7 +193,7 @@ impl Supervisor {
                 };
                 let frame = self.first_differing_frame(against, i, block);
                 tracing::error!(
-                    "slot {i}: the replacement's audio differs from the worker it copied at frame {frame}"
+                    "slot {i}: the replacement's audio differs from the replica it was checked against at frame {frame}"
                 );
                 if let Some(verdict) = self.determinism.diverged(frame, true, now) {
                     self.report_nondeterminism(verdict);
@@ -198,11 +201,51 @@ impl Supervisor {
                 self.fail_join(i, DetectedBy::Divergence, now);
             }
         }
+        // Once started (or refused), the checkpoint it read is free again.
+        if let (Some(k), Some(_)) =
+            (self.join_io[i].reading, self.join_io[i].start_req.and_then(|id| region.start_outcome(id)))
+        {
+            self.join_io[i].reading = None;
+            self.checkpoints.done_reading(k);
+        }
     }
 
-    /// Kills a replacement whose join failed; its exit counts the failure
-    /// and starts the join again. With no process left to kill, that
-    /// happens here.
+    /// Slot `i` is a verified live replica.
+    fn promote(&mut self, i: usize, phase: Phase, now: Nanos) {
+        let s = self.shared.clone();
+        s.slots[i].set_state(LIVE);
+        self.watchdog.watch(i, now, true);
+        self.restarts[i].succeeded();
+        self.determinism.verified();
+        if let Phase::Verify { next, .. } = phase {
+            self.compared_through[i] = next;
+        }
+        if s.slots[s.active()].state() != LIVE {
+            s.active.store(i as u8, Release);
+        }
+        let t = monotonic_ns();
+        let redundant = self.live_count() >= (self.cfg.replicas as usize).min(2);
+        for &e in &self.pending_redundant {
+            if let Some(ev) = self.history.get_mut(e) {
+                ev.t_rejoin.get_or_insert(t);
+                if redundant {
+                    ev.t_redundant = Some(t);
+                    tracing::info!(
+                        "slot {i}: redundant again {:.0} µs after the fault (a verified replica covering every frame \
+                         still to play)",
+                        ev.redundant_us().unwrap_or_default()
+                    );
+                }
+            }
+        }
+        if redundant {
+            self.pending_redundant.clear();
+        }
+    }
+
+    /// Kills a worker whose join failed; its exit counts the failure and
+    /// starts the refill again. With no process left to kill, that happens
+    /// here.
     fn fail_join(&mut self, i: usize, why: DetectedBy, now: Nanos) {
         if self.procs[i].is_some() {
             self.kill(i, why);

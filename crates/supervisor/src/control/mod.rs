@@ -5,6 +5,7 @@
 //! every worker itself: a worker's PR_SET_PDEATHSIG fires when the *thread*
 //! that spawned it exits, so that thread must live as long as the engine.
 
+mod checkpoints;
 mod failover;
 mod joins;
 mod procs;
@@ -19,6 +20,7 @@ use chronus_ipc::{FaultKind, StartKind, WorkerState, monotonic_ns};
 use crate::collector::Note;
 use crate::config::EngineConfig;
 use crate::events::History;
+use crate::policy::checkpoint::{CheckpointConfig, Checkpoints};
 use crate::policy::determinism::Determinism;
 use crate::policy::health::{HealthFacts, UnderrunWindow, health};
 use crate::policy::join::{Join, JoinConfig};
@@ -76,15 +78,26 @@ pub(crate) struct Supervisor {
     pub join_cfg: JoinConfig,
     pub watchdog: Watchdog,
     pub determinism: Determinism,
+    pub checkpoints: Checkpoints,
+    pub checkpoint_cfg: CheckpointConfig,
+    /// The checkpoint request in flight: the snapshot request ids of the
+    /// replicas asked, and when it was sent (monotonic ns).
+    pub checkpoint_reqs: [Option<(usize, u32)>; 2],
+    pub checkpoint_sent: u64,
+    /// Checkpoints stored, and the time they took in all (request to
+    /// stored, ns): their cost.
+    pub checkpoint_stats: (u64, u64),
     pub history: History,
-    /// Per slot: serials of the failover events its replacement completes.
-    pub pending: Vec<Vec<u64>>,
+    /// Serials of the failover events that complete when the engine is
+    /// redundant again.
+    pub pending_redundant: Vec<u64>,
+    /// Per slot: serials of the failover events that complete when the slot
+    /// holds a ready worker again.
+    pub pending_respawn: Vec<Vec<u64>>,
     /// Per slot: the frame its worker started at.
     pub started_at: Vec<u64>,
     /// Per slot: blocks below this were compared with the active's.
     pub compared_through: Vec<u64>,
-    /// The checkpoint slot to write next.
-    pub next_checkpoint: usize,
     pub requests: mpsc::Receiver<Request>,
     pub status: Arc<Mutex<Status>>,
     pub underruns: UnderrunWindow,
@@ -106,6 +119,10 @@ impl Supervisor {
     ) -> Self {
         let n = shared.slots.len();
         let ns = |d: Duration| d.as_nanos() as Nanos;
+        let checkpoint_cfg = CheckpointConfig {
+            every: u64::from(cfg.checkpoint_every),
+            timeout: Duration::from_millis(500).as_nanos() as Nanos,
+        };
         let watchdog = Watchdog::new(WatchdogConfig {
             hang_timeout: ns(cfg.hang_timeout),
             slow_budget: (ns(cfg.block_duration()) as f64 * cfg.slow_factor) as Nanos,
@@ -134,10 +151,15 @@ impl Supervisor {
             restarts: vec![Restarts::default(); n],
             watchdog,
             determinism: Determinism::default(),
-            pending: (0..n).map(|_| Vec::with_capacity(PENDING)).collect(),
+            checkpoints: Checkpoints::default(),
+            checkpoint_cfg,
+            checkpoint_reqs: [None; 2],
+            checkpoint_sent: 0,
+            checkpoint_stats: (0, 0),
+            pending_redundant: Vec::with_capacity(PENDING),
+            pending_respawn: (0..n).map(|_| Vec::with_capacity(PENDING)).collect(),
             started_at: vec![0; n],
             compared_through: vec![0; n],
-            next_checkpoint: 0,
             requests,
             status,
             underruns: UnderrunWindow::default(),
@@ -148,16 +170,17 @@ impl Supervisor {
         }
     }
 
-    /// Starts the replicas from a reset DSP at frame 0 and waits until they
-    /// run.
+    /// Spawns every slot's worker, starts the replicas from a reset DSP at
+    /// frame 0, takes the first checkpoint (frame 0) and waits until all of
+    /// it is done: the other slots are ready spares.
     pub fn start_workers(&mut self) -> Result<(), EngineError> {
-        let n = self.cfg.replicas as usize;
-        for i in 0..n {
+        let replicas = self.cfg.replicas as usize;
+        for i in 0..self.procs.len() {
             self.spawn(i)?;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut ids = [0u32; MAX_SLOTS];
-        for (i, id) in ids.iter_mut().enumerate().take(n) {
+        for (i, id) in ids.iter_mut().enumerate().take(self.procs.len()) {
             let region = &self.shared.slots[i].region;
             let left = deadline.saturating_duration_since(Instant::now());
             if region.wait_worker_ready(left) != Some(WorkerState::Ready) {
@@ -166,28 +189,59 @@ impl Supervisor {
                     "worker {i} did not become ready (see its message above)"
                 )));
             }
-            *id = region.request_start(StartKind::Fresh, 0, 0, 0);
+            if i < replicas {
+                *id = region.request_start(StartKind::Fresh, 0, 0, 0);
+            }
         }
-        for (i, &id) in ids.iter().enumerate().take(n) {
-            let region = &self.shared.slots[i].region;
-            while region.start_outcome(id).is_none() {
+        let wait = |done: &dyn Fn() -> bool, what: &str| {
+            while !done() {
                 if Instant::now() > deadline {
-                    self.kill_all();
-                    return Err(EngineError::WorkerStart(format!("worker {i} did not start")));
+                    return Err(EngineError::WorkerStart(what.to_owned()));
                 }
                 std::thread::sleep(Duration::from_micros(200));
             }
+            Ok(())
+        };
+        let now = monotonic_ns();
+        for (i, &id) in ids.iter().enumerate().take(replicas) {
+            let region = &self.shared.slots[i].region;
+            if let Err(e) = wait(&|| region.start_outcome(id).is_some(), "a worker did not start") {
+                self.kill_all();
+                return Err(e);
+            }
             self.shared.slots[i].set_state(LIVE);
-            self.watchdog.watch(i, monotonic_ns(), true);
+            self.joins[i].live();
+            self.watchdog.watch(i, now, true);
+        }
+        for i in replicas..self.procs.len() {
+            self.joins[i].spare();
         }
         self.shared.active.store(0, Release);
+        // The first checkpoint, at frame 0 (nothing may render yet: the
+        // render limit is 0).
+        let id = self.shared.slots[0].region.request_snapshot(0);
+        let region = &self.shared.slots[0].region;
+        if let Err(e) = wait(&|| region.snapshot_done(id), "the first checkpoint was not written") {
+            self.kill_all();
+            return Err(e);
+        }
+        if let Some(slot) = self.checkpoints.begin(0, now) {
+            match self.shared.bus.store_checkpoint(slot, region) {
+                Ok(info) => self.checkpoints.stored(info.frame, info.log_seq, now),
+                Err(_) => self.checkpoints.failed(),
+            }
+        }
+        self.publish_checkpoint_floor();
         Ok(())
     }
 
     /// The supervisor loop: until the engine stops.
     pub fn run(mut self) -> History {
         while !self.shared.stop.load(Acquire) {
-            let exited = self.poll_exits(1);
+            // While a replica is on its way, look often: each step of a join
+            // is a pass.
+            let busy = self.joins.iter().any(|j| j.starting());
+            let exited = self.poll_exits(if busy { 200 } else { 1_000 });
             // Requests first: an expected outside fault must be known before
             // the exit it causes is recorded.
             while let Ok(request) = self.requests.try_recv() {
@@ -204,10 +258,9 @@ impl Supervisor {
             }
             let now = monotonic_ns();
             self.watch(now);
-            for i in 0..self.joins.len() {
-                self.step_join(i, now);
-            }
+            self.step_joins(now);
             self.compare_replicas(now);
+            self.step_checkpoints(now);
             self.publish_status(now);
         }
         self.shutdown();

@@ -70,16 +70,16 @@ impl Supervisor {
         }
     }
 
-    /// Waits up to `timeout_ms` for workers to end; returns a mask of the
+    /// Waits up to `timeout_us` µs for workers to end; returns a mask of the
     /// slots whose pidfd became readable. Never allocates.
-    pub(crate) fn poll_exits(&self, timeout_ms: i32) -> u32 {
+    pub(crate) fn poll_exits(&self, timeout_us: u32) -> u32 {
         let mut fds = [-1; MAX_SLOTS];
         for (fd, p) in fds.iter_mut().zip(&self.procs) {
             if let Some(p) = p {
                 *fd = p.pidfd.as_raw_fd();
             }
         }
-        sys::poll_readable(&fds, timeout_ms)
+        sys::poll_readable(&fds, timeout_us)
     }
 
     /// The pid of slot `i`'s worker.

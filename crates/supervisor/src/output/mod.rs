@@ -20,7 +20,7 @@ use chronus_ipc::AudioReader;
 
 use crate::collector::Note;
 use crate::report::FrameSpan;
-use crate::shared::{LIVE, Shared};
+use crate::shared::{DEAD, LIVE, Shared};
 use sequencer::Sequencer;
 
 /// How long a free-running output waits for a frame before giving up.
@@ -105,18 +105,25 @@ impl OutputEngine {
         }
     }
 
-    /// The live slots, active first.
-    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+    /// The slots whose audio may be played: the live ones, active first,
+    /// then the dead ones not yet refilled (what a worker wrote before it
+    /// died is still good: after a double fault, it plays until a
+    /// replacement takes over).
+    fn readable(&self) -> impl Iterator<Item = usize> + '_ {
         let active = self.shared.active();
+        let slots = &self.shared.slots;
+        let others =
+            move |state: u8| (0..slots.len()).filter(move |&i| i != active && slots[i].state() == state);
         std::iter::once(active)
-            .chain((0..self.shared.slots.len()).filter(move |&i| i != active))
-            .filter(|&i| self.shared.slots[i].state() == LIVE)
+            .filter(|&a| slots[a].state() == LIVE)
+            .chain(others(LIVE))
+            .chain(std::iter::once(active).filter(|&a| slots[a].state() == DEAD).chain(others(DEAD)))
     }
 
-    /// Copies `[from, from + len)` from the first live slot (active first)
-    /// that holds all of it.
+    /// Copies `[from, from + len)` from the first readable slot (active
+    /// first) that holds all of it.
     fn copy_from_live(&self, from: u64, left: &mut [f32], right: &mut [f32]) -> Option<usize> {
-        for i in self.live() {
+        for i in self.readable() {
             let mut reader = AudioReader::new(&self.shared.slots[i].region);
             if reader.copy_frames(from, left, right).is_ok() {
                 if reader.corrupt_samples() > 0 {
@@ -142,7 +149,7 @@ impl OutputEngine {
             if slot.state() == LIVE && AudioReader::new(&slot.region).wait_for(frame + 1, patience) {
                 return;
             }
-            if self.live().any(|i| AudioReader::new(&self.shared.slots[i].region).span().1 > frame) {
+            if self.readable().any(|i| AudioReader::new(&self.shared.slots[i].region).span().1 > frame) {
                 return;
             }
             std::thread::sleep(Duration::from_micros(200).min(deadline.saturating_duration_since(now)));

@@ -1,25 +1,27 @@
-//! Bringing a replacement worker into verified lockstep, in the background.
+//! Every slot's life: spare, replacement, live replica.
 //!
-//! 1. **Quiet.** Wait until the output has left the dead slot (it is not in
-//!    a period that started before the slot was marked dead), so its region
-//!    can be reset for a new worker.
-//! 2. **Spawn** the worker; wait until it is ready (its DSP prepared).
-//! 3. **Snapshot.** Ask a live worker for a snapshot at the first block
-//!    boundary at or after the render limit. It holds the DSP's state at
-//!    frame S and the number of the first event not yet applied.
-//! 4. **Start.** The supervisor copies it into a checkpoint of the bus and
-//!    tells the replacement to start from it: it restores, reads the log
-//!    from that event on, and renders from S as fast as it can. (With no
-//!    live worker left, it starts from a reset DSP at the next block
+//! A slot that lost its worker is **refilled**: once the output no longer
+//! reads it (its dead worker's frames may still be played when no replica
+//! has them), its region is reset and a new worker spawned; once ready (its
+//! DSP prepared), it is a **spare**: a process idle, attached, waiting. When
+//! the engine needs a replica (fewer live than wanted), a spare **starts**:
+//!
+//! 1. from the best checkpoint ([`super::checkpoint`]): the newest taken at
+//!    or before the frame the output is playing. It restores it, reads the
+//!    log from the checkpoint's event number on, and renders as fast as it
+//!    can. (With no checkpoint yet, one is asked for; with no live replica
+//!    and no checkpoint, it starts from a reset DSP at the next block
 //!    boundary: the state is lost.)
-//! 5. **Verify.** Its block checksums are compared with the source's from
-//!    S on. It becomes a live replica once [`JoinConfig::verify_blocks`]
-//!    blocks agree, it has caught up, *and the output has played up to S*
-//!    (frames before S exist only in the others' rings, so until then it
-//!    could not stand in for them). A mismatch is a divergence.
+//! 2. **Verify**: its block checksums are compared with a reference
+//!    replica's (a live one, else the dead ones' still in shared memory)
+//!    from the start on. It becomes a live replica once
+//!    [`JoinConfig::verify_blocks`] blocks agree, it has caught up, and it
+//!    covers every frame still to be played (the output has reached where
+//!    it started). A mismatch is a divergence.
 //!
-//! Every step has a timeout; a failed step kills the replacement, whose
-//! exit counts as a failed restart (see [`super::restart`]).
+//! No spawn or exec is on that path: the spare was started beforehand.
+//! Every step has a timeout; a failed step kills the worker, whose exit
+//! counts as a failed restart (see [`super::restart`]).
 
 use super::Nanos;
 use super::restart::{RestartPolicy, Restarts, Retry};
@@ -35,10 +37,10 @@ pub struct JoinConfig {
     pub block: u64,
 }
 
-/// Where a slot's join stands.
+/// Where a slot stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Phase {
-    /// Nothing to do: the slot holds a live worker, or nothing was asked.
+    /// Nothing to do: a live replica, or an empty slot nobody asked to fill.
     #[default]
     Idle,
     /// Restarts keep failing: waiting until then.
@@ -48,25 +50,26 @@ pub enum Phase {
     },
     /// Given up on after repeated failures.
     Quarantined,
-    /// Waiting for the output to leave the slot.
+    /// Its worker died: waiting until the output no longer reads the slot.
     AwaitQuiet,
     /// Spawned; waiting for the worker to be ready.
     AwaitReady {
         /// When it was spawned.
         since: Nanos,
     },
-    /// Waiting for live worker `from`'s snapshot.
-    AwaitSnapshot {
-        /// The slot asked.
-        from: usize,
-        /// When.
+    /// A ready spare, idle.
+    Spare,
+    /// Wanted as a replica, but no checkpoint to start from yet (one was
+    /// asked for).
+    AwaitCheckpoint {
+        /// Since when.
         since: Nanos,
     },
     /// Told to start at frame `start`; waiting for the worker to say it did.
     AwaitStart {
         /// The frame it starts at.
         start: u64,
-        /// The worker to compare with (`None`: nobody left; a fresh start).
+        /// The replica to verify against (`None`: nobody; a fresh start).
         against: Option<usize>,
         /// When.
         since: Nanos,
@@ -75,7 +78,7 @@ pub enum Phase {
     Verify {
         /// The frame it started at.
         start: u64,
-        /// The worker compared with.
+        /// The replica compared with.
         against: Option<usize>,
         /// The next block to compare.
         next: u64,
@@ -86,28 +89,31 @@ pub enum Phase {
     },
 }
 
-/// What the supervisor sees of the join this pass.
+/// What the supervisor sees of the slot this pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Facts {
     /// The output has left the slot ([`Phase::AwaitQuiet`]).
     pub output_left: bool,
     /// The worker reported ready ([`Phase::AwaitReady`]).
     pub ready: bool,
-    /// A live worker to copy from (the active preferably).
-    pub source: Option<usize>,
-    /// The frame of the asked-for snapshot, once written
-    /// ([`Phase::AwaitSnapshot`]).
-    pub snapshot_frame: Option<u64>,
+    /// The engine needs this slot's spare as a replica now.
+    pub wanted: bool,
+    /// The best checkpoint to start from: (slot, frame).
+    pub checkpoint: Option<(usize, u64)>,
+    /// No live replica and no checkpoint: nothing to restore.
+    pub nothing_to_restore: bool,
+    /// A replica to verify a replacement against.
+    pub reference: Option<usize>,
     /// Where a fresh start would begin (the first block boundary at or
     /// after the render limit).
     pub fresh_frame: u64,
     /// The worker's answer to the start request ([`Phase::AwaitStart`]).
     pub started: Option<bool>,
-    /// The worker compared with is still live ([`Phase::Verify`]).
-    pub against_live: bool,
+    /// The reference is still a live replica ([`Phase::Verify`]).
+    pub reference_live: bool,
     /// Checksums compared this pass ([`Phase::Verify`]).
     pub compared: Compared,
-    /// The replacement has caught up with the worker compared with.
+    /// The replacement has caught up with the live replicas.
     pub caught_up: bool,
     /// Frames the output has played.
     pub output_frame: u64,
@@ -131,21 +137,17 @@ pub enum Action {
     Wait,
     /// Reset the slot's region for a new generation and spawn a worker.
     Spawn,
-    /// Ask live worker `from` for a snapshot at the first block boundary at
-    /// or after the render limit.
-    RequestSnapshot {
-        /// The slot to ask.
-        from: usize,
-    },
-    /// Copy `from`'s snapshot into a checkpoint and tell the worker to start
-    /// from it, at frame `frame`.
-    StartFromSnapshot {
-        /// The slot whose snapshot it is.
-        from: usize,
+    /// Ask the live replicas for a checkpoint now.
+    RequestCheckpoint,
+    /// Tell the spare to start from checkpoint slot `checkpoint`, whose
+    /// frame is `frame`.
+    StartFromCheckpoint {
+        /// The checkpoint slot.
+        checkpoint: usize,
         /// Its frame.
         frame: u64,
     },
-    /// Tell the worker to start from a reset DSP at `frame` (the state is
+    /// Tell the spare to start from a reset DSP at `frame` (the state is
     /// lost).
     StartFresh {
         /// The frame.
@@ -153,16 +155,16 @@ pub enum Action {
     },
     /// The worker is a verified live replica now.
     Promote,
-    /// Kill the worker: this join failed.
+    /// Kill the worker: this step failed.
     Fail(&'static str),
-    /// Kill the worker: its block `block` differs from the worker it copied.
+    /// Kill the worker: its block `block` differs from the reference's.
     Diverged {
         /// The first block that differs.
         block: u64,
     },
 }
 
-/// One slot's join.
+/// One slot's state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Join {
     phase: Phase,
@@ -174,14 +176,18 @@ impl Join {
         self.phase
     }
 
-    /// Whether a replacement is on its way (not idle, backing off or
-    /// quarantined).
-    pub fn in_progress(&self) -> bool {
-        !matches!(self.phase, Phase::Idle | Phase::Backoff { .. } | Phase::Quarantined)
+    /// Whether a replica is on its way here (starting or verifying).
+    pub fn starting(&self) -> bool {
+        matches!(self.phase, Phase::AwaitCheckpoint { .. } | Phase::AwaitStart { .. } | Phase::Verify { .. })
     }
 
-    /// The slot lost its worker: start a replacement, now or after a backoff,
-    /// or give up.
+    /// Whether it holds a ready spare.
+    pub fn is_spare(&self) -> bool {
+        self.phase == Phase::Spare
+    }
+
+    /// The slot lost its worker: refill it, now or after a backoff, or give
+    /// up.
     pub fn begin(&mut self, now: Nanos, restarts: &Restarts, policy: &RestartPolicy) {
         self.phase = match restarts.next(policy, now) {
             Retry::Now => Phase::AwaitQuiet,
@@ -190,10 +196,36 @@ impl Join {
         };
     }
 
-    /// Stops joining for good (the DSP is not deterministic: replacements
-    /// would only diverge again).
+    /// Stops for good (the DSP is not deterministic: replacements would only
+    /// diverge again).
     pub fn quarantine(&mut self) {
         self.phase = Phase::Quarantined;
+    }
+
+    /// A worker that started with the engine is a live replica.
+    pub fn live(&mut self) {
+        self.phase = Phase::Idle;
+    }
+
+    /// A worker spawned with the engine and not started is a ready spare.
+    pub fn spare(&mut self) {
+        self.phase = Phase::Spare;
+    }
+
+    fn start(&mut self, now: Nanos, f: &Facts) -> Action {
+        if let Some((checkpoint, frame)) = f.checkpoint {
+            self.phase = Phase::AwaitStart { start: frame, against: f.reference, since: now };
+            Action::StartFromCheckpoint { checkpoint, frame }
+        } else if f.nothing_to_restore {
+            let frame = f.fresh_frame;
+            self.phase = Phase::AwaitStart { start: frame, against: None, since: now };
+            Action::StartFresh { frame }
+        } else {
+            if !matches!(self.phase, Phase::AwaitCheckpoint { .. }) {
+                self.phase = Phase::AwaitCheckpoint { since: now };
+            }
+            Action::RequestCheckpoint
+        }
     }
 
     /// Advances by whatever `f` says is ready; never waits.
@@ -212,39 +244,28 @@ impl Join {
                 Action::Spawn
             }
             Phase::AwaitQuiet => Action::Wait,
-            Phase::AwaitReady { since } if f.ready => match f.source {
-                Some(from) => {
-                    self.phase = Phase::AwaitSnapshot { from, since: now };
-                    Action::RequestSnapshot { from }
-                }
-                None => {
-                    let frame = f.fresh_frame;
-                    self.phase = Phase::AwaitStart { start: frame, against: None, since };
-                    Action::StartFresh { frame }
-                }
-            },
+            Phase::AwaitReady { .. } if f.ready => {
+                self.phase = Phase::Spare;
+                if f.wanted { self.start(now, f) } else { Action::Wait }
+            }
             Phase::AwaitReady { since } if late(since) => Action::Fail("the worker did not report ready"),
             Phase::AwaitReady { .. } => Action::Wait,
-            Phase::AwaitSnapshot { from, .. } if f.source != Some(from) => {
-                // The worker we were copying from died too: ask another (or
-                // start fresh if none is left).
-                self.phase = Phase::AwaitReady { since: now };
-                self.poll(now, cfg, &Facts { ready: true, ..*f })
+            Phase::Spare if f.wanted => self.start(now, f),
+            Phase::Spare => Action::Wait,
+            Phase::AwaitCheckpoint { .. } if f.checkpoint.is_some() || f.nothing_to_restore => {
+                self.start(now, f)
             }
-            Phase::AwaitSnapshot { from, .. } if f.snapshot_frame.is_some() => {
-                let frame = f.snapshot_frame.unwrap_or_default();
-                self.phase = Phase::AwaitStart { start: frame, against: Some(from), since: now };
-                Action::StartFromSnapshot { from, frame }
-            }
-            Phase::AwaitSnapshot { since, .. } if late(since) => Action::Fail("no snapshot came"),
-            Phase::AwaitSnapshot { .. } => Action::Wait,
+            Phase::AwaitCheckpoint { since } if late(since) => Action::Fail("no checkpoint came"),
+            // Asked again each pass: a request no replica could answer (the
+            // ones asked died) is made anew; one in flight is left alone.
+            Phase::AwaitCheckpoint { .. } => Action::RequestCheckpoint,
             Phase::AwaitStart { start, against, since } => match f.started {
                 Some(true) => {
                     let next = start / cfg.block.max(1);
                     self.phase = Phase::Verify { start, against, next, matched: 0, since: now };
                     Action::Wait
                 }
-                Some(false) => Action::Fail("the worker refused to start from the snapshot"),
+                Some(false) => Action::Fail("the worker refused to start from the checkpoint"),
                 None if late(since) => Action::Fail("the worker did not start"),
                 None => Action::Wait,
             },
@@ -258,13 +279,12 @@ impl Join {
                     // Nobody to compare with (a fresh start): its own
                     // progress is all there is.
                     None => f.caught_up,
-                    Some(_) if !f.against_live => matched > 0,
+                    // The reference died since (its checksums stay where
+                    // they are): what it rendered must agree.
+                    Some(_) if !f.reference_live => matched > 0 || f.caught_up,
                     Some(_) => matched >= cfg.verify_blocks && f.caught_up,
                 };
-                if against.is_some() && !f.against_live && matched == 0 {
-                    return Action::Fail("the worker it copied died before it could be verified");
-                }
-                if verified && (covers_output || !f.against_live || against.is_none()) {
+                if verified && (covers_output || !f.reference_live) {
                     self.phase = Phase::Idle;
                     return Action::Promote;
                 }
@@ -292,23 +312,22 @@ mod tests {
         j
     }
 
-    /// Walks a join from the start to verification, with source slot 1.
-    fn to_verify(j: &mut Join) {
+    /// Refills a slot up to a ready spare.
+    fn to_spare(j: &mut Join) {
         assert_eq!(j.poll(1, &CFG, &Facts::default()), Action::Wait, "the output still reads the slot");
         assert_eq!(j.poll(2, &CFG, &Facts { output_left: true, ..Facts::default() }), Action::Spawn);
         assert_eq!(j.poll(3, &CFG, &Facts::default()), Action::Wait);
-        let ready = Facts { ready: true, source: Some(1), ..Facts::default() };
-        assert_eq!(j.poll(4, &CFG, &ready), Action::RequestSnapshot { from: 1 });
-        assert_eq!(j.poll(5, &CFG, &Facts { source: Some(1), ..Facts::default() }), Action::Wait);
-        let done = Facts { source: Some(1), snapshot_frame: Some(4_096), ..Facts::default() };
-        assert_eq!(j.poll(6, &CFG, &done), Action::StartFromSnapshot { from: 1, frame: 4_096 });
-        assert_eq!(j.poll(7, &CFG, &Facts { started: Some(true), ..Facts::default() }), Action::Wait);
-        assert!(matches!(j.phase(), Phase::Verify { start: 4_096, against: Some(1), next: 16, .. }));
+        assert_eq!(j.poll(4, &CFG, &Facts { ready: true, ..Facts::default() }), Action::Wait);
+        assert!(j.is_spare());
+    }
+
+    fn wanted(checkpoint: Option<(usize, u64)>) -> Facts {
+        Facts { wanted: true, checkpoint, reference: Some(1), ..Facts::default() }
     }
 
     fn verifying(matched: u32, caught_up: bool, output_frame: u64) -> Facts {
         Facts {
-            against_live: true,
+            reference_live: true,
             compared: Compared { matched, mismatch: None, next: 17 },
             caught_up,
             output_frame,
@@ -316,18 +335,78 @@ mod tests {
         }
     }
 
+    /// A spare started from checkpoint 2 at frame 4096, now verifying.
+    fn to_verify(j: &mut Join) {
+        to_spare(j);
+        assert_eq!(
+            j.poll(5, &CFG, &wanted(Some((2, 4_096)))),
+            Action::StartFromCheckpoint { checkpoint: 2, frame: 4_096 }
+        );
+        assert_eq!(j.poll(6, &CFG, &Facts { started: Some(true), ..Facts::default() }), Action::Wait);
+        assert!(matches!(j.phase(), Phase::Verify { start: 4_096, against: Some(1), next: 16, .. }));
+    }
+
     #[test]
-    fn a_join_is_promoted_only_when_verified_caught_up_and_covering_the_output() {
+    fn a_spare_waits_until_wanted_then_starts_from_the_checkpoint() {
+        let mut j = begun();
+        to_spare(&mut j);
+        assert_eq!(j.poll(5, &CFG, &Facts::default()), Action::Wait, "a spare idles");
+        to_verify(&mut begun());
+    }
+
+    #[test]
+    fn a_replacement_is_promoted_when_verified_caught_up_and_covering_the_output() {
         let mut j = begun();
         to_verify(&mut j);
         assert_eq!(j.poll(8, &CFG, &verifying(1, false, 5_000)), Action::Wait, "not caught up");
-        assert_eq!(j.poll(9, &CFG, &verifying(0, true, 4_000)), Action::Wait, "the output is before S");
+        assert_eq!(
+            j.poll(9, &CFG, &verifying(0, true, 4_000)),
+            Action::Wait,
+            "the output is before its start"
+        );
         assert_eq!(j.poll(10, &CFG, &verifying(0, true, 4_096)), Action::Promote);
         assert_eq!(j.phase(), Phase::Idle);
     }
 
     #[test]
-    fn a_mismatch_is_a_divergence() {
+    fn with_no_checkpoint_one_is_asked_for_and_awaited() {
+        let mut j = begun();
+        to_spare(&mut j);
+        assert_eq!(j.poll(5, &CFG, &wanted(None)), Action::RequestCheckpoint);
+        assert_eq!(j.poll(6, &CFG, &wanted(None)), Action::RequestCheckpoint, "asks again while none");
+        assert!(matches!(j.phase(), Phase::AwaitCheckpoint { since: 5 }));
+        assert_eq!(
+            j.poll(7, &CFG, &wanted(Some((0, 8_192)))),
+            Action::StartFromCheckpoint { checkpoint: 0, frame: 8_192 }
+        );
+        let mut j = begun();
+        to_spare(&mut j);
+        j.poll(5, &CFG, &wanted(None));
+        assert!(matches!(j.poll(ms(3_100), &CFG, &wanted(None)), Action::Fail(_)));
+    }
+
+    #[test]
+    fn with_nothing_to_restore_it_starts_fresh_and_needs_no_comparison() {
+        let mut j = begun();
+        to_spare(&mut j);
+        let f = Facts { wanted: true, nothing_to_restore: true, fresh_frame: 8_192, ..Facts::default() };
+        assert_eq!(j.poll(5, &CFG, &f), Action::StartFresh { frame: 8_192 });
+        j.poll(6, &CFG, &Facts { started: Some(true), ..Facts::default() });
+        assert_eq!(j.poll(7, &CFG, &Facts { caught_up: true, ..Facts::default() }), Action::Promote);
+    }
+
+    #[test]
+    fn a_dead_reference_still_verifies_what_it_rendered() {
+        let mut j = begun();
+        to_verify(&mut j);
+        // Every replica died (a double fault): the dead ones' checksums
+        // still count, and the replacement need not wait for the output.
+        let f = Facts { reference_live: false, ..verifying(1, false, 0) };
+        assert_eq!(j.poll(8, &CFG, &f), Action::Promote);
+    }
+
+    #[test]
+    fn a_mismatch_is_a_divergence_and_every_step_times_out() {
         let mut j = begun();
         to_verify(&mut j);
         let f = Facts {
@@ -335,10 +414,6 @@ mod tests {
             ..verifying(0, true, 0)
         };
         assert_eq!(j.poll(8, &CFG, &f), Action::Diverged { block: 16 });
-    }
-
-    #[test]
-    fn every_step_times_out() {
         let mut j = begun();
         j.poll(0, &CFG, &Facts { output_left: true, ..Facts::default() });
         assert_eq!(
@@ -351,38 +426,6 @@ mod tests {
     }
 
     #[test]
-    fn with_no_live_worker_it_starts_fresh_and_needs_no_comparison() {
-        let mut j = begun();
-        j.poll(0, &CFG, &Facts { output_left: true, ..Facts::default() });
-        let ready = Facts { ready: true, source: None, fresh_frame: 8_192, ..Facts::default() };
-        assert_eq!(j.poll(1, &CFG, &ready), Action::StartFresh { frame: 8_192 });
-        j.poll(2, &CFG, &Facts { started: Some(true), ..Facts::default() });
-        assert_eq!(j.poll(3, &CFG, &Facts { caught_up: true, ..Facts::default() }), Action::Promote);
-    }
-
-    #[test]
-    fn a_source_that_dies_is_replaced_by_another_or_verification_ends() {
-        let mut j = begun();
-        j.poll(0, &CFG, &Facts { output_left: true, ..Facts::default() });
-        j.poll(1, &CFG, &Facts { ready: true, source: Some(1), ..Facts::default() });
-        // Slot 1 died while snapshotting; slot 2 is live.
-        assert_eq!(
-            j.poll(2, &CFG, &Facts { source: Some(2), ..Facts::default() }),
-            Action::RequestSnapshot { from: 2 }
-        );
-        // During verification: with one block matched, it holds the newest
-        // state and is promoted; with none, the join fails.
-        let mut j = begun();
-        to_verify(&mut j);
-        let gone = Facts { against_live: false, ..verifying(1, false, 0) };
-        assert_eq!(j.poll(8, &CFG, &gone), Action::Promote);
-        let mut j = begun();
-        to_verify(&mut j);
-        let gone = Facts { against_live: false, ..verifying(0, false, 0) };
-        assert!(matches!(j.poll(8, &CFG, &gone), Action::Fail(_)));
-    }
-
-    #[test]
     fn failures_back_off_and_then_quarantine() {
         let mut r = Restarts::default();
         for _ in 0..2 {
@@ -392,7 +435,6 @@ mod tests {
         j.begin(ms(10), &r, &POLICY);
         assert_eq!(j.phase(), Phase::Backoff { until: ms(1_010) });
         assert_eq!(j.poll(ms(500), &CFG, &Facts::default()), Action::Wait);
-        assert_eq!(j.phase(), Phase::Backoff { until: ms(1_010) });
         j.poll(ms(1_010), &CFG, &Facts::default());
         assert_eq!(j.phase(), Phase::AwaitQuiet);
         for _ in 0..4 {

@@ -6,6 +6,7 @@
 //! thread (`crate::control`) gathers the observations and carries out the
 //! decisions.
 
+pub mod checkpoint;
 pub mod determinism;
 pub mod health;
 pub mod join;
