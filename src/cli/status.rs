@@ -22,7 +22,7 @@ pub struct StatusArgs {
 }
 
 /// The fields of `/status.reply`, in order.
-const FIELDS: [&str; 16] = [
+const FIELDS: [&str; 22] = [
     "health",
     "active_pid",
     "standby_pid",
@@ -39,6 +39,12 @@ const FIELDS: [&str; 16] = [
     "dsp",
     "device_xruns",
     "device_xrun_frames",
+    "excised_commands",
+    "overloaded",
+    "overloads",
+    "osc_errors_unsent",
+    "spares_ready",
+    "poison_refusals",
 ];
 
 fn value(a: &OscType) -> serde_json::Value {
@@ -66,7 +72,7 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
         let secs = map.get("frames_played").and_then(|v| v.as_i64()).unwrap_or(0) as f64
             / map.get("sample_rate").and_then(|v| v.as_i64()).unwrap_or(48_000).max(1) as f64;
         println!(
-            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  device xruns {} ({} frames)  played {:.1} s  {} Hz, block {}  {}: {} sounding  events {} ({} coalesced)  OSC errors {}",
+            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  device xruns {} ({} frames)  played {:.1} s  {} Hz, block {}  {}: {} sounding  events {} ({} coalesced, {} cut out as poisons)  overloaded {} ({} times)  spares ready {}  OSC errors {}",
             get("health"),
             get("active_pid"),
             get("standby_pid"),
@@ -82,6 +88,10 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
             get("active_voices"),
             get("events_stamped"),
             get("events_coalesced"),
+            get("excised_commands"),
+            if get("overloaded") == "1" { "yes" } else { "no" },
+            get("overloads"),
+            get("spares_ready"),
             get("osc_errors"),
         );
     }

@@ -35,7 +35,7 @@ use crate::IpcError;
 /// "CHRONUS\x02" in little-endian.
 pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\x02");
 /// Version of these layouts; bump on any change.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Section alignment.
 pub const ALIGN: usize = 64;
 /// Longest DSP name a region carries.
@@ -250,6 +250,11 @@ pub struct ControlBlock {
     /// worker after each block; the log writer never overwrites what a live
     /// worker has not read).
     pub log_read_seq: AtomicU64,
+    /// Event numbers from this one …
+    pub start_skip_from: AtomicU64,
+    /// … to this one (exclusive) this worker alone must not apply: a trial
+    /// that tells which of several suspects is a poison (empty: none).
+    pub start_skip_to: AtomicU64,
 }
 
 /// Worker progress, read by the watchdog.

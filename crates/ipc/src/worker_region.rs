@@ -34,6 +34,11 @@ pub struct StartRequest {
     pub log_seq: u64,
     /// Checkpoint slot (checkpoint start).
     pub checkpoint: u32,
+    /// Event numbers from `skip_from` to `skip_to` (exclusive) this worker
+    /// alone must not apply (a poison trial; empty: none).
+    pub skip_from: u64,
+    /// See `skip_from`.
+    pub skip_to: u64,
 }
 
 /// One mapped worker region.
@@ -216,6 +221,20 @@ impl WorkerRegion {
     /// bus ([`StartKind::Checkpoint`], whose frame `frame` must be). The
     /// audio ring starts at `frame`. Returns the request id.
     pub fn request_start(&self, kind: StartKind, frame: u64, log_seq: u64, checkpoint: u32) -> u32 {
+        self.request_trial_start(kind, frame, log_seq, checkpoint, 0..0)
+    }
+
+    /// Supervisor: as [`WorkerRegion::request_start`], and the worker must
+    /// not apply the events numbered `skip` (a trial run that tells which
+    /// of several suspects is a poison).
+    pub fn request_trial_start(
+        &self,
+        kind: StartKind,
+        frame: u64,
+        log_seq: u64,
+        checkpoint: u32,
+        skip: std::ops::Range<u64>,
+    ) -> u32 {
         let h = self.audio_header();
         h.write_frame.store(frame, Release);
         h.read_frame.store(frame, Release);
@@ -224,6 +243,8 @@ impl WorkerRegion {
         c.start_frame.store(frame, Relaxed);
         c.start_log_seq.store(log_seq, Relaxed);
         c.start_checkpoint.store(checkpoint, Relaxed);
+        c.start_skip_from.store(skip.start, Relaxed);
+        c.start_skip_to.store(skip.end, Relaxed);
         let id = c.start_req.fetch_add(1, SeqCst).wrapping_add(1);
         self.wake_worker();
         id
@@ -243,6 +264,8 @@ impl WorkerRegion {
             frame: c.start_frame.load(Relaxed),
             log_seq: c.start_log_seq.load(Relaxed),
             checkpoint: c.start_checkpoint.load(Relaxed),
+            skip_from: c.start_skip_from.load(Relaxed),
+            skip_to: c.start_skip_to.load(Relaxed),
         })
     }
 

@@ -1,12 +1,13 @@
 //! The OSC UDP server.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chronus_supervisor::Engine;
+use chronus_supervisor::{Engine, EngineError};
 use rosc::{OscMessage, OscPacket, OscType, encoder};
 
 use crate::decode::{Item, Target, decode_packet};
@@ -15,6 +16,19 @@ use crate::decode::{Item, Target, decode_packet};
 pub const DEFAULT_ADDR: &str = "127.0.0.1:57120";
 /// Largest datagram accepted, in bytes; larger ones are refused.
 pub const MAX_PACKET: usize = 8_192;
+/// `/error` replies a sender may get per second (in bursts of as many);
+/// past that they are counted, not sent, and the next one sent says how
+/// many were left out. A client flooding garbage then costs one receive per
+/// packet, not a receive and a send, and `/status` stays answered.
+pub const ERRORS_PER_SECOND: f64 = 50.0;
+/// Senders remembered (for rate limits and to tell them of cut commands);
+/// past that, the table starts afresh.
+const SENDERS: usize = 4_096;
+/// Socket receive buffer asked for: a burst of ~8,000 small packets waits
+/// there while the server is busy.
+const RECEIVE_BUFFER: usize = 4 << 20;
+/// Longest between looks for cut commands to tell their senders of.
+const CUTS_EVERY: Duration = Duration::from_millis(20);
 
 /// Which senders may control the engine.
 #[derive(Clone, Debug, Default)]
@@ -74,8 +88,14 @@ pub struct OscStats {
     pub packets: AtomicU64,
     /// Commands passed to the engine.
     pub commands: AtomicU64,
-    /// Messages refused (each answered with `/error`).
+    /// Messages refused (each answered with `/error`, unless rate-limited).
     pub errors: AtomicU64,
+    /// `/error` replies left out by the per-sender rate limit.
+    pub errors_unsent: AtomicU64,
+    /// Senders told their command was cut out as a poison.
+    pub cuts_reported: AtomicU64,
+    /// Senders told the engine is overloaded.
+    pub overload_replies: AtomicU64,
     /// Datagrams dropped because the sender is not allowed.
     pub denied: AtomicU64,
 }
@@ -96,6 +116,68 @@ struct Handler {
     allow: Allow,
     stats: Arc<OscStats>,
     quit: Arc<AtomicBool>,
+    senders: Senders,
+}
+
+/// What the server remembers of a sender.
+#[derive(Clone, Copy, Debug)]
+struct Sender {
+    /// Its origin id for the engine (1-based).
+    origin: u32,
+    /// `/error` tokens left, refilled at [`ERRORS_PER_SECOND`].
+    tokens: f64,
+    refilled: Instant,
+    /// `/error` replies left out since the last one sent.
+    unsent: u64,
+    /// When it was last told the engine is overloaded.
+    told_overload: Option<Instant>,
+}
+
+/// The senders seen, by address, with their origin ids.
+#[derive(Debug, Default)]
+struct Senders {
+    by_addr: HashMap<SocketAddr, Sender>,
+    by_origin: Vec<SocketAddr>,
+}
+
+impl Senders {
+    fn get(&mut self, addr: SocketAddr) -> &mut Sender {
+        if self.by_addr.len() >= SENDERS && !self.by_addr.contains_key(&addr) {
+            self.by_addr.clear();
+            self.by_origin.clear();
+        }
+        let origins = &mut self.by_origin;
+        self.by_addr.entry(addr).or_insert_with(|| {
+            origins.push(addr);
+            Sender {
+                origin: origins.len() as u32,
+                tokens: ERRORS_PER_SECOND,
+                refilled: Instant::now(),
+                unsent: 0,
+                told_overload: None,
+            }
+        })
+    }
+
+    fn addr_of(&self, origin: u32) -> Option<SocketAddr> {
+        origin.checked_sub(1).and_then(|i| self.by_origin.get(i as usize)).copied()
+    }
+}
+
+impl Sender {
+    /// Takes an `/error` token; false when the sender is over its rate.
+    fn may_get_error(&mut self, now: Instant) -> bool {
+        let dt = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + dt * ERRORS_PER_SECOND).min(ERRORS_PER_SECOND);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.unsent += 1;
+            false
+        }
+    }
 }
 
 impl Handler {
@@ -106,13 +188,69 @@ impl Handler {
         }
     }
 
-    fn error(&self, to: SocketAddr, address: &str, message: &str) {
+    /// Refuses a message: counted always, answered within the sender's
+    /// rate ([`ERRORS_PER_SECOND`]).
+    fn error(&mut self, to: SocketAddr, address: &str, message: &str) {
         self.stats.errors.fetch_add(1, Relaxed);
         tracing::debug!("OSC from {to}: {address}: {message}");
-        self.reply(to, "/error", vec![OscType::String(message.into()), OscType::String(address.into())]);
+        let sender = self.senders.get(to);
+        if !sender.may_get_error(Instant::now()) {
+            self.stats.errors_unsent.fetch_add(1, Relaxed);
+            return;
+        }
+        let unsent = std::mem::take(&mut sender.unsent);
+        let message = if unsent > 0 {
+            format!("{message} (and {unsent} earlier error(s) not replied to: over {ERRORS_PER_SECOND}/s)")
+        } else {
+            message.to_owned()
+        };
+        self.reply(to, "/error", vec![OscType::String(message), OscType::String(address.into())]);
     }
 
-    fn status(&self, to: SocketAddr) {
+    /// Tells the senders of commands the engine cut out as poisons.
+    fn report_cuts(&mut self) {
+        for cut in self.engine.take_cuts() {
+            let Some(to) = self.senders.addr_of(cut.origin) else { continue };
+            let what = self
+                .engine
+                .dsp()
+                .table()
+                .format(&cut.event)
+                .map_or_else(|| format!("event {}", cut.seq), |(path, args)| format!("{path} {args:?}"));
+            let message = format!(
+                "{what} was cut out as a poison: every replica crashed or hung applying it (frame {}, journal event \
+                 {}); identical commands are refused from now on",
+                cut.frame, cut.seq
+            );
+            self.stats.cuts_reported.fetch_add(1, Relaxed);
+            self.reply(to, "/error", vec![OscType::String(message), OscType::String(String::new())]);
+        }
+    }
+
+    /// While the engine is overloaded, a sender of commands hears so, once
+    /// a second.
+    fn tell_overload(&mut self, to: SocketAddr) {
+        if !self.engine.is_overloaded() {
+            return;
+        }
+        let now = Instant::now();
+        let sender = self.senders.get(to);
+        if sender.told_overload.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            return;
+        }
+        sender.told_overload = Some(now);
+        self.stats.overload_replies.fetch_add(1, Relaxed);
+        self.reply(to, "/error", vec![
+            OscType::String(
+                "the engine is overloaded: every replica renders over its real-time budget; commands superseded \
+                 within a period are coalesced and audio may break up; send fewer"
+                    .into(),
+            ),
+            OscType::String(String::new()),
+        ]);
+    }
+
+    fn status(&mut self, to: SocketAddr) {
         let s = self.engine.status();
         let pid = |p: Option<u32>| OscType::Int(p.map_or(0, |p| p as i32));
         self.reply(
@@ -135,11 +273,17 @@ impl Handler {
                 OscType::String(self.engine.dsp().name().into()),
                 OscType::Long(s.device_xruns as i64),
                 OscType::Long(s.device_xrun_frames as i64),
+                OscType::Long(s.excised_commands as i64),
+                OscType::Int(i32::from(s.overloaded)),
+                OscType::Long(s.overloads as i64),
+                OscType::Long(self.stats.errors_unsent.load(Relaxed) as i64),
+                OscType::Int(s.spares_ready as i32),
+                OscType::Long(s.poison_refusals as i64),
             ],
         );
     }
 
-    fn handle(&self, bytes: &[u8], from: SocketAddr) {
+    fn handle(&mut self, bytes: &[u8], from: SocketAddr) {
         self.stats.packets.fetch_add(1, Relaxed);
         if !self.allow.permits(from.ip()) {
             self.stats.denied.fetch_add(1, Relaxed);
@@ -158,10 +302,13 @@ impl Handler {
             match item {
                 Item::Events(events, at) => {
                     let frame = at.and_then(|t| self.engine.frame_at(t));
-                    match self.engine.send_all(&events, frame) {
+                    let origin = self.senders.get(from).origin;
+                    match self.engine.send_all_from(&events, frame, origin) {
                         Ok(()) => {
                             self.stats.commands.fetch_add(1, Relaxed);
+                            self.tell_overload(from);
                         }
+                        Err(e @ EngineError::Refused(_)) => self.error(from, "", &e.to_string()),
                         Err(e) => self.error(from, "", &format!("engine busy: {e}")),
                     }
                 }
@@ -175,10 +322,15 @@ impl Handler {
         }
     }
 
-    fn run(self, stop: Arc<AtomicBool>) {
+    fn run(mut self, stop: Arc<AtomicBool>) {
         // One byte more than the limit, so an oversized datagram is seen as such.
         let mut buf = vec![0u8; 65_536];
+        let mut cuts_seen = Instant::now();
         while !stop.load(Relaxed) {
+            if cuts_seen.elapsed() >= CUTS_EVERY {
+                cuts_seen = Instant::now();
+                self.report_cuts();
+            }
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) => self.handle(&buf[..n], from),
                 Err(e)
@@ -196,12 +348,20 @@ impl OscServer {
     /// The bind error (address in use, not permitted).
     pub fn start(addr: &str, engine: Arc<Engine>, allow: Allow) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(addr)?;
-        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        socket.set_read_timeout(Some(CUTS_EVERY))?;
+        grow_receive_buffer(&socket);
         let local = socket.local_addr()?;
         let stats = Arc::new(OscStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let quit = Arc::new(AtomicBool::new(false));
-        let handler = Handler { socket, engine, allow, stats: stats.clone(), quit: quit.clone() };
+        let handler = Handler {
+            socket,
+            engine,
+            allow,
+            stats: stats.clone(),
+            quit: quit.clone(),
+            senders: Senders::default(),
+        };
         let stop2 = stop.clone();
         let thread =
             std::thread::Builder::new().name("chronus-osc".into()).spawn(move || handler.run(stop2))?;
@@ -242,6 +402,16 @@ impl Drop for OscServer {
     }
 }
 
+/// Asks for a [`RECEIVE_BUFFER`]-byte receive buffer: forced past the
+/// system's `rmem_max` when permitted (CAP_NET_ADMIN), else as large as it
+/// allows.
+fn grow_receive_buffer(socket: &UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(socket, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
+        let _ = setsockopt(socket, sockopt::RcvBuf, &RECEIVE_BUFFER);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +428,23 @@ mod tests {
         assert!(!a.permits("::1".parse().unwrap()));
         assert!(a.add("300.1.1.1").is_err());
         assert!(a.add("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn errors_are_rate_limited_per_sender_and_counted() {
+        let mut senders = Senders::default();
+        let a: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        let now = Instant::now();
+        let sent = (0..1_000).filter(|_| senders.get(a).may_get_error(now)).count();
+        assert_eq!(sent, ERRORS_PER_SECOND as usize, "a burst, then nothing");
+        assert_eq!(senders.get(a).unsent, 1_000 - sent as u64);
+        assert!(senders.get(b).may_get_error(now), "another sender has its own budget");
+        let later = now + Duration::from_millis(100);
+        let refilled = (0..1_000).filter(|_| senders.get(a).may_get_error(later)).count();
+        assert_eq!(refilled, (ERRORS_PER_SECOND / 10.0) as usize);
+        let origin = senders.get(b).origin;
+        assert_eq!(senders.addr_of(origin), Some(b));
+        assert_eq!(senders.addr_of(0), None);
     }
 }

@@ -28,6 +28,8 @@ pub(crate) enum Note {
     Fade(FrameSpan),
     /// The device played `frames` frames of silence before frame `first`.
     Xrun(FrameSpan),
+    /// Event number N was cut out as a poison: never applied.
+    Excise(u64),
 }
 
 impl Default for Note {
@@ -110,6 +112,7 @@ impl Collector {
                         Note::Reset(f) => j.reset(f),
                         Note::Fade(span) => j.fade(span),
                         Note::Xrun(span) => j.xrun(span),
+                        Note::Excise(n) => j.excise(n),
                     });
                     if let Some(Err(e)) = written {
                         out.errors.push(format!("journal: {e}"));
@@ -122,6 +125,7 @@ impl Collector {
                         Note::Reset(f) => n.resets.push(f),
                         Note::Fade(span) => n.fade = Some(span),
                         Note::Xrun(span) => n.xruns.push(span),
+                        Note::Excise(seq) => n.excised.push(seq),
                     }
                 }
             }

@@ -29,6 +29,24 @@ const CHECKPOINTS: u32 = crate::policy::checkpoint::SLOTS as u32;
 const EXCISIONS: u32 = 1_024;
 /// Frames of the engine's fade to silence when it stops (10 ms at 48 kHz).
 pub const FADE_FRAMES: u64 = 480;
+/// Cut-out commands waiting for [`Engine::take_cuts`].
+const CUTS_QUEUED: usize = 256;
+
+/// A command cut out as a poison (see `docs/failover.md`, "Common-mode
+/// faults"): every replica that applied it crashed or hung in the same
+/// block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cut {
+    /// Its event number in the journal (`@excise` names it).
+    pub seq: u64,
+    /// The frame it was stamped at.
+    pub frame: u64,
+    /// What it was.
+    pub event: Event,
+    /// Who sent it: the origin passed to [`Engine::send_all_from`] (0:
+    /// unknown).
+    pub origin: u32,
+}
 
 /// A running failover engine: replicas of a DSP in lockstep, an output
 /// thread, a supervisor thread.
@@ -55,6 +73,7 @@ pub struct Engine {
     shared: Arc<Shared>,
     cfg: EngineConfig,
     commands: Mutex<rtrb::Producer<Queued>>,
+    cuts: Mutex<rtrb::Consumer<Cut>>,
     requests: mpsc::Sender<Request>,
     status: Arc<Mutex<Status>>,
     output: Option<JoinHandle<()>>,
@@ -167,7 +186,9 @@ impl Engine {
             .map(|_| WorkerRegion::create(geometry, epoch, 0))
             .collect::<Result<Vec<_>, _>>()?;
         let shared = Arc::new(Shared::new(bus, regions));
-        let (command_tx, command_rx) = prefaulted_ring(4_096, Queued { event: Event::default(), at: None });
+        let (command_tx, command_rx) =
+            prefaulted_ring(4_096, Queued { event: Event::default(), at: None, origin: 0 });
+        let (cuts_tx, cuts_rx) = rtrb::RingBuffer::new(CUTS_QUEUED);
         let (journal_tx, journal_rx) = prefaulted_ring(8_192, Stamped::default());
         let recording = cfg.record_in_memory || cfg.record_path.is_some();
         let (record_tx, record_rx) = if recording {
@@ -190,6 +211,7 @@ impl Engine {
             request_rx,
             status.clone(),
             control_notes_tx,
+            cuts_tx,
         );
         let (ready_tx, ready_rx) = mpsc::channel();
         let realtime = cfg.realtime;
@@ -243,6 +265,7 @@ impl Engine {
             shared,
             cfg,
             commands: Mutex::new(command_tx),
+            cuts: Mutex::new(cuts_rx),
             requests: request_tx,
             status,
             output: None,
@@ -284,6 +307,21 @@ impl Engine {
         args: &[Arg<'_>],
         frame: Option<u64>,
     ) -> Result<usize, EngineError> {
+        self.send_message_from(path, args, frame, 0)
+    }
+
+    /// As [`Engine::send_message`], from sender `origin` (see
+    /// [`Engine::send_all_from`]).
+    ///
+    /// # Errors
+    /// As [`Engine::send_message`].
+    pub fn send_message_from(
+        &self,
+        path: &str,
+        args: &[Arg<'_>],
+        frame: Option<u64>,
+        origin: u32,
+    ) -> Result<usize, EngineError> {
         let mut events = Vec::new();
         self.cfg
             .dsp
@@ -294,7 +332,7 @@ impl Engine {
                 "{path} is only accepted with fault injection enabled"
             )));
         }
-        self.enqueue_all(&events, frame)?;
+        self.send_all_from(&events, frame, origin)?;
         Ok(events.len())
     }
 
@@ -304,7 +342,31 @@ impl Engine {
     /// # Errors
     /// As [`Engine::send`].
     pub fn send_all(&self, events: &[Event], frame: Option<u64>) -> Result<(), EngineError> {
+        self.send_all_from(events, frame, 0)
+    }
+
+    /// As [`Engine::send_all`], from sender `origin`: an id of the caller's
+    /// choosing (an OSC server numbers its clients), handed back in a
+    /// [`Cut`] if the engine ever cuts one of these events out as a poison.
+    ///
+    /// # Errors
+    /// As [`Engine::send`]; [`EngineError::Refused`] for an event equal to
+    /// one cut out as a poison.
+    pub fn send_all_from(
+        &self,
+        events: &[Event],
+        frame: Option<u64>,
+        origin: u32,
+    ) -> Result<(), EngineError> {
         for event in events {
+            if self.shared.poisons.contains(event) {
+                self.shared.poison_refusals.fetch_add(1, Relaxed);
+                return Err(EngineError::Refused(
+                    "this exact command was cut out as a poison (every replica crashed or hung applying it); \
+                     it is refused from now on"
+                        .into(),
+                ));
+            }
             self.cfg.dsp.check(&self.cfg.setup(), event).map_err(|e| EngineError::Refused(e.to_string()))?;
             if event.is_engine() && !self.cfg.faults_enabled {
                 return Err(EngineError::Refused(
@@ -312,11 +374,23 @@ impl Engine {
                 ));
             }
         }
-        self.enqueue_all(events, frame)
+        self.enqueue_all(events, frame, origin)
+    }
+
+    /// The commands cut out as poisons since the last call (up to 256 are
+    /// kept between calls; older ones are still counted in the status).
+    pub fn take_cuts(&self) -> Vec<Cut> {
+        let mut out = Vec::new();
+        if let Ok(mut rx) = self.cuts.lock() {
+            while let Ok(cut) = rx.pop() {
+                out.push(cut);
+            }
+        }
+        out
     }
 
     /// Queues already checked events, all or none.
-    fn enqueue_all(&self, events: &[Event], at: Option<u64>) -> Result<(), EngineError> {
+    fn enqueue_all(&self, events: &[Event], at: Option<u64>, origin: u32) -> Result<(), EngineError> {
         let mut queue =
             self.commands.lock().map_err(|_| EngineError::Thread("command queue poisoned".into()))?;
         if queue.slots() < events.len() {
@@ -324,7 +398,7 @@ impl Engine {
             return Err(EngineError::QueueFull);
         }
         for &event in events {
-            let _ = queue.push(Queued { event, at });
+            let _ = queue.push(Queued { event, at, origin });
         }
         Ok(())
     }
@@ -374,6 +448,12 @@ impl Engine {
     /// the real fault time and kind instead of "unknown".
     pub fn expect_fault(&self, pid: u32, kind: FaultKind) {
         let _ = self.requests.send(Request::Expect(pid, kind, chronus_ipc::monotonic_ns()));
+    }
+
+    /// Whether every replica renders over its real-time budget right now
+    /// (lock-free; [`Status::overloaded`] says the same).
+    pub fn is_overloaded(&self) -> bool {
+        self.shared.overloaded.load(Relaxed)
     }
 
     /// The current status.

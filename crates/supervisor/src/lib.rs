@@ -40,7 +40,7 @@ pub use chronus_ipc::FaultKind;
 pub use config::EngineConfig;
 pub use control::{Target, UNDERRUN_WINDOW};
 pub use determinism::{DeterminismReport, check_determinism};
-pub use engine::{Engine, FADE_FRAMES};
+pub use engine::{Cut, Engine, FADE_FRAMES};
 pub use error::EngineError;
 pub use events::{DetectedBy, ExitStatus, FailoverEvent, History, Percentiles, Role};
 pub use lease::{Lease, LeaseError};
@@ -54,6 +54,10 @@ pub use workload::play_looped;
 /// Hang timeouts that live replicas stalled together are given before the
 /// watchdog kills them (see [`policy::watchdog`]).
 pub const COMMON_STALL_PATIENCE: u32 = 10;
+
+/// Trial runs spent telling which of several suspect commands is a poison
+/// (see [`policy::common_mode`]); 4 trials single out one of 16.
+pub const POISON_TRIALS: u32 = 4;
 
 /// Longest any step of a join may take.
 pub(crate) const JOIN_STEP_TIMEOUT: policy::Nanos = Duration::from_secs(3).as_nanos() as policy::Nanos;

@@ -2,9 +2,10 @@
 //! worker slots and atomic counters. No locks on anything the output thread
 //! touches.
 
-use std::sync::atomic::Ordering::{Acquire, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64};
 
+use chronus_dsp::Event;
 use chronus_ipc::{Bus, WorkerRegion};
 
 /// No worker in the slot (or one spawned but not started yet).
@@ -84,6 +85,21 @@ pub(crate) struct Shared {
     pub events_coalesced: AtomicU64,
     /// Events stamped (the next event number).
     pub events_stamped: AtomicU64,
+    /// Who sent each event still in the log (an origin id the API was
+    /// given, 0: unknown), indexed by event number modulo the log size.
+    pub origins: Box<[AtomicU32]>,
+    /// Events cut out as poisons.
+    pub excised_commands: AtomicU64,
+    /// Commands refused because they equal one cut out as a poison.
+    pub poison_refusals: AtomicU64,
+    /// The contents of the commands cut out, refused from then on.
+    pub poisons: PoisonList,
+    /// Every live replica is over its render budget right now.
+    pub overloaded: AtomicBool,
+    /// Times the engine became overloaded.
+    pub overloads: AtomicU64,
+    /// Blocks rendered while overloaded (as the watchdog saw them).
+    pub overloaded_passes: AtomicU64,
     /// The lowest event number a usable checkpoint starts from: the log
     /// keeps everything from it on (u64::MAX: no checkpoint).
     pub checkpoint_floor: AtomicU64,
@@ -109,7 +125,15 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(bus: Bus, regions: Vec<WorkerRegion>) -> Self {
+        let log_slots = bus.geometry().log_slots as usize;
         Self {
+            origins: (0..log_slots).map(|_| AtomicU32::new(0)).collect(),
+            excised_commands: AtomicU64::new(0),
+            poison_refusals: AtomicU64::new(0),
+            poisons: PoisonList::default(),
+            overloaded: AtomicBool::new(false),
+            overloads: AtomicU64::new(0),
+            overloaded_passes: AtomicU64::new(0),
             bus,
             slots: regions.into_iter().map(|region| Slot { region, state: AtomicU8::new(EMPTY) }).collect(),
             active: AtomicU8::new(0),
@@ -156,6 +180,11 @@ impl Shared {
         !mark.busy || self.cycle.load(Acquire) > mark.cycle || !self.running.load(Acquire)
     }
 
+    /// Who sent event number `seq` (while it is in the log).
+    pub fn origin(&self, seq: u64) -> u32 {
+        self.origins[(seq % self.origins.len() as u64) as usize].load(Relaxed)
+    }
+
     /// The slot played first.
     pub fn active(&self) -> usize {
         usize::from(self.active.load(Acquire)).min(self.slots.len().saturating_sub(1))
@@ -174,4 +203,52 @@ impl Shared {
 pub(crate) struct OutputMark {
     cycle: u64,
     busy: bool,
+}
+
+/// The commands cut out as poisons, by content: a fixed table, written by
+/// the supervisor thread, read by any thread (lock-free).
+#[derive(Debug)]
+pub(crate) struct PoisonList {
+    keys: [AtomicU64; POISONS],
+    len: AtomicU32,
+}
+
+/// Poisons remembered (the oldest are forgotten past that).
+const POISONS: usize = 256;
+
+impl Default for PoisonList {
+    fn default() -> Self {
+        Self { keys: std::array::from_fn(|_| AtomicU64::new(0)), len: AtomicU32::new(0) }
+    }
+}
+
+impl PoisonList {
+    /// Remembers `event` (one writer: the supervisor thread).
+    pub fn add(&self, event: &Event) {
+        let n = self.len.load(Relaxed);
+        self.keys[n as usize % POISONS].store(poison_key(event), Release);
+        self.len.store(n + 1, Release);
+    }
+
+    /// Whether `event` equals a command cut out as a poison.
+    pub fn contains(&self, event: &Event) -> bool {
+        let n = (self.len.load(Acquire) as usize).min(POISONS);
+        let key = poison_key(event);
+        self.keys[..n].iter().any(|k| k.load(Acquire) == key)
+    }
+}
+
+/// A command's content as a key: address and arguments (FNV-1a).
+fn poison_key(e: &Event) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut mix = |x: u64| {
+        h ^= x;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    mix(u64::from(e.address));
+    mix(u64::from(e.argc));
+    for a in &e.args[..usize::from(e.argc).min(e.args.len())] {
+        mix(u64::from(*a));
+    }
+    h | 1
 }

@@ -5,8 +5,9 @@ use serde::Serialize;
 /// How safe the engine is right now: `Healthy` with an active and a verified
 /// standby and no underrun in the last [`crate::UNDERRUN_WINDOW`];
 /// `Degraded` without a verified standby, after a recent underrun, or while
-/// restarts back off or are quarantined; `Critical` with no worker producing
-/// audio.
+/// restarts back off or are quarantined; `Overloaded` while every replica
+/// renders over its real-time budget (the workload, not a fault); `Critical`
+/// with no worker producing audio.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Health {
@@ -14,6 +15,10 @@ pub enum Health {
     Healthy,
     /// Playing, but without a verified standby.
     Degraded,
+    /// Every replica renders over its real-time budget: the workload is too
+    /// heavy for the machine. Nobody is killed; commands superseded within
+    /// a period are coalesced; audio may break up until the load goes.
+    Overloaded,
     /// No worker producing audio.
     Critical,
 }
@@ -23,6 +28,7 @@ impl std::fmt::Display for Health {
         f.write_str(match self {
             Health::Healthy => "HEALTHY",
             Health::Degraded => "DEGRADED",
+            Health::Overloaded => "OVERLOADED",
             Health::Critical => "CRITICAL",
         })
     }
@@ -72,6 +78,17 @@ pub struct Status {
     pub events_coalesced: u64,
     /// Events stamped so far.
     pub events_stamped: u64,
+    /// Spare workers ready to start.
+    pub spares_ready: u32,
+    /// Every replica renders over its budget right now.
+    pub overloaded: bool,
+    /// Times the engine became overloaded.
+    pub overloads: u64,
+    /// Commands cut out as poisons (every replica crashed or hung applying
+    /// them); journaled as `@excise`.
+    pub excised_commands: u64,
+    /// Commands refused because they equal one cut out.
+    pub poison_refusals: u64,
 }
 
 impl Status {
@@ -96,6 +113,11 @@ impl Status {
             nondeterministic_at: None,
             events_coalesced: 0,
             events_stamped: 0,
+            spares_ready: 0,
+            overloaded: false,
+            overloads: 0,
+            excised_commands: 0,
+            poison_refusals: 0,
         }
     }
 }

@@ -47,3 +47,11 @@ pub(crate) fn poll_readable(fds: &[i32; crate::policy::MAX_SLOTS], timeout_us: u
     }
     polls.iter().enumerate().filter(|(_, p)| p.fd >= 0 && p.revents != 0).fold(0, |m, (i, _)| m | 1 << i)
 }
+
+/// CPU time used so far by process `pid` (all its threads), in ns; `None`
+/// when it cannot be read (it was reaped). A vDSO-free syscall, no I/O.
+pub(crate) fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let clock = nix::time::clock_getcpuclockid(nix::unistd::Pid::from_raw(pid as i32)).ok()?;
+    let t = clock.now().ok()?;
+    Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+}

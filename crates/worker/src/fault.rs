@@ -13,9 +13,7 @@ pub const INJECTED_PANIC: &str = "injected fault: panic in the render loop";
 /// ignored.
 pub(crate) fn poison(kind: u32) {
     match kind {
-        0 => {
-            let _ = raise(Signal::SIGSEGV);
-        }
+        0 => segfault(),
         1 => loop {
             std::hint::spin_loop();
         },
@@ -31,9 +29,7 @@ pub(crate) fn inflict(kind: FaultKind) -> bool {
         FaultKind::Kill => {
             let _ = raise(Signal::SIGKILL);
         }
-        FaultKind::Segv => {
-            let _ = raise(Signal::SIGSEGV);
-        }
+        FaultKind::Segv => segfault(),
         FaultKind::Abort => std::process::abort(),
         FaultKind::Panic => std::panic::panic_any(INJECTED_PANIC),
         FaultKind::Exit0 => std::process::exit(0),
@@ -48,4 +44,13 @@ pub(crate) fn inflict(kind: FaultKind) -> bool {
         FaultKind::Diverge => {}
     }
     false
+}
+
+/// Dies of SIGSEGV. Rust's runtime catches the first one (its stack
+/// overflow handler), puts the default action back and returns; the second
+/// one kills, as a real segmentation fault would.
+fn segfault() {
+    loop {
+        let _ = raise(Signal::SIGSEGV);
+    }
 }

@@ -44,6 +44,10 @@ pub struct Worker<'r> {
     /// Events before this frame are skipped (a fresh start drops what the
     /// run before it did not render).
     skip_before: u64,
+    /// Event numbers this worker does not apply (a poison trial).
+    trial_skip: std::ops::Range<u64>,
+    /// A `/test/poison` in the block being gathered: its kind.
+    poison: Option<u32>,
     writer: AudioWriter<'r>,
     log: LogReader<'r>,
     block: usize,
@@ -103,6 +107,8 @@ impl<'r> Worker<'r> {
             running: false,
             frame: 0,
             skip_before: 0,
+            trial_skip: 0..0,
+            poison: None,
             writer: AudioWriter::new(region),
             log: LogReader::new(bus, 0),
             block,
@@ -158,6 +164,7 @@ impl<'r> Worker<'r> {
             _ => return Err(StartError::BadRequest),
         };
         self.frame = frame;
+        self.trial_skip = req.skip_from..req.skip_to;
         self.writer = AudioWriter::new(self.region);
         self.region.set_log_read_seq(self.log.seq());
         self.running = true;
@@ -195,15 +202,18 @@ impl<'r> Worker<'r> {
             match self.log.peek() {
                 LogEntry::Event(seq, e) if e.frame < end => {
                     self.log.advance();
-                    if e.frame < self.skip_before || self.bus.is_excised(seq) {
+                    if e.frame < self.skip_before
+                        || self.trial_skip.contains(&seq)
+                        || self.bus.is_excised(seq)
+                    {
                         continue;
                     }
                     if e.event.address == POISON {
+                        // Strikes while the block renders, as a DSP bug on
+                        // some parameter would: every event of the block is
+                        // a suspect.
                         if self.bus.faults_enabled() {
-                            hb.block_events_from.store(seq, Relaxed);
-                            hb.block_events_to.store(seq + 1, Relaxed);
-                            hb.rendering.store(self.frame + 1, Release);
-                            poison(e.event.choice(0));
+                            self.poison = Some(e.event.choice(0));
                         }
                         continue;
                     }
@@ -262,6 +272,9 @@ impl<'r> Worker<'r> {
         if !self.gather() {
             self.region.set_worker_state(WorkerState::Failed);
             return Step::Lapped;
+        }
+        if let Some(kind) = self.poison.take() {
+            poison(kind);
         }
         let events = &self.events[..self.events_in_block];
         self.dsp.render(Block { frame: self.frame, left: &mut self.left, right: &mut self.right, events });

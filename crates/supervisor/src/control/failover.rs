@@ -30,6 +30,7 @@ impl Supervisor {
             _ => Role::Joining,
         };
         let fate = std::mem::take(&mut self.fates[i]);
+        let loss = self.loss_of(i, proc.generation, exit, &fate);
         let (detected_by, t_detect) = fate.killing.unwrap_or((DetectedBy::Pidfd, now));
         let injected_at = slot.region.heartbeat().fault_at_ns.load(Acquire);
         let injected = slot.region.requested_fault();
@@ -87,19 +88,25 @@ impl Supervisor {
                 self.shared.active()
             );
         }
-        let serial = self.history.push(event);
-        for pending in [&mut self.pending_redundant, &mut self.pending_respawn[i]] {
-            if pending.len() == pending.capacity() {
-                pending.remove(0);
+        if loss.trial {
+            // Part of cutting a poison out, not a fault: no failover event.
+            tracing::info!("slot {i}: the poison trial {exit}");
+        } else {
+            let serial = self.history.push(event);
+            for pending in [&mut self.pending_redundant, &mut self.pending_respawn[i]] {
+                if pending.len() == pending.capacity() {
+                    pending.remove(0);
+                }
+                pending.push(serial);
             }
-            pending.push(serial);
         }
-        if role == Role::Joining {
+        if role == Role::Joining && !loss.trial {
             self.restarts[i].failed();
         }
         if self.shared.stop.load(Acquire) {
             return;
         }
+        self.on_loss(i, &loss, now);
         if self.determinism.verdict().is_some() {
             self.joins[i].quarantine();
         } else {
@@ -143,11 +150,20 @@ impl Supervisor {
                 has_work: limit >= write_frame + block && region.audio_space() >= block,
                 blocks: hb.blocks.load(Acquire),
                 last_render: hb.render_ns_last.load(Relaxed),
+                rendering: hb.rendering.load(Acquire),
+                cpu_ns: self.watchdog.wants_cpu(i, now).then(|| self.cpu_time(i)).flatten(),
             });
         }
         let pass = self.watchdog.pass(now, &progress);
         if pass.held_off {
             self.shared.supervisor_stalls.fetch_add(1, Relaxed);
+        }
+        self.note_overload(pass.overloaded);
+        if let Some(frame) = pass.common_hang {
+            tracing::error!(
+                "every replica is stuck inside the block at frame {frame}, burning CPU: a hang they share (a poison); \
+                 killing them"
+            );
         }
         for (i, verdict) in pass.kills.iter().enumerate() {
             match verdict {
@@ -155,6 +171,27 @@ impl Supervisor {
                 Some(Verdict::Slow) => self.kill(i, DetectedBy::Slow),
                 None => {}
             }
+        }
+    }
+
+    /// Overload (every replica over its render budget): counted and
+    /// reported on each change, never a fault.
+    fn note_overload(&mut self, overloaded: bool) {
+        let s = &self.shared;
+        if overloaded {
+            s.overloaded_passes.fetch_add(1, Relaxed);
+        }
+        if s.overloaded.swap(overloaded, Relaxed) == overloaded {
+            return;
+        }
+        if overloaded {
+            s.overloads.fetch_add(1, Relaxed);
+            tracing::warn!(
+                "overloaded: every replica renders over its real-time budget (the workload, not a fault: nobody is \
+                 killed); commands superseded within a period are coalesced"
+            );
+        } else {
+            tracing::info!("no longer overloaded");
         }
     }
 

@@ -116,7 +116,10 @@ impl Supervisor {
         }
         // Replicas missing: spares (in slot order) are wanted, one per
         // missing replica not already on its way.
-        let on_the_way = self.joins.iter().filter(|j| j.starting()).count();
+        // Not while a suspect block is being told apart (a replacement
+        // would die in it too), but for a poison trial.
+        let hold = self.common.hold(now, &self.sight());
+        let on_the_way = self.joins.iter().filter(|j| j.starting() && !j.is_trial()).count();
         let mut missing = replicas.saturating_sub(self.live_count() + on_the_way);
         for i in 0..self.joins.len() {
             let phase = self.joins[i].phase();
@@ -125,8 +128,12 @@ impl Supervisor {
                 continue;
             }
             let could_start = matches!(phase, Phase::Spare | Phase::AwaitReady { .. });
-            let wanted = could_start && missing > 0;
-            let facts = self.facts(i, phase, wanted);
+            let trial = self.common.trial_wanted().filter(|_| could_start && self.trial.is_none());
+            let awaiting = matches!(phase, Phase::AwaitCheckpoint { .. });
+            let wanted = trial.is_some() || (!hold && ((could_start && missing > 0) || awaiting));
+            let mut facts = self.facts(i, phase, wanted);
+            facts.trial = trial;
+            facts.nothing_to_restore |= self.reset_next && trial.is_none();
             if facts.ready && matches!(phase, Phase::AwaitReady { .. }) {
                 let t = monotonic_ns();
                 for e in self.pending_respawn[i].drain(..) {
@@ -136,7 +143,15 @@ impl Supervisor {
                 }
             }
             let action = self.joins[i].poll(now, &self.join_cfg, &facts);
-            if self.joins[i].starting() && !matches!(phase, Phase::AwaitCheckpoint { .. }) && could_start {
+            if self.joins[i].is_trial() && self.trial.is_none() {
+                self.trial = Some(i);
+                self.common.trial_started();
+                tracing::warn!(
+                    "slot {i}: poison trial from the checkpoint without events {}..{}",
+                    facts.trial.map_or(0, |t| t.0),
+                    facts.trial.map_or(0, |t| t.1)
+                );
+            } else if self.joins[i].starting() && !awaiting && could_start {
                 missing = missing.saturating_sub(1);
             }
             self.carry_out(i, action, phase, now);
@@ -160,15 +175,21 @@ impl Supervisor {
                 }
             }
             Action::RequestCheckpoint => self.request_checkpoint(now),
-            Action::StartFromCheckpoint { checkpoint, frame } => {
+            Action::StartFromCheckpoint { checkpoint, frame, skip } => {
                 self.checkpoints.reading(checkpoint);
                 self.join_io[i].reading = Some(checkpoint);
-                self.join_io[i].start_req =
-                    Some(region.request_start(StartKind::Checkpoint, frame, 0, checkpoint as u32));
+                self.join_io[i].start_req = Some(region.request_trial_start(
+                    StartKind::Checkpoint,
+                    frame,
+                    0,
+                    checkpoint as u32,
+                    skip.0..skip.1,
+                ));
                 self.started_at[i] = frame;
                 s.slots[i].set_state(JOINING);
             }
             Action::StartFresh { frame } => {
+                self.reset_next = false;
                 let write_seq = s.events_stamped.load(Acquire);
                 let oldest = write_seq.saturating_sub(u64::from(s.bus.geometry().log_slots));
                 self.join_io[i].start_req = Some(region.request_start(StartKind::Fresh, frame, oldest, 0));

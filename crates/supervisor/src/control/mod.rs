@@ -6,6 +6,7 @@
 //! that spawned it exits, so that thread must live as long as the engine.
 
 mod checkpoints;
+mod common_mode;
 mod failover;
 mod joins;
 mod procs;
@@ -19,8 +20,10 @@ use chronus_ipc::{FaultKind, StartKind, WorkerState, monotonic_ns};
 
 use crate::collector::Note;
 use crate::config::EngineConfig;
+use crate::engine::Cut;
 use crate::events::History;
 use crate::policy::checkpoint::{CheckpointConfig, Checkpoints};
+use crate::policy::common_mode::{CommonMode, CommonModeConfig};
 use crate::policy::determinism::Determinism;
 use crate::policy::health::{HealthFacts, UnderrunWindow, health};
 use crate::policy::join::{Join, JoinConfig};
@@ -106,6 +109,15 @@ pub(crate) struct Supervisor {
     pub worker_priority: Option<i32>,
     /// Notes for the journal (excisions, resets).
     pub notes: rtrb::Producer<Note>,
+    /// Common-mode faults: suspect blocks, trials, cuts.
+    pub common: CommonMode,
+    /// The slot running a poison trial.
+    pub trial: Option<usize>,
+    /// The next replacement starts from a reset DSP (the DSP fails by
+    /// itself at a block no checkpoint can get past).
+    pub reset_next: bool,
+    /// Commands cut out, for the API to answer their senders.
+    pub cuts: rtrb::Producer<Cut>,
 }
 
 impl Supervisor {
@@ -116,9 +128,11 @@ impl Supervisor {
         requests: mpsc::Receiver<Request>,
         status: Arc<Mutex<Status>>,
         notes: rtrb::Producer<Note>,
+        cuts: rtrb::Producer<Cut>,
     ) -> Self {
         let n = shared.slots.len();
         let ns = |d: Duration| d.as_nanos() as Nanos;
+        let cfg_hang = cfg.hang_timeout;
         let checkpoint_cfg = CheckpointConfig {
             every: u64::from(cfg.checkpoint_every),
             timeout: Duration::from_millis(500).as_nanos() as Nanos,
@@ -167,6 +181,13 @@ impl Supervisor {
             next_generation: 1,
             worker_priority: None,
             notes,
+            common: CommonMode::new(CommonModeConfig {
+                hold_timeout: ns(cfg_hang),
+                max_trials: crate::POISON_TRIALS,
+            }),
+            trial: None,
+            reset_next: false,
+            cuts,
         }
     }
 
@@ -258,6 +279,7 @@ impl Supervisor {
             }
             let now = monotonic_ns();
             self.watch(now);
+            self.step_common_mode();
             self.step_joins(now);
             self.compare_replicas(now);
             self.step_checkpoints(now);
@@ -338,6 +360,7 @@ impl Supervisor {
             backing_off,
             quarantined,
             nondeterministic: nondeterministic_at.is_some(),
+            overloaded: s.overloaded.load(Relaxed),
         });
         let active = s.active();
         let live_pid = |i: usize| self.pid(i).filter(|_| s.slots[i].state() == LIVE);
@@ -362,6 +385,11 @@ impl Supervisor {
             nondeterministic_at,
             events_coalesced: s.events_coalesced.load(Relaxed),
             events_stamped: s.events_stamped.load(Relaxed),
+            spares_ready: self.joins.iter().filter(|j| j.is_spare()).count() as u32,
+            overloaded: s.overloaded.load(Relaxed),
+            overloads: s.overloads.load(Relaxed),
+            excised_commands: s.excised_commands.load(Relaxed),
+            poison_refusals: s.poison_refusals.load(Relaxed),
         };
         // A stopping engine has no workers by design: not a change to log.
         if self.last_health != Some(health) && !s.stop.load(Acquire) {

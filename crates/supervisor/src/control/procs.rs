@@ -86,4 +86,9 @@ impl Supervisor {
     pub(crate) fn pid(&self, i: usize) -> Option<u32> {
         self.procs[i].as_ref().map(|p| p.pid)
     }
+
+    /// CPU time slot `i`'s worker has used (ns), while it is not reaped.
+    pub(crate) fn cpu_time(&self, i: usize) -> Option<u64> {
+        self.pid(i).and_then(sys::process_cpu_ns)
+    }
 }

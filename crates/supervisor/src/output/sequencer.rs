@@ -30,6 +30,8 @@ pub(crate) struct Queued {
     pub event: Event,
     /// Apply at this frame (if not already past), else as soon as possible.
     pub at: Option<u64>,
+    /// Who sent it (an id the API caller chose; 0: unknown).
+    pub origin: u32,
 }
 
 /// A stamped event, for the journal: its event number, frame and content.
@@ -44,10 +46,13 @@ pub(crate) struct Sequencer {
     journal: rtrb::Producer<Stamped>,
     table: AddressTable,
     coalescer: Coalescer,
-    batch: Box<[Event]>,
+    /// The batch's events alone, for the coalescer.
+    events: Box<[Event]>,
+    batch: Box<[(Event, u32)]>,
     keep: Box<[bool]>,
-    /// Events for later frames, in arrival order; `scheduled_len` in use.
-    scheduled: Box<[TimedEvent]>,
+    /// Events for later frames, in arrival order, with their origins;
+    /// `scheduled_len` in use.
+    scheduled: Box<[(TimedEvent, u32)]>,
     scheduled_len: usize,
 }
 
@@ -68,9 +73,10 @@ impl Sequencer {
             journal,
             table,
             coalescer: Coalescer::new(BATCH_CAPACITY),
-            batch: vec![Event::default(); BATCH_CAPACITY].into_boxed_slice(),
+            batch: vec![(Event::default(), 0); BATCH_CAPACITY].into_boxed_slice(),
+            events: vec![Event::default(); BATCH_CAPACITY].into_boxed_slice(),
             keep: vec![true; BATCH_CAPACITY].into_boxed_slice(),
-            scheduled: vec![TimedEvent::default(); SCHEDULE_CAPACITY].into_boxed_slice(),
+            scheduled: vec![(TimedEvent::default(), 0); SCHEDULE_CAPACITY].into_boxed_slice(),
             scheduled_len: 0,
         }
     }
@@ -80,11 +86,12 @@ impl Sequencer {
         shared: &Shared,
         log: &mut LogWriter<'_>,
         frame: u64,
-        event: Event,
+        (event, origin): (Event, u32),
         oldest: u64,
     ) -> bool {
         match log.push(frame, event, oldest) {
             Ok(seq) => {
+                shared.origins[(seq % shared.origins.len() as u64) as usize].store(origin, Relaxed);
                 if self.journal.push(Stamped { seq, event: TimedEvent { frame, event } }).is_err() {
                     shared.io_overruns.fetch_add(1, Relaxed);
                 }
@@ -107,7 +114,8 @@ impl Sequencer {
             let Ok(queued) = self.commands.pop() else { break };
             match queued.at {
                 Some(frame) if frame >= limit && self.scheduled_len < self.scheduled.len() => {
-                    self.scheduled[self.scheduled_len] = TimedEvent { frame, event: queued.event };
+                    self.scheduled[self.scheduled_len] =
+                        (TimedEvent { frame, event: queued.event }, queued.origin);
                     self.scheduled_len += 1;
                 }
                 at => {
@@ -115,20 +123,21 @@ impl Sequencer {
                     if at.is_some_and(|f| f >= limit) {
                         shared.commands_late.fetch_add(1, Relaxed);
                     }
-                    self.batch[n] = queued.event;
+                    self.batch[n] = (queued.event, queued.origin);
+                    self.events[n] = queued.event;
                     n += 1;
                 }
             }
         }
-        let dropped = self.coalescer.run(&self.table, &self.batch[..n], &mut self.keep[..n]);
+        let dropped = self.coalescer.run(&self.table, &self.events[..n], &mut self.keep[..n]);
         if dropped > 0 {
             shared.events_coalesced.fetch_add(dropped as u64, Relaxed);
         }
         for i in 0..n {
             if self.keep[i] {
                 // Cannot fail: at most `space` events.
-                let event = self.batch[i];
-                self.publish(shared, &mut log, limit, event, oldest);
+                let queued = self.batch[i];
+                self.publish(shared, &mut log, limit, queued, oldest);
             }
         }
         loop {
@@ -136,12 +145,12 @@ impl Sequencer {
             let due = self.scheduled[..self.scheduled_len]
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.frame < next_limit)
-                .min_by_key(|(i, c)| (c.frame, *i))
+                .filter(|(_, (c, _))| c.frame < next_limit)
+                .min_by_key(|(i, (c, _))| (c.frame, *i))
                 .map(|(i, _)| i);
             let Some(i) = due else { return };
-            let TimedEvent { frame, event } = self.scheduled[i];
-            if !self.publish(shared, &mut log, frame.max(limit), event, oldest) {
+            let (TimedEvent { frame, event }, origin) = self.scheduled[i];
+            if !self.publish(shared, &mut log, frame.max(limit), (event, origin), oldest) {
                 return;
             }
             self.scheduled.copy_within(i + 1..self.scheduled_len, i);

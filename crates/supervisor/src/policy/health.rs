@@ -1,6 +1,7 @@
 //! Health: how safe the engine is right now.
 //!
 //! * `CRITICAL`: no worker producing audio.
+//! * `OVERLOADED`: every replica over its render budget (the workload).
 //! * `DEGRADED`: playing, but without a verified standby; or within the
 //!   underrun window of an underrun; or while restarts back off, are
 //!   quarantined, or the DSP was found not to be deterministic.
@@ -22,12 +23,15 @@ pub struct HealthFacts {
     pub quarantined: bool,
     /// The DSP was found not to be deterministic.
     pub nondeterministic: bool,
+    /// Every replica is over its render budget.
+    pub overloaded: bool,
 }
 
 /// The health for `f`.
 pub fn health(f: &HealthFacts) -> Health {
     match f.live {
         0 => Health::Critical,
+        _ if f.overloaded => Health::Overloaded,
         1 => Health::Degraded,
         _ if f.recent_underrun || f.backing_off || f.quarantined || f.nondeterministic => Health::Degraded,
         _ => Health::Healthy,

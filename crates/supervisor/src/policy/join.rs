@@ -69,6 +69,8 @@ pub enum Phase {
     AwaitStart {
         /// The frame it starts at.
         start: u64,
+        /// A trial run (see [`super::common_mode`]): never promoted.
+        trial: bool,
         /// The replica to verify against (`None`: nobody; a fresh start).
         against: Option<usize>,
         /// When.
@@ -78,6 +80,8 @@ pub enum Phase {
     Verify {
         /// The frame it started at.
         start: u64,
+        /// A trial run: never promoted (unless [`Join::keep_trial`]).
+        trial: bool,
         /// The replica compared with.
         against: Option<usize>,
         /// The next block to compare.
@@ -100,6 +104,9 @@ pub struct Facts {
     pub wanted: bool,
     /// The best checkpoint to start from: (slot, frame).
     pub checkpoint: Option<(usize, u64)>,
+    /// Start as a trial run that skips event numbers `.0...1` (the spare
+    /// is wanted for that).
+    pub trial: Option<(u64, u64)>,
     /// No live replica and no checkpoint: nothing to restore.
     pub nothing_to_restore: bool,
     /// A replica to verify a replacement against.
@@ -140,12 +147,15 @@ pub enum Action {
     /// Ask the live replicas for a checkpoint now.
     RequestCheckpoint,
     /// Tell the spare to start from checkpoint slot `checkpoint`, whose
-    /// frame is `frame`.
+    /// frame is `frame`, skipping event numbers `skip.0..skip.1` (a trial;
+    /// empty otherwise).
     StartFromCheckpoint {
         /// The checkpoint slot.
         checkpoint: usize,
         /// Its frame.
         frame: u64,
+        /// Events it must not apply.
+        skip: (u64, u64),
     },
     /// Tell the spare to start from a reset DSP at `frame` (the state is
     /// lost).
@@ -212,13 +222,28 @@ impl Join {
         self.phase = Phase::Spare;
     }
 
+    /// Whether it is a trial run.
+    pub fn is_trial(&self) -> bool {
+        matches!(self.phase, Phase::AwaitStart { trial: true, .. } | Phase::Verify { trial: true, .. })
+    }
+
+    /// The trial run skipped exactly the poison: it is verified as any
+    /// replacement from now on.
+    pub fn keep_trial(&mut self) {
+        match &mut self.phase {
+            Phase::AwaitStart { trial, .. } | Phase::Verify { trial, .. } => *trial = false,
+            _ => {}
+        }
+    }
+
     fn start(&mut self, now: Nanos, f: &Facts) -> Action {
-        if let Some((checkpoint, frame)) = f.checkpoint {
-            self.phase = Phase::AwaitStart { start: frame, against: f.reference, since: now };
-            Action::StartFromCheckpoint { checkpoint, frame }
-        } else if f.nothing_to_restore {
+        let trial = f.trial.is_some();
+        if let Some((checkpoint, frame)) = f.checkpoint.filter(|_| !f.nothing_to_restore) {
+            self.phase = Phase::AwaitStart { start: frame, trial, against: f.reference, since: now };
+            Action::StartFromCheckpoint { checkpoint, frame, skip: f.trial.unwrap_or_default() }
+        } else if f.nothing_to_restore && !trial {
             let frame = f.fresh_frame;
-            self.phase = Phase::AwaitStart { start: frame, against: None, since: now };
+            self.phase = Phase::AwaitStart { start: frame, trial, against: None, since: now };
             Action::StartFresh { frame }
         } else {
             if !matches!(self.phase, Phase::AwaitCheckpoint { .. }) {
@@ -252,6 +277,11 @@ impl Join {
             Phase::AwaitReady { .. } => Action::Wait,
             Phase::Spare if f.wanted => self.start(now, f),
             Phase::Spare => Action::Wait,
+            Phase::AwaitCheckpoint { .. } if !f.wanted => {
+                // No longer wanted (a replica came back, or starts are held).
+                self.phase = Phase::Spare;
+                Action::Wait
+            }
             Phase::AwaitCheckpoint { .. } if f.checkpoint.is_some() || f.nothing_to_restore => {
                 self.start(now, f)
             }
@@ -259,17 +289,17 @@ impl Join {
             // Asked again each pass: a request no replica could answer (the
             // ones asked died) is made anew; one in flight is left alone.
             Phase::AwaitCheckpoint { .. } => Action::RequestCheckpoint,
-            Phase::AwaitStart { start, against, since } => match f.started {
+            Phase::AwaitStart { start, trial, against, since } => match f.started {
                 Some(true) => {
                     let next = start / cfg.block.max(1);
-                    self.phase = Phase::Verify { start, against, next, matched: 0, since: now };
+                    self.phase = Phase::Verify { start, trial, against, next, matched: 0, since: now };
                     Action::Wait
                 }
                 Some(false) => Action::Fail("the worker refused to start from the checkpoint"),
                 None if late(since) => Action::Fail("the worker did not start"),
                 None => Action::Wait,
             },
-            Phase::Verify { start, against, matched, since, .. } => {
+            Phase::Verify { start, trial, against, matched, since, .. } => {
                 if let Some(block) = f.compared.mismatch {
                     return Action::Diverged { block };
                 }
@@ -284,14 +314,14 @@ impl Join {
                     Some(_) if !f.reference_live => matched > 0 || f.caught_up,
                     Some(_) => matched >= cfg.verify_blocks && f.caught_up,
                 };
-                if verified && (covers_output || !f.reference_live) {
+                if verified && (covers_output || !f.reference_live) && !trial {
                     self.phase = Phase::Idle;
                     return Action::Promote;
                 }
                 if late(since) {
                     return Action::Fail("it did not catch up in lockstep in time");
                 }
-                self.phase = Phase::Verify { start, against, next: f.compared.next, matched, since };
+                self.phase = Phase::Verify { start, trial, against, next: f.compared.next, matched, since };
                 Action::Wait
             }
         }
@@ -340,7 +370,7 @@ mod tests {
         to_spare(j);
         assert_eq!(
             j.poll(5, &CFG, &wanted(Some((2, 4_096)))),
-            Action::StartFromCheckpoint { checkpoint: 2, frame: 4_096 }
+            Action::StartFromCheckpoint { checkpoint: 2, frame: 4_096, skip: (0, 0) }
         );
         assert_eq!(j.poll(6, &CFG, &Facts { started: Some(true), ..Facts::default() }), Action::Wait);
         assert!(matches!(j.phase(), Phase::Verify { start: 4_096, against: Some(1), next: 16, .. }));
@@ -377,7 +407,7 @@ mod tests {
         assert!(matches!(j.phase(), Phase::AwaitCheckpoint { since: 5 }));
         assert_eq!(
             j.poll(7, &CFG, &wanted(Some((0, 8_192)))),
-            Action::StartFromCheckpoint { checkpoint: 0, frame: 8_192 }
+            Action::StartFromCheckpoint { checkpoint: 0, frame: 8_192, skip: (0, 0) }
         );
         let mut j = begun();
         to_spare(&mut j);
@@ -423,6 +453,33 @@ mod tests {
         let mut j = begun();
         to_verify(&mut j);
         assert!(matches!(j.poll(ms(3_100), &CFG, &verifying(0, false, 0)), Action::Fail(_)));
+    }
+
+    #[test]
+    fn a_trial_run_skips_its_events_and_is_never_promoted_unless_kept() {
+        let mut j = begun();
+        to_spare(&mut j);
+        let f = Facts { trial: Some((10, 14)), ..wanted(Some((2, 4_096))) };
+        assert_eq!(
+            j.poll(5, &CFG, &f),
+            Action::StartFromCheckpoint { checkpoint: 2, frame: 4_096, skip: (10, 14) }
+        );
+        assert!(j.is_trial());
+        j.poll(6, &CFG, &Facts { started: Some(true), ..Facts::default() });
+        assert!(j.is_trial());
+        assert_eq!(j.poll(7, &CFG, &verifying(5, true, 8_192)), Action::Wait, "a trial is not a replica");
+        j.keep_trial();
+        assert!(!j.is_trial());
+        assert_eq!(j.poll(8, &CFG, &verifying(0, true, 8_192)), Action::Promote);
+    }
+
+    #[test]
+    fn a_start_no_longer_wanted_while_awaiting_a_checkpoint_goes_back_to_spare() {
+        let mut j = begun();
+        to_spare(&mut j);
+        assert_eq!(j.poll(5, &CFG, &wanted(None)), Action::RequestCheckpoint);
+        assert_eq!(j.poll(6, &CFG, &Facts::default()), Action::Wait);
+        assert!(j.is_spare());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! decisions.
 
 pub mod checkpoint;
+pub mod common_mode;
 pub mod determinism;
 pub mod health;
 pub mod join;

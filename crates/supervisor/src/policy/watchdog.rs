@@ -2,7 +2,21 @@
 //!
 //! A watched worker that has work but writes no frame for `hang_timeout` is
 //! hung; one whose blocks take longer than `slow_budget` `slow_blocks`
-//! times in a row is slow. Either is killed and handled as dead.
+//! times in a row *while another replica is on time* is slow. Either is
+//! killed and handled as dead.
+//!
+//! **Overload is not a fault.** When every live replica is over budget at
+//! once, the cause is the workload they share (too many voices, a flood of
+//! commands), not one of them: nobody is killed, the pass says
+//! `overloaded`, and the engine sheds load and reports it until the
+//! replicas are back within budget.
+//!
+//! **A hang they share** is told from a stalled machine by where and how
+//! they stall: when every live replica has stopped inside the *same* block
+//! while burning CPU (their process CPU time grew by at least half the wall
+//! time of the stall), they are stuck in the DSP on the same input (a
+//! poison), and are killed at the hang timeout with no patience; the
+//! common-mode policy (`super::common_mode`) then cuts the poison out.
 //!
 //! A stalled *machine* must not look like stalled workers: on a virtual
 //! machine whose CPUs the host deschedules, every thread stops at once.
@@ -42,6 +56,11 @@ pub struct Progress {
     pub blocks: u64,
     /// Render time of its last block.
     pub last_render: Nanos,
+    /// The block it is inside (its first frame plus one; 0: between
+    /// blocks).
+    pub rendering: u64,
+    /// Its process's CPU time, when [`Watchdog::wants_cpu`] asked for it.
+    pub cpu_ns: Option<u64>,
 }
 
 /// Why the watchdog kills a worker.
@@ -60,6 +79,12 @@ pub struct Pass {
     pub held_off: bool,
     /// Every live replica is stalled together: waiting (nobody killed yet).
     pub common_stall: bool,
+    /// Every live replica is stuck spinning inside this block (its first
+    /// frame): all are killed now (a hang they share, see the module
+    /// docs).
+    pub common_hang: Option<u64>,
+    /// Every live replica is over its render budget: overload, not a fault.
+    pub overloaded: bool,
     /// Workers to kill, and why.
     pub kills: [Option<Verdict>; MAX_SLOTS],
 }
@@ -72,6 +97,12 @@ struct Track {
     last_change: Nanos,
     last_blocks: u64,
     over_budget: u32,
+    /// Where its current run of blocks over budget began (a write frame).
+    over_from: u64,
+    /// Where its current run of blocks within budget began.
+    ok_from: u64,
+    /// CPU time and wall time when first seen in the current stall.
+    stall_cpu: Option<(u64, Nanos)>,
 }
 
 /// What the watchdog sees of one slot this pass.
@@ -81,6 +112,11 @@ struct Seen {
     /// At least half the hang timeout without progress, or the last block
     /// over budget.
     suspect: bool,
+    /// Stalled, and its CPU time grew by at least half the wall time since
+    /// the stall was first measured (spinning, not descheduled).
+    spinning: bool,
+    /// The block it is stalled inside (0: none).
+    rendering: u64,
 }
 
 /// The watchdog's state across slots.
@@ -118,10 +154,19 @@ impl Watchdog {
         self.tracks.get(slot).is_some_and(|t| t.watched)
     }
 
+    /// Whether the pass at `now` wants `slot`'s process CPU time (it has
+    /// been stalled for a quarter of the hang timeout): [`Progress::cpu_ns`].
+    pub fn wants_cpu(&self, slot: usize, now: Nanos) -> bool {
+        self.tracks
+            .get(slot)
+            .is_some_and(|t| t.watched && now.saturating_sub(t.last_change) >= self.cfg.hang_timeout / 4)
+    }
+
     fn restart_timers(&mut self, now: Nanos) {
         for t in &mut self.tracks {
             t.last_change = now;
             t.over_budget = 0;
+            t.stall_cpu = None;
         }
     }
 
@@ -145,23 +190,55 @@ impl Watchdog {
             }
         }
         let replicas = || (0..MAX_SLOTS).filter(|&i| self.tracks[i].watched && self.tracks[i].replica);
+        // Slow only next to a replica on time at the same blocks: one whose
+        // blocks within budget overlap this one's over budget. (One still
+        // behind has not shown yet how long those blocks take it: no verdict
+        // this pass.)
+        let mut on_time = [false; MAX_SLOTS];
+        for k in replicas() {
+            on_time[k] = self.tracks[k].over_budget == 0 && seen[k].verdict.is_none();
+        }
+        let overloaded = replicas().count() >= 1 && replicas().all(|k| self.tracks[k].over_budget > 0);
+        for (i, s) in seen.iter_mut().enumerate() {
+            // Some block i rendered over budget, k rendered within it.
+            let (t, over) = (&self.tracks, self.tracks[i].over_from..self.tracks[i].last_write);
+            let same_blocks = |k: usize| t[k].ok_from < over.end && t[k].last_write > over.start;
+            if s.verdict == Some(Verdict::Slow)
+                && !(0..MAX_SLOTS).any(|k| k != i && on_time[k] && same_blocks(k))
+            {
+                s.verdict = None;
+            }
+        }
         let common = replicas().count() >= 2
             && replicas().all(|i| seen[i].suspect)
             && replicas().any(|i| seen[i].verdict.is_some());
+        let first = replicas().next().map_or(0, |i| seen[i].rendering);
+        let spinning_together = common
+            && first != 0
+            && replicas()
+                .all(|i| seen[i].rendering == first && seen[i].spinning && seen[i].verdict.is_some());
+        if spinning_together {
+            self.common_since = None;
+            let mut pass = Pass { common_hang: Some(first - 1), overloaded, ..Pass::default() };
+            for i in replicas() {
+                pass.kills[i] = Some(Verdict::Hung);
+            }
+            return pass;
+        }
         if common {
             let since = *self.common_since.get_or_insert(now);
             let patience = self.cfg.hang_timeout.saturating_mul(u64::from(self.cfg.common_patience));
             if now - since < patience {
-                return Pass { common_stall: true, ..Pass::default() };
+                return Pass { common_stall: true, overloaded, ..Pass::default() };
             }
         } else if self.common_since.take().is_some() {
             // The common stall just ended: one moves again, and the others,
             // caught by the same cause, may get a CPU a moment later. All get
             // a full hang timeout from now.
             self.restart_timers(now);
-            return Pass::default();
+            return Pass { overloaded, ..Pass::default() };
         }
-        let mut pass = Pass { common_stall: common, ..Pass::default() };
+        let mut pass = Pass { common_stall: common, overloaded, ..Pass::default() };
         for (k, s) in pass.kills.iter_mut().zip(&seen) {
             *k = s.verdict;
         }
@@ -172,26 +249,40 @@ impl Watchdog {
         let cfg = self.cfg;
         let t = &mut self.tracks[i];
         let mut seen = Seen::default();
+        let block_start = t.last_write;
         if p.write_frame != t.last_write || !p.has_work {
             t.last_write = p.write_frame;
             t.last_change = now;
+            t.stall_cpu = None;
         } else {
             let stalled = now.saturating_sub(t.last_change);
             seen.suspect = stalled > cfg.hang_timeout / 2;
             if stalled > cfg.hang_timeout {
                 seen.verdict = Some(Verdict::Hung);
             }
+            seen.rendering = p.rendering;
+            if let Some(cpu) = p.cpu_ns {
+                let (cpu0, wall0) = *t.stall_cpu.get_or_insert((cpu, now));
+                let wall = now.saturating_sub(wall0);
+                seen.spinning = wall >= cfg.hang_timeout / 2 && cpu.saturating_sub(cpu0) * 2 >= wall;
+            }
         }
         if p.blocks != t.last_blocks {
             t.last_blocks = p.blocks;
             if p.last_render > cfg.slow_budget {
+                if t.over_budget == 0 {
+                    t.over_from = block_start;
+                }
                 t.over_budget += 1;
             } else {
+                if t.over_budget > 0 {
+                    t.ok_from = block_start;
+                }
                 t.over_budget = 0;
             }
-            if t.over_budget >= cfg.slow_blocks {
-                seen.verdict = Some(Verdict::Slow);
-            }
+        }
+        if t.over_budget >= cfg.slow_blocks && seen.verdict.is_none() {
+            seen.verdict = Some(Verdict::Slow);
         }
         seen.suspect |= t.over_budget > 0;
         seen
@@ -303,6 +394,132 @@ mod tests {
         p.blocks = 2;
         let pass = sim.run(1, ms(1), [256, 256]).expect("two in a row are");
         assert_eq!(pass.kills[0], Some(Verdict::Slow));
+    }
+
+    #[test]
+    fn every_replica_over_budget_is_overload_and_nobody_is_slow() {
+        let mut sim = Sim::new();
+        for blocks in 1..=20 {
+            for p in sim.p.iter_mut().take(2) {
+                let p = p.as_mut().unwrap();
+                p.blocks = blocks;
+                p.write_frame = blocks * 256;
+                p.last_render = ms(7);
+            }
+            let pass = sim.dog.pass(sim.now, &sim.p);
+            sim.now += ms(1);
+            assert_eq!(pass.kills, [None; MAX_SLOTS], "block {blocks}: overload is not a fault");
+            assert!(pass.overloaded);
+        }
+        // One recovers: the other, still over budget, is now slow.
+        let p = sim.p[1].as_mut().unwrap();
+        p.blocks = 21;
+        p.write_frame = 21 * 256;
+        p.last_render = ms(1);
+        let p = sim.p[0].as_mut().unwrap();
+        p.blocks = 21;
+        p.write_frame = 21 * 256;
+        let pass = sim.dog.pass(sim.now, &sim.p);
+        assert!(!pass.overloaded);
+        assert_eq!((pass.kills[0], pass.kills[1]), (Some(Verdict::Slow), None));
+    }
+
+    /// Both stall inside block 4096 while their CPU time grows by `cpu`
+    /// per ms of wall time; returns the first pass that kills.
+    fn stall_inside_a_block(cpu_per_ms: u64, other_block: bool) -> Option<Pass> {
+        let mut sim = Sim::new();
+        for i in 0..2 {
+            sim.p[i].as_mut().unwrap().rendering = if other_block && i == 1 { 4_353 } else { 4_097 };
+        }
+        for _ in 0..400 {
+            sim.now += ms(1);
+            for i in 0..2 {
+                let wants = sim.dog.wants_cpu(i, sim.now);
+                let p = sim.p[i].as_mut().unwrap();
+                p.cpu_ns = wants.then_some(sim.now / ms(1) * cpu_per_ms);
+            }
+            let pass = sim.dog.pass(sim.now, &sim.p);
+            if pass.kills.iter().any(Option::is_some) {
+                return Some(pass);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_replica_over_budget_is_not_slow_while_the_other_has_not_reached_its_blocks() {
+        let mut sim = Sim::new();
+        // Slot 0 renders blocks 1 and 2 over budget; slot 1 is still on
+        // block 0 (on time so far, but it has not shown those blocks yet).
+        let p = sim.p[0].as_mut().unwrap();
+        (p.blocks, p.write_frame, p.last_render) = (1, 256, ms(7));
+        sim.dog.pass(ms(1), &sim.p);
+        let p = sim.p[0].as_mut().unwrap();
+        (p.blocks, p.write_frame) = (2, 512);
+        assert_eq!(sim.dog.pass(ms(2), &sim.p).kills, [None; MAX_SLOTS]);
+        // Slot 1 renders the same blocks within budget: slot 0 is slow.
+        let p = sim.p[1].as_mut().unwrap();
+        (p.blocks, p.write_frame, p.last_render) = (2, 512, ms(1));
+        assert_eq!(sim.dog.pass(ms(3), &sim.p).kills[0], Some(Verdict::Slow));
+    }
+
+    #[test]
+    fn the_first_to_recover_from_overload_does_not_make_the_other_slow() {
+        let mut sim = Sim::new();
+        let render = |sim: &mut Sim, i: usize, blocks: u64, ms_each: u64| {
+            let p = sim.p[i].as_mut().unwrap();
+            (p.blocks, p.write_frame, p.last_render) = (blocks, blocks * 256, ms(ms_each));
+        };
+        for b in 1..=10 {
+            render(&mut sim, 0, b, 7);
+            render(&mut sim, 1, b, 7);
+            sim.now += ms(1);
+            assert_eq!(sim.dog.pass(sim.now, &sim.p).kills, [None; MAX_SLOTS]);
+        }
+        // The load goes: slot 1 renders blocks 11 and 12 fast before slot 0
+        // shows its block 11. Slot 0's blocks over budget were slot 1's too.
+        render(&mut sim, 1, 12, 1);
+        sim.now += ms(1);
+        assert_eq!(sim.dog.pass(sim.now, &sim.p).kills, [None; MAX_SLOTS]);
+        render(&mut sim, 0, 11, 1);
+        sim.now += ms(1);
+        let pass = sim.dog.pass(sim.now, &sim.p);
+        assert_eq!(pass.kills, [None; MAX_SLOTS]);
+        assert!(!pass.overloaded);
+    }
+
+    #[test]
+    fn replicas_spinning_inside_the_same_block_are_a_common_hang_killed_at_the_timeout() {
+        let pass = stall_inside_a_block(ms(1), false).expect("killed");
+        assert_eq!(pass.common_hang, Some(4_096));
+        assert_eq!((pass.kills[0], pass.kills[1]), (Some(Verdict::Hung), Some(Verdict::Hung)));
+        // Descheduled (no CPU): a stalled machine, given patience.
+        let pass = stall_inside_a_block(0, false).expect("killed after the patience");
+        assert_eq!(pass.common_hang, None);
+        // Spinning, but in different blocks: not one poison.
+        assert_eq!(stall_inside_a_block(ms(1), true).expect("killed").common_hang, None);
+    }
+
+    #[test]
+    fn a_common_hang_is_found_within_two_hang_timeouts() {
+        let mut sim = Sim::new();
+        for i in 0..2 {
+            sim.p[i].as_mut().unwrap().rendering = 1;
+        }
+        let mut killed_at = None;
+        for _ in 0..400 {
+            sim.now += ms(1);
+            for i in 0..2 {
+                let wants = sim.dog.wants_cpu(i, sim.now);
+                sim.p[i].as_mut().unwrap().cpu_ns = wants.then_some(sim.now);
+            }
+            if sim.dog.pass(sim.now, &sim.p).common_hang.is_some() {
+                killed_at = Some(sim.now);
+                break;
+            }
+        }
+        let t = killed_at.expect("found");
+        assert!(t > CFG.hang_timeout && t <= 2 * CFG.hang_timeout, "at {t} ns");
     }
 
     #[test]

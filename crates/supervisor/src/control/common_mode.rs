@@ -1,0 +1,157 @@
+//! Carrying out the common-mode policy (`policy::common_mode`): telling it
+//! what a lost worker was doing, what the workers have rendered since, and
+//! doing what it decides (hold replacements, run a trial, cut commands out).
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+
+use chronus_ipc::{LogEntry, LogReader};
+
+use super::{Fate, Supervisor};
+use crate::collector::Note;
+use crate::engine::Cut;
+use crate::events::{DetectedBy, ExitStatus};
+use crate::policy::Nanos;
+use crate::policy::common_mode::{Cause, Decision, Loss, Sight};
+use crate::shared::{JOINING, LIVE};
+
+impl Supervisor {
+    /// What slot `i`'s worker, just lost, tells about its input. Called
+    /// before anything of the slot is reset.
+    pub(crate) fn loss_of(&self, i: usize, generation: u64, exit: ExitStatus, fate: &Fate) -> Loss {
+        let region = &self.shared.slots[i].region;
+        let hb = region.heartbeat();
+        let rendering = hb.rendering.load(Acquire);
+        let injected = region.requested_fault().is_some() || fate.sent_fault.is_some();
+        let cause = match fate.killing {
+            Some((DetectedBy::Watchdog, _)) => Cause::Hang,
+            Some(_) => Cause::Other,
+            // Faults made on purpose, and SIGKILL from outside (no DSP
+            // sends itself one), are no evidence against the input.
+            None if injected || exit.signal == Some(libc::SIGKILL) => Cause::Other,
+            None => Cause::Crash,
+        };
+        Loss {
+            worker: generation,
+            cause,
+            block: rendering.checked_sub(1),
+            events: (hb.block_events_from.load(Relaxed), hb.block_events_to.load(Relaxed)),
+            trial: self.trial == Some(i),
+        }
+    }
+
+    /// Feeds a loss to the policy and does what it decides.
+    pub(crate) fn on_loss(&mut self, i: usize, loss: &Loss, now: Nanos) {
+        if loss.trial {
+            self.trial = None;
+        }
+        if let (Cause::Crash | Cause::Hang, Some(block)) = (loss.cause, loss.block) {
+            tracing::warn!(
+                "slot {i}: lost inside the block at frame {block} (events {}..{}): watching that block",
+                loss.events.0,
+                loss.events.1
+            );
+        }
+        let decision = self.common.lost(now, loss);
+        self.carry_out_common(decision);
+    }
+
+    /// What the workers show of the suspect block.
+    pub(crate) fn sight(&self) -> Sight {
+        let Some(block) = self.common.block() else { return Sight::default() };
+        let end = block + u64::from(self.cfg.block);
+        let mut sight = Sight::default();
+        for (i, slot) in self.shared.slots.iter().enumerate() {
+            let state = slot.state();
+            if self.procs[i].is_none() || self.fates[i].killing.is_some() || !matches!(state, LIVE | JOINING)
+            {
+                continue;
+            }
+            let past = slot.region.audio_write_frame() >= end;
+            if self.trial == Some(i) {
+                sight.trial_passed = past;
+            } else if past {
+                sight.passed = true;
+            } else if state == LIVE {
+                sight.pending = true;
+            }
+        }
+        sight
+    }
+
+    /// One pass of the common-mode policy.
+    pub(crate) fn step_common_mode(&mut self) {
+        if self.common.block().is_none() {
+            return;
+        }
+        let sight = self.sight();
+        let decision = self.common.poll(&sight);
+        self.carry_out_common(decision);
+    }
+
+    fn carry_out_common(&mut self, decision: Decision) {
+        match decision {
+            Decision::Wait => {}
+            Decision::EndTrial => self.end_trial(),
+            Decision::Reset { block } => {
+                tracing::error!(
+                    "every replica died in the block at frame {block}, which has no commands: the DSP fails there by \
+                     itself; replacements start from a reset DSP after it (its state is lost)"
+                );
+                self.reset_next = true;
+            }
+            Decision::Cut { block, from, to, trials, keep_trial } => {
+                self.cut(block, from, to, trials);
+                match self.trial {
+                    Some(t) if keep_trial => {
+                        self.joins[t].keep_trial();
+                        self.trial = None;
+                    }
+                    Some(_) => self.end_trial(),
+                    None => {}
+                }
+            }
+        }
+    }
+
+    fn end_trial(&mut self) {
+        if let Some(t) = self.trial {
+            self.kill(t, DetectedBy::PoisonTrial);
+        }
+    }
+
+    /// Cuts event numbers `from..to` out of every replica and replacement
+    /// from now on, journals it, remembers the commands to refuse them, and
+    /// tells their senders.
+    fn cut(&mut self, block: u64, from: u64, to: u64, trials: u32) {
+        let s = self.shared.clone();
+        let mut log = LogReader::new(&s.bus, from);
+        for seq in from..to {
+            log.seek(seq);
+            let entry = log.peek();
+            if !s.bus.excise(seq) {
+                tracing::error!(
+                    "cannot cut event {seq}: the excision table is full; replacements will keep dying on it"
+                );
+                continue;
+            }
+            if self.notes.push(Note::Excise(seq)).is_err() {
+                s.io_overruns.fetch_add(1, Relaxed);
+            }
+            s.excised_commands.fetch_add(1, Relaxed);
+            let LogEntry::Event(_, e) = entry else { continue };
+            s.poisons.add(&e.event);
+            let origin = s.origin(seq);
+            let _ = self.cuts.push(Cut { seq, frame: e.frame, event: e.event, origin });
+            let what = self.cfg.dsp.table().format(&e.event).map_or_else(
+                || format!("address {}", e.event.address),
+                |(path, args)| format!("{path} {args:?}"),
+            );
+            tracing::error!(
+                "cut out event {seq} ({what}, frame {}): every replica crashed or hung applying it in the block at \
+                 frame {block} ({} suspect(s), {trials} trial(s)); identical commands are refused from now on",
+                e.frame,
+                to - from
+            );
+        }
+    }
+}

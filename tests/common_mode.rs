@@ -1,0 +1,207 @@
+//! Process-level tests of what hits every replica at once: a double
+//! SIGKILL, a poison command (crash or hang), several suspects in one
+//! block. Real worker processes, real signals, the recording compared bit
+//! for bit with the offline render of its journal.
+//!
+//! These tests play in real time, so they run one at a time (`RT_LOCK`).
+
+mod util;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chronus::dsp::Arg;
+use chronus::supervisor::{Engine, EngineConfig, FaultKind, PacedSink, RunReport, Status};
+use util::*;
+
+static RT_LOCK: Mutex<()> = Mutex::new(());
+
+const SR: u32 = 48_000;
+
+fn config(dir: &TempDir, spares: u32) -> EngineConfig {
+    let mut cfg = engine_config();
+    cfg.faults_enabled = true;
+    cfg.spares = spares;
+    cfg.record_in_memory = true;
+    cfg.record_path = Some(dir.path("played.wav"));
+    cfg.journal_path = Some(dir.path("run.journal"));
+    cfg
+}
+
+/// Holds a chord (three voices, gates open) so there is state to lose.
+fn hold_chord(engine: &Engine) {
+    for (voice, freq) in [(0, 220.0), (1, 277.2), (2, 329.6)] {
+        engine.send_message("/note_on", &[Arg::Int(voice), Arg::Float(freq), Arg::Float(0.2)], None).unwrap();
+    }
+}
+
+fn wait(engine: &Engine, what: &str, ok: impl Fn(&Status) -> bool) -> Status {
+    match engine.wait_for(Duration::from_secs(5), ok) {
+        Ok(s) => s,
+        Err(s) => panic!("{what}: not within 5 s: {s:?}"),
+    }
+}
+
+/// A verified standby and a ready spare (when the engine keeps one).
+fn wait_redundant(engine: &Engine, spares: u32) {
+    wait(engine, "redundant", |s| {
+        s.standby_pid.is_some() && s.joining_pid.is_none() && s.spares_ready >= spares
+    });
+}
+
+/// RMS of the last `frames` frames of the left channel.
+fn tail_rms(report: &RunReport, frames: usize) -> f32 {
+    let tail = &report.left[report.left.len().saturating_sub(frames)..];
+    (tail.iter().map(|x| x * x).sum::<f32>() / tail.len().max(1) as f32).sqrt()
+}
+
+/// What every run here must satisfy: the recording is the journal's
+/// render, on disk too, gaps included (`render --as-played`); no DSP
+/// restarted from silence; the chord still sounds at the end.
+fn check_exact_and_state_kept(report: &RunReport, dir: &TempDir) {
+    assert_eq!(report.io_overruns, 0);
+    if report.lost_frames() == 0 {
+        assert_eq!(report.first_difference().unwrap(), None, "the run differs from its journal's render");
+    }
+    let (left, _) = render_as_played(&dir.path("run.journal"), &dir.path("rendered.wav"));
+    let (_, played, _) = chronus::audio::read_wav(&dir.path("played.wav")).unwrap();
+    assert_eq!(first_difference(&left, &played), None, "render --as-played differs from the recording");
+    assert!(report.notes.resets.is_empty(), "the DSP restarted from silence: {:?}", report.notes.resets);
+    let rms = tail_rms(report, 4_800);
+    assert!(rms > 0.01, "the held chord no longer sounds (tail RMS {rms})");
+}
+
+/// Kills both replicas with one `kill -9` (a few µs apart).
+fn kill_both(engine: &Engine) -> [u32; 2] {
+    let s = engine.status();
+    let pids = [s.active_pid.unwrap(), s.standby_pid.unwrap()];
+    for pid in pids {
+        engine.expect_fault(pid, FaultKind::Kill);
+    }
+    let (a, b) = (pids[0].to_string(), pids[1].to_string());
+    let kill = std::process::Command::new("kill").args(["-9", &a, &b]).status().unwrap();
+    assert!(kill.success());
+    pids
+}
+
+#[test]
+fn a_double_kill_with_a_spare_ready_loses_nothing_and_keeps_the_state() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("double-kill-spare");
+    let engine = Engine::start(config(&dir, 1), PacedSink::new(SR)).unwrap();
+    hold_chord(&engine);
+    for round in 1..=3u64 {
+        wait_redundant(&engine, 1);
+        std::thread::sleep(Duration::from_millis(150));
+        kill_both(&engine);
+        wait(&engine, "both faults noticed", |s| s.failovers >= 2 * round);
+    }
+    wait_redundant(&engine, 1);
+    std::thread::sleep(Duration::from_millis(200));
+    let report = engine.stop().unwrap();
+    // The dead workers' frames were still in shared memory, and the spare
+    // restored the checkpoint and caught up before the output needed it.
+    assert_eq!(report.lost_frames(), 0, "{:#?}", report.failovers);
+    assert_eq!(report.failovers.len(), 6);
+    check_exact_and_state_kept(&report, &dir);
+}
+
+#[test]
+fn a_double_kill_without_a_spare_keeps_the_state_and_journals_its_gap() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("double-kill-no-spare");
+    let engine = Engine::start(config(&dir, 0), PacedSink::new(SR)).unwrap();
+    hold_chord(&engine);
+    wait_redundant(&engine, 0);
+    std::thread::sleep(Duration::from_millis(150));
+    let killed_at = Instant::now();
+    kill_both(&engine);
+    wait(&engine, "both faults noticed", |s| s.failovers >= 2);
+    wait_redundant(&engine, 0);
+    let recovered = killed_at.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    let report = engine.stop().unwrap();
+    // A replacement is spawned (exec, attach, prepare), restores the
+    // checkpoint and catches up: any gap is bounded by that, counted, and
+    // in the journal (`@gap`), so the render as played equals the recording.
+    let gap: u64 = report.notes.gaps.iter().map(|g| g.frames).sum();
+    assert_eq!(gap, report.underrun_frames - report.machine_stall_frames.min(report.underrun_frames));
+    let bound = recovered.as_secs_f64() * f64::from(SR);
+    assert!((gap as f64) <= bound, "{gap} frames lost, more than the {recovered:?} recovery");
+    check_exact_and_state_kept(&report, &dir);
+}
+
+/// Plays a chord, sends `/test/poison KIND` (alone in its block), waits for
+/// the cut; returns the report, the status after and the time it took.
+fn run_poison(
+    dir: &TempDir,
+    kind: &str,
+    companions: usize,
+) -> (RunReport, Status, Vec<chronus::supervisor::Cut>) {
+    let engine = Engine::start(config(dir, 1), PacedSink::new(SR)).unwrap();
+    hold_chord(&engine);
+    wait_redundant(&engine, 1);
+    std::thread::sleep(Duration::from_millis(150));
+    // The poison, with innocent companions in the same block (a bundle).
+    let spec = engine.dsp().clone();
+    let setup = engine.config().setup();
+    let mut events = Vec::new();
+    for k in 0..companions {
+        // Each on a voice of its own: none supersedes another.
+        let args = [Arg::Int(3 + k as i64), Arg::Str("cutoff"), Arg::Float(2_000.0 + 100.0 * k as f32)];
+        spec.parse(&setup, "/voice/set", &args, &mut events).unwrap();
+    }
+    let mut poison = Vec::new();
+    spec.parse(&setup, "/test/poison", &[Arg::Str(kind)], &mut poison).unwrap();
+    events.insert(companions / 2, poison[0]);
+    engine.send_all_from(&events, None, 7).unwrap();
+    let status = wait(&engine, "the poison cut out", |s| s.excised_commands >= 1);
+    wait_redundant(&engine, 1);
+    // An identical command is refused from now on; others are not.
+    let again = engine.send_all(&poison, None);
+    assert!(again.is_err(), "the poison was accepted again");
+    hold_chord(&engine);
+    std::thread::sleep(Duration::from_millis(300));
+    let cuts = engine.take_cuts();
+    let after = engine.status();
+    assert_eq!(after.poison_refusals, 1);
+    assert_eq!(after.excised_commands, status.excised_commands, "a second cut");
+    (engine.stop().unwrap(), after, cuts)
+}
+
+#[test]
+fn a_crash_poison_is_cut_out_losing_nothing_and_keeping_the_state() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("poison-crash");
+    let (report, status, cuts) = run_poison(&dir, "crash", 0);
+    assert_eq!(status.excised_commands, 1);
+    assert_eq!(report.notes.excised.len(), 1, "the journal names the cut");
+    assert_eq!(cuts.len(), 1);
+    assert_eq!(cuts[0].origin, 7, "the sender is known, to be told");
+    assert_eq!(report.lost_frames(), 0, "{:#?}", report.failovers);
+    check_exact_and_state_kept(&report, &dir);
+}
+
+#[test]
+fn a_hang_poison_is_cut_out_losing_no_more_than_its_detection() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("poison-hang");
+    let (report, status, _) = run_poison(&dir, "hang", 0);
+    assert_eq!(status.excised_commands, 1);
+    // Found within two hang timeouts (spinning inside the same block), and
+    // the spare covers the rest: at most 40 ms of audio lost.
+    let bound = 2 * 20 * u64::from(SR) / 1_000;
+    assert!(report.lost_frames() <= bound, "{} frames lost", report.lost_frames());
+    check_exact_and_state_kept(&report, &dir);
+}
+
+#[test]
+fn a_poison_among_innocent_commands_of_its_block_is_singled_out_by_trials() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("poison-bisect");
+    let (report, status, cuts) = run_poison(&dir, "crash", 5);
+    assert_eq!(status.excised_commands, 1, "only the poison is cut, its 5 companions are applied");
+    assert_eq!(cuts.len(), 1);
+    assert_eq!(cuts[0].event.address, chronus::dsp::POISON);
+    check_exact_and_state_kept(&report, &dir);
+}
