@@ -12,4 +12,4 @@ pub use device::{
     CallbackInfo, ChosenDevice, DeviceCounters, DeviceError, DeviceOutput, DeviceRender, MAX_PERIOD,
     choose_output, list_output_devices, start_output,
 };
-pub use wav::{WavError, WavFileWriter, read_wav, write_wav};
+pub use wav::{WavError, WavFileWriter, WavFrames, read_wav, wav_frames, write_wav};

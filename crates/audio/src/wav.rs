@@ -101,6 +101,42 @@ pub fn read_wav(path: &Path) -> Result<(u32, Vec<f32>, Vec<f32>), WavError> {
     Ok((spec.sample_rate, left, right))
 }
 
+/// A 32-bit float stereo WAV read frame by frame: constant memory whatever
+/// its length. Ends at the end of the data or at the first read error.
+pub struct WavFrames {
+    samples: hound::WavIntoSamples<std::io::BufReader<std::fs::File>, f32>,
+}
+
+impl std::fmt::Debug for WavFrames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WavFrames").finish_non_exhaustive()
+    }
+}
+
+impl Iterator for WavFrames {
+    type Item = (f32, f32);
+
+    fn next(&mut self) -> Option<(f32, f32)> {
+        let l = self.samples.next()?.ok()?;
+        let r = self.samples.next()?.ok()?;
+        Some((l, r))
+    }
+}
+
+/// Opens a 32-bit float stereo WAV for reading frame by frame:
+/// `(sample_rate, frames)`.
+///
+/// # Errors
+/// As [`read_wav`].
+pub fn wav_frames(path: &Path) -> Result<(u32, WavFrames), WavError> {
+    let r = hound::WavReader::open(path).map_err(hound_err(path))?;
+    let spec = r.spec();
+    if spec.channels != 2 || spec.sample_format != hound::SampleFormat::Float || spec.bits_per_sample != 32 {
+        return Err(WavError::Format(path.display().to_string()));
+    }
+    Ok((spec.sample_rate, WavFrames { samples: r.into_samples() }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,12 +105,28 @@ pub struct AddressSpec {
     /// The engine may then drop the earlier one (coalescing, under load).
     /// `None` for anything with its own effect (a note-on, a trigger).
     pub coalesce: Option<&'static [usize]>,
+    /// How many of the last arguments a sender may leave out: the event
+    /// then carries fewer (its `argc`), and the DSP reads 0 for those
+    /// ([`crate::Event::word`]). 0: every argument is required.
+    pub optional: usize,
 }
 
 impl AddressSpec {
     /// An address with `args`, documented by `doc`, never coalesced.
     pub fn new(path: &'static str, args: Vec<ArgSpec>, doc: &'static str) -> Self {
-        Self { path, args, doc, coalesce: None }
+        Self { path, args, doc, coalesce: None, optional: 0 }
+    }
+
+    /// The same, letting senders leave out the last `n` arguments (see
+    /// [`AddressSpec::optional`]).
+    pub fn with_optional(mut self, n: usize) -> Self {
+        self.optional = n.min(self.args.len());
+        self
+    }
+
+    /// Whether `n` arguments are acceptable.
+    fn takes(&self, n: usize) -> bool {
+        (self.args.len() - self.optional.min(self.args.len())..=self.args.len()).contains(&n)
     }
 
     /// The same, declaring that a later event with equal `key` arguments at
@@ -126,12 +142,17 @@ impl AddressSpec {
         self.args.iter().map(|a| a.name).collect::<Vec<_>>().join(" ")
     }
 
-    /// `/note_on i:voice f:freq_hz f:amp`.
+    /// `/note_on i:voice f:freq_hz f:amp` (optional ones in brackets).
     pub fn signature(&self) -> String {
         let mut s = self.path.to_owned();
-        for a in &self.args {
+        let first_optional = self.args.len() - self.optional.min(self.args.len());
+        for (i, a) in self.args.iter().enumerate() {
             s.push(' ');
-            s.push_str(&a.signature());
+            if i >= first_optional {
+                s.push_str(&format!("[{}]", a.signature()));
+            } else {
+                s.push_str(&a.signature());
+            }
         }
         s
     }
@@ -143,9 +164,11 @@ fn engine_specs() -> Vec<(u16, AddressSpec)> {
         POISON,
         AddressSpec::new(
             "/test/poison",
-            vec![ArgSpec::choice("kind", &POISON_KINDS)],
-            "tests only (play --faults): every worker that applies it crashes or hangs",
-        ),
+            vec![ArgSpec::choice("kind", &POISON_KINDS), ArgSpec::int("tag", 0, i64::from(i32::MAX))],
+            "tests only (play --faults): every worker that applies it crashes or hangs (a tag tells one \
+             poison from another: an identical command is refused once one was cut out)",
+        )
+        .with_optional(1),
     )]
 }
 
@@ -239,7 +262,7 @@ impl AddressTable {
         let (index, spec) = self
             .lookup(path)
             .ok_or_else(|| AddressError::UnknownAddress { path: path.to_owned(), known: self.known() })?;
-        if args.len() != spec.args.len() {
+        if !spec.takes(args.len()) {
             return Err(AddressError::WrongArgCount {
                 address: spec.path,
                 expected: spec.args.len(),
@@ -324,7 +347,7 @@ impl AddressTable {
             path: format!("#{}", event.address),
             known: self.known(),
         })?;
-        if event.argc() != spec.args.len() || usize::from(event.argc) > MAX_ARGS {
+        if !spec.takes(event.argc()) || usize::from(event.argc) > MAX_ARGS {
             return Err(AddressError::WrongArgCount {
                 address: spec.path,
                 expected: spec.args.len(),
@@ -332,7 +355,7 @@ impl AddressTable {
                 got: usize::from(event.argc),
             });
         }
-        for (i, a) in spec.args.iter().enumerate() {
+        for (i, a) in spec.args.iter().enumerate().take(event.argc()) {
             let arg = match a.kind {
                 ArgKind::Int { .. } => Arg::Int(i64::from(event.int(i))),
                 ArgKind::Float { .. } => Arg::Float(event.float(i)),
@@ -351,6 +374,7 @@ impl AddressTable {
             .args
             .iter()
             .enumerate()
+            .take(event.argc())
             .map(|(i, a)| match a.kind {
                 ArgKind::Int { .. } => Arg::Int(i64::from(event.int(i))),
                 ArgKind::Float { .. } => Arg::Float(event.float(i)),
@@ -443,6 +467,15 @@ mod tests {
         let e = t.parse("/test/poison", &[Arg::Str("hang")]).unwrap();
         assert_eq!((e.address, e.choice(0)), (POISON, 1));
         assert_eq!(t.format(&e).unwrap(), ("/test/poison", vec![Arg::Str("hang")]));
+        // Its tag may be left out, or given: then the events differ.
+        let tagged = t.parse("/test/poison", &[Arg::Str("hang"), Arg::Int(7)]).unwrap();
+        assert_ne!(tagged, e);
+        assert_eq!((tagged.int(1), e.int(1)), (7, 0));
+        assert_eq!(t.format(&tagged).unwrap(), ("/test/poison", vec![Arg::Str("hang"), Arg::Int(7)]));
+        assert!(t.check(&tagged).is_ok() && t.check(&e).is_ok());
+        assert!(t.parse("/test/poison", &[]).is_err(), "the kind is required");
+        assert!(t.parse("/test/poison", &[Arg::Str("hang"), Arg::Int(1), Arg::Int(2)]).is_err());
+        assert_eq!(t.spec(POISON).unwrap().signature(), "/test/poison s:kind [i:tag]");
     }
 
     #[test]

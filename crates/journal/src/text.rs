@@ -139,7 +139,9 @@ impl Annotations {
         merged
     }
 
-    fn sort(&mut self) {
+    /// Puts every list in frame (or event-number) order, as renderers
+    /// expect; duplicate cuts are merged.
+    pub fn sort(&mut self) {
         self.excised.sort_unstable();
         self.excised.dedup();
         self.resets.sort_unstable();

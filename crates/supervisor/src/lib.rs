@@ -46,7 +46,7 @@ pub use events::{DetectedBy, ExitStatus, FailoverEvent, History, Percentiles, Ro
 pub use lease::{Lease, LeaseError};
 pub use output::OutputEngine;
 pub use output::sink::{DEFAULT_BUFFER_PERIODS, FreeRunningSink, PacedSink, Sink};
-pub use report::{FrameSpan, RunReport, UnderrunDetail, first_difference};
+pub use report::{FileCheck, FrameSpan, RunReport, UnderrunDetail, first_difference, verify_files};
 pub use status::{Health, Status};
 pub use summary::FailoverSummary;
 pub use workload::play_looped;

@@ -108,13 +108,19 @@ impl FailoverSummary {
     /// Summarises `report` (renders its journal offline for the bit-exact
     /// check when the audio was recorded in memory).
     pub fn of(report: &RunReport) -> Self {
+        Self::with_first_difference(report, report.first_difference().unwrap_or(Some(0)))
+    }
+
+    /// Summarises `report` whose bit-exact check was made elsewhere (e.g.
+    /// [`crate::verify_files`], streaming from disk): `first_difference`
+    /// is its outcome.
+    pub fn with_first_difference(report: &RunReport, first_difference: Option<u64>) -> Self {
         let e = &report.failovers;
         let mut fault_kinds = BTreeMap::new();
         for ev in e {
             let name = ev.fault.map_or("external", |k| k.name());
             *fault_kinds.entry(name.to_owned()).or_insert(0) += 1;
         }
-        let first_difference = report.first_difference().unwrap_or(Some(0));
         let all: Vec<&FailoverEvent> = e.iter().collect();
         let overall = ClassFigures::of(&all);
         let mut by_class = BTreeMap::new();

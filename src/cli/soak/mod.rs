@@ -3,6 +3,8 @@
 //! end compares the recording with the offline render of the journal and
 //! writes a report (JSON, Markdown, SVG).
 
+mod actions;
+mod noise;
 mod report;
 mod resources;
 mod svg;
@@ -14,10 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chronus::osc::{Allow, OscServer};
-use chronus::supervisor::{Engine, EngineConfig, FaultKind, Health, PacedSink, Target};
+use chronus::supervisor::{Engine, EngineConfig, Health, PacedSink};
 use rosc::{OscMessage, OscPacket, OscType, encoder};
 
 use crate::exit::{CANT_CREATE, CHECK_FAILED, DATA_ERR, ExitCodeExt, Failure, OS_ERR, USAGE};
+use actions::Action;
 use resources::Sampler;
 
 /// Flags of `chronus soak`.
@@ -27,8 +30,11 @@ pub struct SoakArgs {
     #[arg(long, default_value = "10m")]
     duration: String,
     /// Fault kinds: `mixed` (all of them) or one of kill, segv, abort, panic,
-    /// exit0, exit1, hang, slow, stop. Alternating active and standby; every
-    /// fifth fault is sent from outside with kill(1).
+    /// exit0, exit1, hang, slow, stop (one worker's fault: alternating active
+    /// and standby; every fifth sent from outside with kill(1)), double-kill
+    /// (both replicas in one kill -9), poison-crash, poison-hang (a
+    /// /test/poison every replica dies or hangs on; it must be cut out),
+    /// flood (5,000 commands at once: not a fault, no failover).
     #[arg(long, default_value = "mixed")]
     faults: String,
     /// Faults per second (`2/s`, `30/m`, or a number per second).
@@ -110,36 +116,16 @@ fn workload(
     Ok(sent)
 }
 
-fn inflict(engine: &Engine, n: usize, kinds: &[FaultKind]) -> Result<(), String> {
-    let kind = kinds[n % kinds.len()];
-    let target = if n.is_multiple_of(2) { Target::Active } else { Target::Standby };
-    if n % 5 == 4 {
-        // From outside, as an operator or the OOM killer would.
-        let status = engine.status();
-        let pid = if target == Target::Active { status.active_pid } else { status.standby_pid };
-        let pid = pid.ok_or("no worker to kill")?;
-        let (signal, kind) =
-            if kind == FaultKind::Stop { ("-STOP", kind) } else { ("-KILL", FaultKind::Kill) };
-        engine.expect_fault(pid, kind);
-        let ok = std::process::Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        return if ok { Ok(()) } else { Err(format!("kill {signal} {pid} failed")) };
-    }
-    engine.inject(target, kind).map(|_| ()).map_err(|e| e.to_string())
-}
-
 /// Runs `chronus soak`.
 pub fn run(args: SoakArgs) -> Result<(), Failure> {
     let duration =
         parse_duration(&args.duration).ok_or_else(|| Failure::new(USAGE, "--duration: e.g. 90s, 10m, 1h"))?;
     let rate = parse_rate(&args.rate).ok_or_else(|| Failure::new(USAGE, "--rate: e.g. 2/s, 30/m"))?;
     let kinds = if args.faults == "mixed" {
-        FaultKind::ALL.to_vec()
+        Action::all()
     } else {
         vec![
-            FaultKind::from_name(&args.faults)
+            Action::from_name(&args.faults)
                 .ok_or_else(|| Failure::new(USAGE, format!("unknown fault '{}'", args.faults)))?,
         ]
     };
@@ -153,11 +139,16 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     cfg.journal_path = Some(dir.join("run.journal"));
     cfg.journal_in_memory = false;
     let sample_rate = cfg.sample_rate;
+    let hang_timeout = cfg.hang_timeout;
     let (spec, setup) = (cfg.dsp.clone(), cfg.setup());
     let engine =
         Arc::new(Engine::start(cfg, PacedSink::new(sample_rate)).or_exit(OS_ERR, "cannot start the engine")?);
     let server = OscServer::start("127.0.0.1:0", engine.clone(), Allow::all()).or_exit(OS_ERR, "OSC")?;
     let osc_addr = server.local_addr();
+    // Poisons and floods come from a client of their own, which hears the
+    // engine's replies.
+    let client = UdpSocket::bind("127.0.0.1:0").or_exit(OS_ERR, "soak client socket")?;
+    client.set_nonblocking(true).or_exit(OS_ERR, "soak client socket")?;
 
     let bar = indicatif::ProgressBar::new(duration.as_secs().max(1));
     bar.set_style(
@@ -172,10 +163,14 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     let mut samples = Vec::with_capacity(duration.as_secs() as usize + 16);
     let mut timeline: Vec<(f64, String)> = Vec::with_capacity(4 * faults_expected(duration, rate) + 16);
     let (mut faults, mut deferred, mut fault_errors) = (0usize, 0u64, Vec::new());
+    let mut tally = report::Tally::default();
     let period = Duration::from_secs_f64(1.0 / rate);
     let mut next_fault = started + Duration::from_secs(2);
     let mut next_sample = started;
-    let mut awaiting: Option<(u64, Instant)> = None;
+    // Waiting for the last fault's effect: failovers and cuts to reach
+    // these counts, by a deadline.
+    let mut awaiting: Option<(u64, u64, Instant)> = None;
+    let probe = noise::Probe::start(started).or_exit(OS_ERR, "the noise probe thread")?;
     std::thread::scope(|s| {
         let workload = s.spawn(|| workload(osc_addr, &spec, setup, &stop));
         while started.elapsed() < duration {
@@ -193,8 +188,8 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
             // One fault at a time: the next waits until the engine has
             // noticed the last one (a hung worker still looks healthy until
             // the watchdog sees it) and has a verified standby again.
-            if let Some((noticed_by, deadline)) = awaiting {
-                if status.failovers >= noticed_by {
+            if let Some((failovers, cuts, deadline)) = awaiting {
+                if status.failovers >= failovers && status.excised_commands >= cuts {
                     awaiting = None;
                 } else if now > deadline {
                     fault_errors.push(format!("fault {faults} was not noticed within 10 s"));
@@ -202,11 +197,23 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
                 }
             }
             if awaiting.is_none() && now >= next_fault {
-                if status.health == Health::Healthy {
-                    match inflict(&engine, faults, &kinds) {
+                // Redundant again: a verified standby, nobody joining, a
+                // spare ready. (Not HEALTHY: that reads DEGRADED for 10 s
+                // after frames lost to a hang poison.)
+                let redundant = status.standby_pid.is_some()
+                    && status.joining_pid.is_none()
+                    && status.spares_ready > 0
+                    && !status.backing_off
+                    && !status.quarantined;
+                if redundant {
+                    let action = kinds[faults % kinds.len()];
+                    match actions::inflict(&engine, faults, action, &client, osc_addr) {
                         Ok(()) => {
                             faults += 1;
-                            awaiting = Some((status.failovers + 1, now + Duration::from_secs(10)));
+                            tally.add(action);
+                            let cuts = status.excised_commands + u64::from(action.cuts());
+                            let failovers = status.failovers + action.failovers();
+                            awaiting = Some((failovers, cuts, now + Duration::from_secs(10)));
                         }
                         Err(e) => fault_errors.push(e),
                     }
@@ -219,8 +226,10 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
             std::thread::sleep(Duration::from_millis(5));
         }
         // Let the last fault be noticed and recovered from before stopping.
-        if let Some((noticed_by, _)) = awaiting
-            && engine.wait_for(Duration::from_secs(10), |s| s.failovers >= noticed_by).is_err()
+        if let Some((failovers, cuts, _)) = awaiting
+            && engine
+                .wait_for(Duration::from_secs(10), |s| s.failovers >= failovers && s.excised_commands >= cuts)
+                .is_err()
         {
             fault_errors.push(format!("fault {faults} was not noticed within 10 s"));
         }
@@ -231,6 +240,11 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
         Ok::<(), Failure>(())
     })?;
     bar.finish_and_clear();
+    let noise = probe.finish();
+    tally.cut_replies = actions::cut_replies(&client);
+    let final_status = engine.status();
+    tally.cuts = final_status.excised_commands;
+    tally.overloads = final_status.overloads;
     let osc_errors = server.stats().errors.load(Ordering::Relaxed);
     server.stop();
     engine.fade_out();
@@ -240,17 +254,29 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     // leaked or unreaped worker would still be a child of this process).
     std::thread::sleep(Duration::from_millis(100));
     let leftovers = resources::children();
-    let (_, left, right) = chronus::audio::read_wav(&dir.join("played.wav"))
-        .or_exit(CANT_CREATE, "reading the recording back")?;
-    (run.left, run.right) = (left, right);
-    let journal =
-        std::fs::read_to_string(dir.join("run.journal")).or_exit(CANT_CREATE, "reading the journal back")?;
-    let (journal, _) = chronus::journal::Journal::parse(&journal, super::synth::spec_for_journal)
-        .or_exit(DATA_ERR, "the journal the run wrote")?;
-    run.events = journal.events;
-    run.notes = journal.notes;
+    // The verdict streams the recording and the journal from disk: a run
+    // of any length is checked in constant memory.
+    let check = chronus::supervisor::verify_files(
+        &dir.join("run.journal"),
+        &dir.join("played.wav"),
+        super::synth::spec_for_journal,
+        true,
+    )
+    .or_exit(DATA_ERR, "checking the recording against the journal")?;
+    run.notes = check.notes;
+    // A hang poison may cost up to its detection: two hang timeouts.
+    let hang_detection = 2 * hang_timeout.as_nanos() as u64 * u64::from(sample_rate) / 1_000_000_000;
+    let hang_poisons: Vec<u64> = check
+        .cut
+        .iter()
+        .filter(|e| e.event.address == chronus::dsp::POISON && e.event.choice(0) == 1)
+        .map(|e| e.frame)
+        .collect();
     let input = report::Inputs {
         run: &run,
+        first_difference: check.first_difference,
+        hang_poisons: &hang_poisons,
+        hang_detection,
         samples: &samples,
         timeline: &timeline,
         faults,
@@ -260,6 +286,8 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
         osc_errors,
         duration,
         rate,
+        tally: &tally,
+        noise: &noise,
     };
     let verdict = report::write(&dir, &input).or_exit(CANT_CREATE, dir.display())?;
     println!("{} — report in {}", verdict.line, dir.display());

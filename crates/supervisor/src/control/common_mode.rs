@@ -62,13 +62,17 @@ impl Supervisor {
         let mut sight = Sight::default();
         for (i, slot) in self.shared.slots.iter().enumerate() {
             let state = slot.state();
-            if self.procs[i].is_none() || self.fates[i].killing.is_some() || !matches!(state, LIVE | JOINING)
-            {
+            if self.procs[i].is_none() || !matches!(state, LIVE | JOINING) {
                 continue;
             }
             let past = slot.region.audio_write_frame() >= end;
-            if self.trial == Some(i) {
+            if self.fates[i].killing.is_some() {
+                // Being killed (the watchdog ends every replica stuck in a
+                // shared hang, one exit at a time): its exit will tell.
+                sight.pending |= state == LIVE && !past;
+            } else if self.trial == Some(i) {
                 sight.trial_passed = past;
+                sight.trial_inside = slot.region.heartbeat().rendering.load(Acquire) == block + 1;
             } else if past {
                 sight.passed = true;
             } else if state == LIVE {
@@ -79,12 +83,12 @@ impl Supervisor {
     }
 
     /// One pass of the common-mode policy.
-    pub(crate) fn step_common_mode(&mut self) {
+    pub(crate) fn step_common_mode(&mut self, now: Nanos) {
         if self.common.block().is_none() {
             return;
         }
         let sight = self.sight();
-        let decision = self.common.poll(&sight);
+        let decision = self.common.poll(now, &sight);
         self.carry_out_common(decision);
     }
 
@@ -92,6 +96,11 @@ impl Supervisor {
         match decision {
             Decision::Wait => {}
             Decision::EndTrial => self.end_trial(),
+            Decision::TrialHung => {
+                if let Some(t) = self.trial {
+                    self.kill(t, DetectedBy::Watchdog);
+                }
+            }
             Decision::Reset { block } => {
                 tracing::error!(
                     "every replica died in the block at frame {block}, which has no commands: the DSP fails there by \

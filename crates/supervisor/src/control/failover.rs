@@ -10,7 +10,7 @@ use crate::events::{DetectedBy, ExitStatus, FailoverEvent, Role};
 use crate::policy::determinism::NotDeterministic;
 use crate::policy::watchdog::{Progress, Verdict};
 use crate::policy::{MAX_SLOTS, Nanos};
-use crate::shared::{DEAD, JOINING, LIVE};
+use crate::shared::{DEAD, EMPTY, JOINING, LIVE};
 
 /// Blocks after a common start within which a divergence counts as
 /// "fresh" (the two workers started from the same state just before).
@@ -39,14 +39,21 @@ impl Supervisor {
             (_, Some((t, _))) => t,
             _ => t_detect,
         };
-        // Dead, but what it wrote is still in its ring: the output may play
-        // it when no replica has the frames (all died at once), until the
-        // slot is refilled.
-        slot.set_state(DEAD);
         if let Some(k) = self.join_io[i].reading.take() {
             self.checkpoints.done_reading(k);
         }
         self.join_io[i] = super::JoinIo::default();
+        if role == Role::Joining {
+            // Never played nor trusted (a trial's audio even skips events):
+            // the slot is free at once.
+            slot.set_state(EMPTY);
+            self.join_io[i].quiet_mark = Some(self.shared.output_mark());
+        } else {
+            // A replica's frames are still in its ring: the output may play
+            // them when no live replica has them (all died at once), and its
+            // checksums verify a replacement, until the slot is refilled.
+            slot.set_state(DEAD);
+        }
         self.watchdog.unwatch(i);
         let mut t_switch = t_detect;
         if role == Role::Active
@@ -70,7 +77,9 @@ impl Supervisor {
             t_rejoin: None,
             t_redundant: None,
         };
-        if t_fault == t_detect {
+        if loss.trial {
+            // Logged when the trial's outcome is known (`common_mode`).
+        } else if t_fault == t_detect {
             tracing::warn!(
                 "worker {i} (pid {}, generation {}, {role:?}) {exit}; detected by {detected_by:?} (fault time unknown: \
                  it came from outside); playing from slot {}",
@@ -90,7 +99,7 @@ impl Supervisor {
         }
         if loss.trial {
             // Part of cutting a poison out, not a fault: no failover event.
-            tracing::info!("slot {i}: the poison trial {exit}");
+            tracing::info!("slot {i}: the poison trial {exit} (detected by {detected_by:?})");
         } else {
             let serial = self.history.push(event);
             for pending in [&mut self.pending_redundant, &mut self.pending_respawn[i]] {

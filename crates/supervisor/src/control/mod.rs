@@ -133,6 +133,7 @@ impl Supervisor {
         let n = shared.slots.len();
         let ns = |d: Duration| d.as_nanos() as Nanos;
         let cfg_hang = cfg.hang_timeout;
+        let cfg_block = cfg.block_duration();
         let checkpoint_cfg = CheckpointConfig {
             every: u64::from(cfg.checkpoint_every),
             timeout: Duration::from_millis(500).as_nanos() as Nanos,
@@ -184,6 +185,7 @@ impl Supervisor {
             common: CommonMode::new(CommonModeConfig {
                 hold_timeout: ns(cfg_hang),
                 max_trials: crate::POISON_TRIALS,
+                trial_patience: ns(cfg_block),
             }),
             trial: None,
             reset_next: false,
@@ -279,7 +281,7 @@ impl Supervisor {
             }
             let now = monotonic_ns();
             self.watch(now);
-            self.step_common_mode();
+            self.step_common_mode(now);
             self.step_joins(now);
             self.compare_replicas(now);
             self.step_checkpoints(now);

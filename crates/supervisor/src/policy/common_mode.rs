@@ -23,7 +23,9 @@
 //!   from the checkpoint without the first half of the suspects; if it dies
 //!   in the block again the poison is in the second half, if it passes it is
 //!   in the first. Each trial halves the suspects; after `max_trials` the
-//!   ones left are all cut.
+//!   ones left are all cut. A trial renders as fast as it can; one still
+//!   inside the suspect block after `trial_patience` (a block period: any
+//!   replica must render a block faster than that) has hung in it.
 //!
 //! Every cut is final, applies to every replica and replacement from then
 //! on (the bus's excision table), and is written to the journal, so the run
@@ -40,6 +42,8 @@ pub struct CommonModeConfig {
     /// Most trial runs spent telling which of several suspects is the
     /// poison; the ones still suspect then are all cut.
     pub max_trials: u32,
+    /// A trial inside the suspect block this long has hung there.
+    pub trial_patience: Nanos,
 }
 
 /// Why a worker was lost.
@@ -84,6 +88,8 @@ pub struct Sight {
     pub pending: bool,
     /// The trial run has rendered past it.
     pub trial_passed: bool,
+    /// The trial run is inside it.
+    pub trial_inside: bool,
 }
 
 /// What to do.
@@ -114,6 +120,10 @@ pub enum Decision {
     },
     /// The trial told what it had to: kill it (it skipped innocent events).
     EndTrial,
+    /// The trial has been inside the suspect block for longer than any
+    /// replica may take: kill it as hung there (its loss narrows the
+    /// suspects down).
+    TrialHung,
 }
 
 /// Where the engine stands.
@@ -145,6 +155,8 @@ pub enum Phase {
         trials: u32,
         /// A trial is running, skipping `lo..mid`.
         trial: Option<u64>,
+        /// Since when the trial is inside the block.
+        inside_since: Option<Nanos>,
     },
 }
 
@@ -214,7 +226,7 @@ impl CommonMode {
             }
             Phase::Suspect { block: b, events, worker, .. } if b == block && worker != loss.worker => {
                 let (lo, hi) = (events.0.min(loss.events.0), events.1.max(loss.events.1));
-                self.phase = Phase::Bisecting { block, lo, hi, trials: 0, trial: None };
+                self.phase = Phase::Bisecting { block, lo, hi, trials: 0, trial: None, inside_since: None };
                 self.settle()
             }
             Phase::Suspect { .. } => {
@@ -223,7 +235,14 @@ impl CommonMode {
             }
             Phase::Bisecting { block: b, hi, trials, trial: Some(mid), .. } if loss.trial && b == block => {
                 // It died in the block without lo..mid: the poison is in mid..hi.
-                self.phase = Phase::Bisecting { block, lo: mid, hi, trials: trials + 1, trial: None };
+                self.phase = Phase::Bisecting {
+                    block,
+                    lo: mid,
+                    hi,
+                    trials: trials + 1,
+                    trial: None,
+                    inside_since: None,
+                };
                 self.settle()
             }
             Phase::Bisecting { .. } if loss.trial => self.trial_inconclusive(),
@@ -233,15 +252,32 @@ impl CommonMode {
 
     /// One pass: a suspicion lapses when a worker passed the block; a trial
     /// that passed it tells the poison is among the events it skipped.
-    pub fn poll(&mut self, sight: &Sight) -> Decision {
+    pub fn poll(&mut self, now: Nanos, sight: &Sight) -> Decision {
         match self.phase {
+            Phase::Bisecting { trial: Some(_), ref mut inside_since, .. }
+                if sight.trial_inside && !sight.trial_passed =>
+            {
+                let since = *inside_since.get_or_insert(now);
+                if now.saturating_sub(since) > self.cfg.trial_patience {
+                    *inside_since = None;
+                    return Decision::TrialHung;
+                }
+                Decision::Wait
+            }
             Phase::Suspect { .. } if sight.passed => {
                 // A worker rendered the block: it is no poison.
                 self.phase = Phase::Watching;
                 Decision::Wait
             }
             Phase::Bisecting { block, lo, trials, trial: Some(mid), .. } if sight.trial_passed => {
-                self.phase = Phase::Bisecting { block, lo, hi: mid, trials: trials + 1, trial: None };
+                self.phase = Phase::Bisecting {
+                    block,
+                    lo,
+                    hi: mid,
+                    trials: trials + 1,
+                    trial: None,
+                    inside_since: None,
+                };
                 match self.settle() {
                     Decision::Cut { block, from, to, trials, .. } => {
                         // It skipped exactly the poison: it is a good replica.
@@ -260,8 +296,9 @@ impl CommonMode {
     }
 
     fn trial_inconclusive(&mut self) -> Decision {
-        if let Phase::Bisecting { block, lo, hi, trials, trial: Some(_) } = self.phase {
-            self.phase = Phase::Bisecting { block, lo, hi, trials: trials + 1, trial: None };
+        if let Phase::Bisecting { block, lo, hi, trials, trial: Some(_), .. } = self.phase {
+            self.phase =
+                Phase::Bisecting { block, lo, hi, trials: trials + 1, trial: None, inside_since: None };
             return self.settle();
         }
         Decision::Wait
@@ -294,7 +331,8 @@ mod tests {
     use super::*;
     use crate::policy::ms;
 
-    const CFG: CommonModeConfig = CommonModeConfig { hold_timeout: ms(20), max_trials: 4 };
+    const CFG: CommonModeConfig =
+        CommonModeConfig { hold_timeout: ms(20), max_trials: 4, trial_patience: ms(5) };
 
     fn crash(worker: u64, block: u64, events: (u64, u64)) -> Loss {
         Loss { worker, cause: Cause::Crash, block: Some(block), events, trial: false }
@@ -304,7 +342,7 @@ mod tests {
         Loss { worker: 99, cause, block: Some(block), events: (0, 0), trial: true }
     }
 
-    const PENDING: Sight = Sight { passed: false, pending: true, trial_passed: false };
+    const PENDING: Sight = Sight { passed: false, pending: true, trial_passed: false, trial_inside: false };
 
     #[test]
     fn one_loss_holds_replacements_until_another_replica_passes_the_block() {
@@ -314,7 +352,7 @@ mod tests {
         assert!(!c.hold(ms(21), &PENDING), "not longer than the hold timeout");
         assert!(!c.hold(ms(1), &Sight::default()), "nobody left to tell: a replacement will");
         let passed = Sight { passed: true, ..PENDING };
-        assert_eq!(c.poll(&passed), Decision::Wait);
+        assert_eq!(c.poll(0, &passed), Decision::Wait);
         assert_eq!(c.phase(), Phase::Watching, "it passed: no poison");
         assert!(!c.hold(ms(1), &PENDING));
     }
@@ -376,7 +414,7 @@ mod tests {
             assert_eq!(c.trial_wanted(), None, "one at a time");
             started += 1;
             let d = if (skip_from..skip_to).contains(&poison) {
-                c.poll(&Sight { trial_passed: true, ..Sight::default() })
+                c.poll(0, &Sight { trial_passed: true, ..Sight::default() })
             } else {
                 c.lost(0, &trial(Cause::Crash, 4_096))
             };
@@ -398,6 +436,21 @@ mod tests {
             let last_passed = poison % 2 == 0;
             assert_eq!(keep_trial, last_passed, "poison {poison}");
         }
+    }
+
+    #[test]
+    fn a_trial_stuck_inside_the_block_past_its_patience_has_hung() {
+        let mut c = CommonMode::new(CFG);
+        c.lost(0, &crash(1, 4_096, (10, 12)));
+        c.lost(0, &crash(2, 4_096, (10, 12)));
+        c.trial_started();
+        let inside = Sight { trial_inside: true, ..Sight::default() };
+        assert_eq!(c.poll(ms(100), &inside), Decision::Wait);
+        assert_eq!(c.poll(ms(105), &inside), Decision::Wait, "a block period is allowed");
+        assert_eq!(c.poll(ms(106), &inside), Decision::TrialHung);
+        // Its loss (killed as hung, inside the block) narrows the suspects.
+        let d = c.lost(ms(107), &trial(Cause::Hang, 4_096));
+        assert_eq!(d, Decision::Cut { block: 4_096, from: 11, to: 12, trials: 1, keep_trial: false });
     }
 
     #[test]
