@@ -8,67 +8,19 @@
 
 mod util;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
+use util::jackd::Jack;
 use util::*;
 
 /// These tests play in real time: one at a time.
 static RT_LOCK: Mutex<()> = Mutex::new(());
 
-/// A private JACK server with the dummy backend, killed on drop.
-struct Jack {
-    child: Child,
-    name: String,
-}
-
-impl Jack {
-    fn start() -> Self {
-        let name = format!("chronus-test-{}", std::process::id());
-        let child = Command::new("jackd")
-            .args(["--no-realtime", "-n", &name, "-d", "dummy", "-r", "48000", "-p", "256"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("jackd is needed for the sound-card test (Debian: apt-get install jackd2; scripts/test installs it)");
-        let jack = Self { child, name };
-        // Wait until the server answers (jack_wait, part of jackd2, prints
-        // "running" or "not running"; its exit status says nothing).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new("jack_wait").args(["-s", &jack.name, "-c"]).stderr(Stdio::null()).output();
-            if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "running") {
-                return jack;
-            }
-            assert!(Instant::now() < deadline, "jackd did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Jack {
-    /// SIGTERM, so jackd removes its shared memory (a SIGKILLed jackd leaves
-    /// its entries in /dev/shm, and enough of them stop new servers from
-    /// starting); SIGKILL only if it does not stop within 2 s.
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn plays_through_a_real_audio_graph_and_survives_a_kill_bit_exactly() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let jack = Jack::start();
+    let jack = Jack::start(256);
     let dir = TempDir::new("device-jack");
     let (wav, journal) = (dir.path("played.wav"), dir.path("run.journal"));
     let out = Command::new(chronus_exe())
@@ -83,6 +35,8 @@ fn plays_through_a_real_audio_graph_and_survives_a_kill_bit_exactly() {
             "3",
             "--osc",
             "127.0.0.1:0",
+            "--name",
+            &format!("device-test-{}", std::process::id()),
         ])
         .arg("--record")
         .arg(&wav)

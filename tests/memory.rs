@@ -8,37 +8,17 @@
 
 mod util;
 
-use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use rosc::{OscMessage, OscPacket, OscType, encoder};
+use rosc::OscType;
+use util::osc::{field, message, status};
 use util::*;
-
-fn message(addr: &str, args: Vec<OscType>) -> Vec<u8> {
-    encoder::encode(&OscPacket::Message(OscMessage { addr: addr.into(), args })).unwrap()
-}
 
 /// The resident set of `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// Asks the engine for `/status.reply` and returns field `field` (0-based).
-fn status_field(socket: &UdpSocket, to: &str, field: usize) -> Option<OscType> {
-    socket.send_to(&message("/status", vec![]), to).ok()?;
-    let mut buf = [0u8; 2_048];
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline {
-        let Ok((n, _)) = socket.recv_from(&mut buf) else { continue };
-        if let Ok((_, OscPacket::Message(m))) = rosc::decoder::decode_udp(&buf[..n])
-            && m.addr == "/status.reply"
-        {
-            return m.args.get(field).cloned();
-        }
-    }
-    None
 }
 
 #[test]
@@ -49,6 +29,7 @@ fn sixty_seconds_of_commands_and_faults_grow_the_supervisor_by_less_than_512_kib
     let journal = dir.path("run.journal");
     let child = std::process::Command::new(chronus_exe())
         .args(["play", "--sink", "null", "--faults", "--duration", "75", "--osc", &to])
+        .args(["--name", &format!("memory-test-{}", std::process::id())])
         .args(["--journal", journal.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -56,8 +37,7 @@ fn sixty_seconds_of_commands_and_faults_grow_the_supervisor_by_less_than_512_kib
         .unwrap();
     let pid = child.id();
     let _guard = KillOnDrop(pid);
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let socket = util::osc::client();
     std::thread::sleep(Duration::from_millis(1_500));
     let commands = [
         |k: i32| {
@@ -91,9 +71,8 @@ fn sixty_seconds_of_commands_and_faults_grow_the_supervisor_by_less_than_512_kib
             sent += 1;
         }
         if started.elapsed() >= next_kill {
-            if let Some(OscType::Int(active)) = status_field(&socket, &to, 1)
-                && active > 0
-            {
+            let active = status(&socket, &to).map_or(-1, |s| field(&s, 1));
+            if active > 0 {
                 let killed = std::process::Command::new("kill").args(["-9", &active.to_string()]).status();
                 kills += u32::from(killed.is_ok_and(|s| s.success()));
             }
@@ -105,7 +84,7 @@ fn sixty_seconds_of_commands_and_faults_grow_the_supervisor_by_less_than_512_kib
         std::thread::sleep(Duration::from_millis(1));
     }
     let rss_end = rss_kib(pid);
-    let failovers = status_field(&socket, &to, 3);
+    let failovers = status(&socket, &to).map(|s| field(&s, 3));
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "chronus play failed: {}", String::from_utf8_lossy(&output.stderr));
     let rss_warm = rss_warm.unwrap();

@@ -46,6 +46,10 @@ pub struct FailoverArgs {
     /// Frames per output period.
     #[arg(long, default_value_t = 256)]
     block: u32,
+    /// Spare workers kept ready (0: every replacement is spawned after the
+    /// fault, as before spares existed).
+    #[arg(long, default_value_t = 1)]
+    spares: u32,
     /// Write the figures as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -84,6 +88,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         chronus::worker::WorkerCommand::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
     let mut cfg = EngineConfig::new(super::synth::spec(args.voices)?, worker);
     cfg.block = args.block;
+    cfg.spares = args.spares;
     cfg.faults_enabled = true;
     cfg.record_in_memory = true;
     let sample_rate = cfg.sample_rate;
@@ -100,7 +105,11 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let outcome = std::thread::scope(|s| {
         s.spawn(|| play_looped(&engine, &score, loop_frames, &stop));
         let result = (|| {
-            let healthy = |st: &chronus::supervisor::Status| st.health == Health::Healthy;
+            // Redundant: a verified standby and, when spares are kept, one ready.
+            let spares = args.spares;
+            let healthy = |st: &chronus::supervisor::Status| {
+                st.health == Health::Healthy && (spares == 0 || st.spares_ready > 0)
+            };
             engine
                 .wait_for(Duration::from_secs(5), healthy)
                 .map_err(|st| format!("never healthy: {st:?}"))?;

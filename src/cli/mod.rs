@@ -3,6 +3,8 @@
 
 mod bench;
 mod check;
+#[cfg(feature = "jack")]
+mod jack;
 mod osc_client;
 mod play;
 mod render;

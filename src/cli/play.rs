@@ -24,9 +24,10 @@ pub struct PlayArgs {
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
     /// Output: `auto` (the sound card when there is a usable one, else the
-    /// null sink), `device` (the sound card or fail), or `null` (a paced sink
-    /// that keeps real time without a device).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "device", "null"])]
+    /// null sink), `device` (the sound card or fail), `jack` (a native JACK
+    /// client: see --jack-name, --jack-connect, --midi), or `null` (a paced
+    /// sink that keeps real time without a device).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "device", "jack", "null"])]
     sink: String,
     /// The output device (see --list-devices); default: the system's default.
     #[arg(long, value_name = "NAME")]
@@ -44,9 +45,15 @@ pub struct PlayArgs {
     /// Voices, 1..=4096.
     #[arg(long, default_value_t = 64)]
     voices: u32,
-    /// Frames per period.
+    /// Frames per block (the workers' grid; the period of the null sink).
     #[arg(long, default_value_t = 256)]
     block: u32,
+    /// Blocks the workers render ahead of what the output needs next
+    /// (slack against scheduling delays, paid in latency). Default: 2; 0
+    /// with --sink jack, where the workers render each period while the one
+    /// before plays and a command sounds 1.5 periods after it arrives.
+    #[arg(long, value_name = "BLOCKS")]
+    lead: Option<u32>,
     /// Sample rate in Hz.
     #[arg(long, default_value_t = 48_000)]
     sample_rate: u32,
@@ -56,7 +63,11 @@ pub struct PlayArgs {
     /// Only accept OSC from these networks (repeatable), e.g. 192.168.1.0/24.
     #[arg(long, value_name = "CIDR")]
     allow: Vec<String>,
-    /// Allow fault injection (tests and demos).
+    /// Spare workers kept spawned, prepared and idle, so a replacement
+    /// starts with no spawn on the critical path (replicas + spares ≤ 8).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    spares: u32,
+    /// Allow fault injection (tests and demos; also `/test/poison`).
     #[arg(long)]
     faults: bool,
     /// First wait before retrying a worker restart that failed twice; it
@@ -74,17 +85,23 @@ pub struct PlayArgs {
     /// released when the holder dies).
     #[arg(long, default_value = "chronus")]
     name: String,
+    #[cfg(feature = "jack")]
+    #[command(flatten)]
+    jack: super::jack::JackArgs,
 }
 
 /// Where the audio goes.
 enum Output {
     #[cfg(feature = "device")]
     Device(chronus::audio::ChosenDevice),
+    #[cfg(feature = "jack")]
+    Jack(chronus::audio::JackServer, chronus::audio::JackConfig),
     Null,
 }
 
 /// Validated settings of a play run.
 struct PlayConfig {
+    voices: u32,
     name: String,
     exit_on_quarantine: bool,
     engine: EngineConfig,
@@ -102,6 +119,16 @@ impl PlayArgs {
         engine.block = self.block;
         engine.sample_rate = self.sample_rate;
         engine.faults_enabled = self.faults;
+        engine.spares = self.spares;
+        if let Some(lead) = self.lead {
+            engine.lead_blocks = lead;
+        } else if self.sink == "jack" {
+            // JACK calls once per period: the workers render each period
+            // while the one before plays; no slack on top (a command sounds
+            // a period and a half after it arrives).
+            engine.lead_blocks = 0;
+        }
+        let voices = self.voices;
         engine.record_path = self.record;
         engine.journal_path = self.journal;
         engine.record_in_memory = self.demo;
@@ -128,6 +155,20 @@ impl PlayArgs {
         }
         let output = match self.sink.as_str() {
             "null" => Output::Null,
+            #[cfg(feature = "jack")]
+            "jack" => {
+                let server = super::jack::connect(&self.jack).map_err(|e| Failure::new(NO_DEVICE, e))?;
+                engine.sample_rate = server.sample_rate();
+                // Room for the largest period JACK allows, twice over.
+                let most = server.buffer_size().max(8_192);
+                engine.ring_frames = engine.ring_frames.max((most * 4).next_power_of_two());
+                engine.validate().or_exit(USAGE, "the JACK server's settings")?;
+                Output::Jack(server, self.jack.config())
+            }
+            #[cfg(not(feature = "jack"))]
+            "jack" => {
+                return Err(Failure::new(NO_DEVICE, "this chronus was built without the `jack` feature"));
+            }
             #[cfg(not(feature = "device"))]
             sink => {
                 if sink == "device" || self.device.is_some() {
@@ -161,6 +202,7 @@ impl PlayArgs {
             },
         };
         Ok(PlayConfig {
+            voices,
             name: self.name,
             exit_on_quarantine: self.exit_on_quarantine,
             engine,
@@ -244,6 +286,20 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
             let stream = chronus::audio::start_output(chosen, DeviceDriver(output))
                 .map_err(|e| Failure::new(NO_DEVICE, e))?;
             (engine, Some(Box::new(stream) as Box<dyn std::any::Any>), name)
+        }
+        #[cfg(feature = "jack")]
+        Output::Jack(server, jack) => {
+            let (engine, output) =
+                Engine::start_external(cfg.engine).or_exit(OS_ERR, "cannot start the engine")?;
+            let name = format!(
+                "JACK as {}:out_1/out_2 ({} frames per period{})",
+                jack.name,
+                server.buffer_size(),
+                if jack.midi { format!(", MIDI in at {}:midi_in", jack.name) } else { String::new() }
+            );
+            let driver = super::jack::JackDriver::new(output, cfg.voices);
+            let client = server.start(jack, driver).map_err(|e| Failure::new(NO_DEVICE, e))?;
+            (engine, Some(Box::new(client) as Box<dyn std::any::Any>), name)
         }
     };
     let engine = Arc::new(engine);

@@ -1,6 +1,9 @@
 //! Helpers for process-level tests: run the real `chronus` binary.
 #![allow(dead_code)]
 
+pub mod jackd;
+pub mod osc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -19,13 +19,15 @@
 //! are logged once a second with a count, never once per callback.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{BufferSize, SampleFormat, StreamConfig, StreamInstant, SupportedBufferSize};
+
+use crate::render::{CallbackInfo, DeviceCounters, DeviceRender};
 
 /// Why no device could be used.
 #[derive(Debug, thiserror::Error)]
@@ -192,51 +194,6 @@ const SETTLE: Duration = Duration::from_millis(250);
 /// The longest the output waits for the device to settle.
 const MAX_SETTLE: Duration = Duration::from_secs(5);
 
-/// What a device callback tells the renderer besides the buffers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CallbackInfo {
-    /// Frames the device played as silence just before this buffer (an
-    /// xrun): measured from the stream's timestamps, at least one period
-    /// when the device reported an xrun.
-    pub xrun_frames: u64,
-    /// Frames per callback the device is configured for now.
-    pub period: u32,
-    /// Frames the device may ask for in quick succession: its whole buffer
-    /// (two periods), which it drains at once when its graph runs a larger
-    /// quantum, and asks for at once when a stream starts.
-    pub buffer: u32,
-}
-
-/// Renders what a device callback asks for.
-pub trait DeviceRender: Send + 'static {
-    /// Called before the stream starts (and before each rebuild), off the
-    /// device's thread, with the device's buffer ([`CallbackInfo::buffer`]):
-    /// that many frames may be asked for back to back, so that much should
-    /// be ready from the first callback on.
-    fn prepare(&mut self, buffer: u32) {
-        let _ = buffer;
-    }
-
-    /// Fills `left` and `right` (equal lengths, any number of frames).
-    /// Called on the device's thread: it must not allocate, lock or wait.
-    fn render(&mut self, left: &mut [f32], right: &mut [f32], info: &CallbackInfo);
-}
-
-/// Counters of a device output, readable while it plays.
-#[derive(Debug, Default)]
-pub struct DeviceCounters {
-    /// Xruns the device reported.
-    pub xruns: AtomicU64,
-    /// Frames the device played as silence (see [`CallbackInfo::xrun_frames`]).
-    pub xrun_frames: AtomicU64,
-    /// Other errors the device reported.
-    pub errors: AtomicU64,
-    /// Times the stream was rebuilt with a larger period.
-    pub rebuilds: AtomicU64,
-    /// The period now, frames.
-    pub period: AtomicU32,
-}
-
 /// The device callback: renders in pieces into its own buffers, measures
 /// xruns, and hands the renderer back when the stream is dropped.
 struct Callback<R: DeviceRender> {
@@ -288,8 +245,12 @@ impl<R: DeviceRender> Callback<R> {
             data.fill(0.0);
             return;
         };
-        let mut info =
-            CallbackInfo { xrun_frames, period: self.period, buffer: DEVICE_PERIODS * self.period };
+        let mut info = CallbackInfo {
+            xrun_frames,
+            period: self.period,
+            buffer: DEVICE_PERIODS * self.period,
+            ..CallbackInfo::default()
+        };
         for chunk in data.chunks_mut(MAX_CALLBACK_FRAMES * 2) {
             let n = chunk.len() / 2;
             render.render(&mut self.left[..n], &mut self.right[..n], &info);

@@ -1,15 +1,22 @@
 //! Audio outputs of Chronus: the sound card through cpal (feature `device`,
-//! on by default) and 32-bit float stereo WAV files (hound). Without the
-//! `device` feature nothing here needs ALSA.
-#![forbid(unsafe_code)]
+//! on by default), a native JACK client with MIDI input (feature `jack`, on
+//! by default; libjack is loaded when a client starts), and 32-bit float
+//! stereo WAV files (hound). Without those features nothing here needs ALSA
+//! or JACK.
+#![deny(unsafe_code)]
 
 #[cfg(feature = "device")]
 mod device;
+#[cfg(feature = "jack")]
+mod jack_client;
+mod render;
 mod wav;
 
 #[cfg(feature = "device")]
 pub use device::{
-    CallbackInfo, ChosenDevice, DeviceCounters, DeviceError, DeviceOutput, DeviceRender, MAX_PERIOD,
-    choose_output, list_output_devices, start_output,
+    ChosenDevice, DeviceError, DeviceOutput, MAX_PERIOD, choose_output, list_output_devices, start_output,
 };
+#[cfg(feature = "jack")]
+pub use jack_client::{JackConfig, JackConnect, JackError, JackOutput, JackServer};
+pub use render::{CallbackInfo, DeviceCounters, DeviceRender};
 pub use wav::{WavError, WavFileWriter, WavFrames, read_wav, wav_frames, write_wav};

@@ -23,7 +23,10 @@ pub struct EngineConfig {
     /// engine's own sinks.
     pub block: u32,
     /// How many blocks the workers may render ahead of the output (command
-    /// latency is about `lead + 1` blocks).
+    /// latency is about `lead + 1` blocks, or a period plus the lead with a
+    /// steady driver such as JACK). 0 is allowed: with a steady driver the
+    /// workers then render each period while the one before plays, with no
+    /// slack.
     pub lead_blocks: u32,
     /// Replicas kept in lockstep (2: an active and a standby).
     pub replicas: u32,
@@ -131,8 +134,8 @@ impl EngineConfig {
         if !self.ring_frames.is_power_of_two() || self.ring_frames < 4 * self.block {
             return Err(bad("ring_frames must be a power of two of at least 4 blocks"));
         }
-        if self.lead_blocks == 0 || (self.lead_blocks + 2) * self.block > self.ring_frames {
-            return Err(bad("lead_blocks must be ≥ 1 and leave room in the ring"));
+        if (self.lead_blocks + 2) * self.block > self.ring_frames {
+            return Err(bad("lead_blocks must leave room in the ring"));
         }
         if !self.log_slots.is_power_of_two() || self.log_slots < 64 {
             return Err(bad("log_slots must be a power of two ≥ 64"));

@@ -408,12 +408,28 @@ impl Engine {
         &self.cfg.dsp
     }
 
-    /// The frame that plays at wall-clock `time`, once the output runs
-    /// (frame 0 plays when it starts; the paced sink holds that rate).
+    /// The frame that plays at wall-clock `time`, once the output runs: on
+    /// the device's clock when its driver tells when frames reach the output
+    /// (JACK), else counted from the output's start (frame 0 plays when it
+    /// starts; the paced sink holds that rate).
     pub fn frame_at(&self, time: std::time::SystemTime) -> Option<u64> {
+        let sr = u64::from(self.cfg.sample_rate);
+        if let Some((frame, ns)) = self.shared.device_clock.load() {
+            // On the device's clock: its driver said when `frame` reaches
+            // the output (CLOCK_MONOTONIC); the time tag is wall-clock time.
+            let now_wall = std::time::SystemTime::now();
+            let now_mono = chronus_ipc::monotonic_ns() as i128;
+            let ahead = match time.duration_since(now_wall) {
+                Ok(d) => d.as_nanos() as i128,
+                Err(e) => -(e.duration().as_nanos() as i128),
+            };
+            let at = now_mono + ahead - ns as i128;
+            let frames = at * i128::from(sr) / 1_000_000_000;
+            return Some((frame as i128 + frames).max(0) as u64);
+        }
         let start = self.shared.start_unix_ns.load(Acquire);
         let t = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as u64;
-        (start != 0).then(|| t.saturating_sub(start) * u64::from(self.cfg.sample_rate) / 1_000_000_000)
+        (start != 0).then(|| t.saturating_sub(start) * sr / 1_000_000_000)
     }
 
     fn request(

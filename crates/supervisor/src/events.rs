@@ -157,13 +157,30 @@ pub struct History {
 }
 
 impl History {
-    /// An empty history keeping at most `capacity` events (allocated now).
+    /// An empty history keeping at most `capacity` events (allocated and
+    /// written once now, so its pages are resident from the start: the
+    /// process does not grow as faults are recorded).
     pub fn new(capacity: usize) -> Self {
-        Self {
-            events: std::collections::VecDeque::with_capacity(capacity.max(1)),
-            first_serial: 0,
-            capacity: capacity.max(1),
-        }
+        let capacity = capacity.max(1);
+        let mut events = std::collections::VecDeque::with_capacity(capacity);
+        let filler = FailoverEvent {
+            slot: 0,
+            generation: 0,
+            pid: 0,
+            role: Role::Active,
+            fault: None,
+            detected_by: DetectedBy::Pidfd,
+            exit: ExitStatus::default(),
+            t_fault: 0,
+            t_detect: 0,
+            t_switch: 0,
+            t_respawn: None,
+            t_rejoin: None,
+            t_redundant: None,
+        };
+        events.resize(capacity, filler);
+        events.clear();
+        Self { events, first_serial: 0, capacity }
     }
 
     /// Adds an event; returns its serial number.

@@ -56,8 +56,9 @@ pub use workload::play_looped;
 pub const COMMON_STALL_PATIENCE: u32 = 10;
 
 /// Trial runs spent telling which of several suspect commands is a poison
-/// (see [`policy::common_mode`]); 4 trials single out one of 16.
-pub const POISON_TRIALS: u32 = 4;
+/// (see [`policy::common_mode`]); 8 trials single out one of 256. A crash
+/// trial takes 1–2 ms, a hang trial a block period.
+pub const POISON_TRIALS: u32 = 8;
 
 /// Longest any step of a join may take.
 pub(crate) const JOIN_STEP_TIMEOUT: policy::Nanos = Duration::from_secs(3).as_nanos() as policy::Nanos;

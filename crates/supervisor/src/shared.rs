@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     pub checkpoint_floor: AtomicU64,
     /// CLOCK_REALTIME ns at which frame 0 played (0 until the output runs).
     pub start_unix_ns: AtomicU64,
+    /// When a frame reaches the device's output, as its driver said last.
+    pub device_clock: DeviceClock,
     /// Journal entries, notes or recorded samples lost to full queues (must
     /// stay 0).
     pub io_overruns: AtomicU64,
@@ -154,6 +156,7 @@ impl Shared {
             events_stamped: AtomicU64::new(0),
             checkpoint_floor: AtomicU64::new(u64::MAX),
             start_unix_ns: AtomicU64::new(0),
+            device_clock: DeviceClock::default(),
             io_overruns: AtomicU64::new(0),
             fade_requested: AtomicBool::new(false),
             fade_end: AtomicU64::new(0),
@@ -251,4 +254,45 @@ fn poison_key(e: &Event) -> u64 {
         mix(u64::from(*a));
     }
     h | 1
+}
+
+/// A frame and the CLOCK_MONOTONIC time it reaches the device's output,
+/// written by the output thread, read by any (a seqlock: no tearing, no
+/// lock).
+#[derive(Debug, Default)]
+pub(crate) struct DeviceClock {
+    seq: AtomicU64,
+    frame: AtomicU64,
+    ns: AtomicU64,
+}
+
+impl DeviceClock {
+    /// Output thread: `frame` reaches the output at `ns`.
+    pub fn store(&self, frame: u64, ns: u64) {
+        let s = self.seq.load(Relaxed);
+        self.seq.store(s + 1, Release);
+        std::sync::atomic::fence(SeqCst);
+        self.frame.store(frame, Relaxed);
+        self.ns.store(ns, Relaxed);
+        self.seq.store(s + 2, Release);
+    }
+
+    /// The last (frame, ns) stored, if any.
+    pub fn load(&self) -> Option<(u64, u64)> {
+        loop {
+            let s = self.seq.load(Acquire);
+            if s == 0 {
+                return None;
+            }
+            if s % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let (frame, ns) = (self.frame.load(Relaxed), self.ns.load(Relaxed));
+            std::sync::atomic::fence(SeqCst);
+            if self.seq.load(Relaxed) == s {
+                return Some((frame, ns));
+            }
+        }
+    }
 }

@@ -180,6 +180,8 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
             if timeline.last().is_none_or(|(_, h)| *h != health) {
                 timeline.push((started.elapsed().as_secs_f64(), health.clone()));
             }
+            // Drained as they come: a socket's queue holds only ~200 replies.
+            tally.cut_replies += actions::cut_replies(&client);
             if now >= next_sample {
                 samples.push(sampler.sample(started.elapsed().as_secs_f64(), health));
                 next_sample += Duration::from_secs(1);
@@ -241,7 +243,8 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     })?;
     bar.finish_and_clear();
     let noise = probe.finish();
-    tally.cut_replies = actions::cut_replies(&client);
+    std::thread::sleep(Duration::from_millis(50));
+    tally.cut_replies += actions::cut_replies(&client);
     let final_status = engine.status();
     tally.cuts = final_status.excised_commands;
     tally.overloads = final_status.overloads;

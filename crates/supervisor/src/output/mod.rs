@@ -46,6 +46,9 @@ pub struct OutputEngine {
     /// The largest number of frames the driver says one call will ask for
     /// (the device's period): the lead covers at least that much.
     period: u64,
+    /// The driver calls once per period, a period apart (JACK): only `lead`
+    /// beyond each call need be rendered by the next.
+    steady: bool,
     block: u64,
 }
 
@@ -78,6 +81,7 @@ impl OutputEngine {
             fade: None,
             lead,
             period: 0,
+            steady: false,
             block,
         };
         engine.limit = engine.aligned(lead);
@@ -288,6 +292,44 @@ impl OutputEngine {
         }
     }
 
+    /// Tells the output its driver calls exactly once per period of
+    /// `frames` frames, a period apart (a JACK client): the frames of the
+    /// next call need only be ready by then, so after each call the workers
+    /// may render the next call's frames plus `lead`. Commands then sound
+    /// about one and a half periods plus the lead after they arrive.
+    pub fn set_steady_period(&mut self, frames: u32) {
+        self.steady = true;
+        self.period = 0;
+        let ahead = self.aligned(self.frame + 2 * u64::from(frames) + self.lead);
+        if ahead > self.limit {
+            self.limit = ahead;
+            self.publish_limit();
+        }
+    }
+
+    /// Queues `event` from the driver's own thread (MIDI that arrived with
+    /// the next call's buffer): it is stamped at the next call's render
+    /// limit plus `offset` frames, so events keep their spacing within the
+    /// period. Never allocates or waits; false when the schedule is full
+    /// (counted as a dropped command).
+    pub fn queue_event(&mut self, event: chronus_dsp::Event, offset: u32) -> bool {
+        let frame = self.limit + u64::from(offset);
+        let ok = self.sequencer.schedule(event, frame, 0);
+        if !ok {
+            self.shared.commands_dropped.fetch_add(1, Relaxed);
+        }
+        ok
+    }
+
+    /// Tells the output when the first frame of the next call reaches the
+    /// device's output (CLOCK_MONOTONIC ns), for bundles' time tags: they
+    /// are then placed on the device's clock, not on the output's start.
+    pub fn set_output_time(&mut self, ns: u64) {
+        if ns != 0 {
+            self.shared.device_clock.store(self.frame, ns);
+        }
+    }
+
     /// The device played `frames` frames of silence before the frames of
     /// the next call (an xrun the driver measured): counted as lost audio,
     /// written to the journal (`@xrun`), and inserted into the recording,
@@ -333,9 +375,16 @@ impl OutputEngine {
         }
         self.shared.busy.store(true, SeqCst);
         self.start_clock();
-        self.period = self.period.max(n as u64);
-        let lead = self.lead.max(self.period);
-        let next_limit = self.aligned(self.limit.max(self.frame + n as u64 + lead));
+        // Frames beyond this call the workers may render now: a steady
+        // driver's next call (n more frames, a period from now) plus the
+        // lead; else the lead, or the most a driver may ask for at once.
+        let ahead = if self.steady {
+            n as u64 + self.lead
+        } else {
+            self.period = self.period.max(n as u64);
+            self.lead.max(self.period)
+        };
+        let next_limit = self.aligned(self.limit.max(self.frame + n as u64 + ahead));
         self.sequencer.release(&self.shared, self.limit, next_limit);
         if self.fade.is_none() && self.shared.fade_requested.load(Relaxed) {
             let fade = FrameSpan { first: self.frame, frames: crate::engine::FADE_FRAMES };

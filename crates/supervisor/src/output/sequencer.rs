@@ -102,6 +102,17 @@ impl Sequencer {
         }
     }
 
+    /// Schedules `event` at `frame` (at or after the next release's limit)
+    /// from the output thread itself; false when the schedule is full.
+    pub fn schedule(&mut self, event: Event, frame: u64, origin: u32) -> bool {
+        if self.scheduled_len == self.scheduled.len() {
+            return false;
+        }
+        self.scheduled[self.scheduled_len] = (TimedEvent { frame, event }, origin);
+        self.scheduled_len += 1;
+        true
+    }
+
     /// Releases events for frames below `next_limit`, stamped no earlier
     /// than `limit` (workers may have rendered up to it). Never allocates,
     /// locks or waits.

@@ -1,0 +1,351 @@
+//! The native JACK client (`chronus play --sink jack`), through a private
+//! jackd with the dummy backend: playback with a worker killed, the period
+//! changed while playing (`jack_bufsize`), MIDI from `jack_midiseq`, and a
+//! bundle's onset at its time tag, measured by a JACK meter client (this
+//! test binary, run as a child). Every run's recording must equal its
+//! journal's render as played.
+//!
+//! Needs jackd2 (jackd, jack_bufsize, jack_midiseq, jack_connect, jack_lsp,
+//! jack_wait); `scripts/test` installs it.
+
+mod util;
+
+use std::process::{Child, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType, encoder};
+use util::jackd::Jack;
+use util::osc::{client, field, message, status};
+use util::*;
+
+/// These tests play in real time: one at a time.
+static RT_LOCK: Mutex<()> = Mutex::new(());
+
+/// `chronus play --sink jack` against `jack`, recording and journaling into
+/// `dir`, with `extra` arguments; killed on drop.
+struct Play {
+    child: Option<Child>,
+    osc: String,
+}
+
+impl Play {
+    fn start(jack: &Jack, dir: &TempDir, extra: &[&str]) -> Self {
+        let port = 57_500 + (std::process::id() % 300) as u16;
+        let osc = format!("127.0.0.1:{port}");
+        let child = jack
+            .command(util::chronus_exe().to_str().unwrap())
+            .args(["play", "--sink", "jack", "--no-jack-connect", "--faults", "--osc", &osc])
+            .args(["--name", &format!("jack-test-{}", std::process::id())])
+            .arg("--record")
+            .arg(dir.path("played.wav"))
+            .arg("--journal")
+            .arg(dir.path("run.journal"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let play = Self { child: Some(child), osc };
+        let socket = client();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while status(&socket, &play.osc).is_none_or(|s| field(&s, 2) <= 0) {
+            assert!(Instant::now() < deadline, "chronus play did not come up with a standby");
+        }
+        play
+    }
+
+    fn send(&self, addr: &str, args: Vec<OscType>) {
+        client().send_to(&message(addr, args), &self.osc).unwrap();
+    }
+
+    fn status(&self) -> Vec<OscType> {
+        status(&client(), &self.osc).expect("no status reply")
+    }
+
+    /// Asks it to quit and returns its output.
+    fn quit(mut self) -> Output {
+        self.send("/quit", vec![]);
+        self.child.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Play {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The recording equals the journal's render as played (device xruns and
+/// gaps as the silence played), and it played at least `seconds`.
+fn check_exact(dir: &TempDir, seconds: f64) {
+    let (sr, played, _) = chronus::audio::read_wav(&dir.path("played.wav")).unwrap();
+    assert_eq!(sr, 48_000);
+    assert!(played.len() as f64 >= seconds * 48_000.0, "played only {} frames", played.len());
+    let (rendered, _) = render_as_played(&dir.path("run.journal"), &dir.path("rendered.wav"));
+    assert_eq!(first_difference(&rendered, &played), None, "the recording is not the journal's render");
+    assert!(played.iter().any(|s| s.abs() > 0.01), "it should be audible");
+}
+
+fn note_on(voice: i32, freq: f32) -> Vec<OscType> {
+    vec![OscType::Int(voice), OscType::Float(freq), OscType::Float(0.3)]
+}
+
+#[test]
+fn native_jack_playback_survives_a_worker_kill_bit_exactly() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let jack = Jack::start(256);
+    let dir = TempDir::new("jack-kill");
+    let play = Play::start(&jack, &dir, &[]);
+    let ports = jack.ports();
+    for p in ["out_1", "out_2"] {
+        assert!(ports.iter().any(|x| x.ends_with(&format!(":{p}"))), "no {p} port: {ports:?}");
+    }
+    play.send("/note_on", note_on(0, 440.0));
+    std::thread::sleep(Duration::from_millis(500));
+    let active = field(&play.status(), 1);
+    assert!(std::process::Command::new("kill").args(["-9", &active.to_string()]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(500));
+    play.send("/note_on", note_on(1, 660.0));
+    std::thread::sleep(Duration::from_millis(500));
+    let s = play.status();
+    assert_eq!(field(&s, 3), 1, "one failover: {s:?}");
+    assert_eq!(field(&s, 4), 0, "no frame lost: {s:?}");
+    assert_eq!(field(&s, 14), 0, "no device xrun: {s:?}");
+    let out = play.quit();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("JACK as chronus:out_1/out_2 (256 frames per period"), "{stdout}");
+    check_exact(&dir, 1.4);
+}
+
+#[test]
+fn the_period_can_change_while_playing() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let jack = Jack::start(256);
+    let dir = TempDir::new("jack-bufsize");
+    let play = Play::start(&jack, &dir, &[]);
+    play.send("/note_on", note_on(0, 330.0));
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(jack.tool("jack_bufsize", &["1024"]));
+    std::thread::sleep(Duration::from_millis(600));
+    play.send("/note_on", note_on(1, 495.0));
+    assert!(jack.tool("jack_bufsize", &["256"]));
+    std::thread::sleep(Duration::from_millis(600));
+    let s = play.status();
+    assert_eq!(field(&s, 3), 0, "no failover: {s:?}");
+    let out = play.quit();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Frames the graph skipped while it changed period (if any) are counted,
+    // journaled and in the recording as the silence played.
+    check_exact(&dir, 1.5);
+}
+
+#[test]
+fn midi_from_jack_midiseq_is_played_and_journaled() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let jack = Jack::start(256);
+    let dir = TempDir::new("jack-midi");
+    let play = Play::start(&jack, &dir, &["--midi"]);
+    // A 0.5 s loop: middle C at 0 for 0.2 s, E at 0.25 s for 0.2 s.
+    let mut seq = jack
+        .command("jack_midiseq")
+        .args(["seq", "24000", "0", "60", "9600", "12000", "64", "9600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !jack.ports().iter().any(|p| p == "seq:out") {
+        assert!(Instant::now() < deadline, "jack_midiseq did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(jack.tool("jack_connect", &["seq:out", "chronus:midi_in"]));
+    std::thread::sleep(Duration::from_millis(1_600));
+    let _ = seq.kill();
+    let _ = seq.wait();
+    let out = play.quit();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
+    let ons: Vec<&str> = journal.lines().filter(|l| l.contains("/note_on")).collect();
+    let offs = journal.lines().filter(|l| l.contains("/note_off")).count();
+    assert!(ons.len() >= 4, "the sequence's notes: {journal}");
+    assert!(offs >= 3, "and their note-offs: {journal}");
+    assert!(ons.iter().any(|l| l.contains("261.62")), "middle C: {ons:?}");
+    assert!(ons.iter().any(|l| l.contains("329.62")), "E: {ons:?}");
+    // The notes keep their spacing: C and E 12,000 frames apart.
+    let frames: Vec<u64> =
+        ons.iter().map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect();
+    let gap = frames[1] - frames[0];
+    assert!((11_700..=12_300).contains(&gap), "C to E: {gap} frames ({frames:?})");
+    check_exact(&dir, 1.5);
+}
+
+/// Runs as a JACK meter in a child process (`CHRONUS_TEST_METER=1`): prints
+/// the JACK time (µs, CLOCK_MONOTONIC) of the first sample above -80 dBFS
+/// at `meter:in`, frame-accurate, then exits.
+#[test]
+fn meter_child() {
+    if std::env::var("CHRONUS_TEST_METER").is_err() {
+        return;
+    }
+    let (client, _) = jack::Client::new("meter", jack::ClientOptions::NO_START_SERVER).unwrap();
+    let port = client.register_port("in", jack::AudioIn::default()).unwrap();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(1);
+    let sr = client.sample_rate() as u64;
+    let mut done = false;
+    let process =
+        jack::contrib::ClosureProcessHandler::new(move |_: &jack::Client, ps: &jack::ProcessScope| {
+            if !done && let Some(k) = port.as_slice(ps).iter().position(|x| x.abs() > 1.0e-4) {
+                let start = ps.cycle_times().map_or(0, |t| t.current_usecs);
+                let _ = tx.try_send(start + k as u64 * 1_000_000 / sr);
+                done = true;
+            }
+            jack::Control::Continue
+        });
+    let _active = client.activate_async((), process).unwrap();
+    println!("READY");
+    if let Ok(t) = rx.recv_timeout(Duration::from_secs(20)) {
+        println!("ON {t}");
+    }
+}
+
+/// CLOCK_MONOTONIC now, µs (JACK's clock on Linux).
+fn monotonic_us() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000
+}
+
+#[test]
+fn a_bundle_sounds_at_its_time_tag_on_the_jack_clock() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let jack = Jack::start(256);
+    let dir = TempDir::new("jack-timetag");
+    let play = Play::start(&jack, &dir, &[]);
+    play.send("/set", vec![OscType::String("attack".into()), OscType::Float(0.0)]);
+    let meter = jack
+        .command(std::env::current_exe().unwrap().to_str().unwrap())
+        .args(["--exact", "meter_child", "--nocapture"])
+        .env("CHRONUS_TEST_METER", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !jack.ports().iter().any(|p| p == "meter:in") {
+        assert!(Instant::now() < deadline, "the meter did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(jack.tool("jack_connect", &["chronus:out_1", "meter:in"]));
+    std::thread::sleep(Duration::from_millis(300));
+    // A bundle for 200 ms from now.
+    let ahead = Duration::from_millis(200);
+    let (wall, mono) = (SystemTime::now(), monotonic_us());
+    let tag = OscTime::try_from(wall + ahead).unwrap();
+    let msg = OscMessage { addr: "/note_on".into(), args: note_on(0, 440.0) };
+    let bundle = OscPacket::Bundle(OscBundle { timetag: tag, content: vec![OscPacket::Message(msg)] });
+    client().send_to(&encoder::encode(&bundle).unwrap(), &play.osc).unwrap();
+    let out = meter.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let onset: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ON "))
+        .unwrap_or_else(|| panic!("no onset: {text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let due = mono + ahead.as_micros() as u64;
+    let error_ms = (onset as f64 - due as f64) / 1_000.0;
+    eprintln!("bundle onset {error_ms:+.2} ms from its time tag");
+    // The time tag's frame is exact; what is left is the wall and
+    // monotonic clocks read a few µs apart, and frame rounding.
+    assert!(error_ms.abs() <= 1.0, "onset {error_ms:+.2} ms from its time tag");
+    let out = play.quit();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check_exact(&dir, 0.5);
+}
+
+/// Runs in a child (`CHRONUS_TEST_MIDI_METER=1`): a MIDI source client that
+/// sends one note-on at the start of a cycle, and a meter client; prints the
+/// frames from the note-on to the first sample above -80 dBFS at the meter.
+#[test]
+fn midi_meter_child() {
+    if std::env::var("CHRONUS_TEST_MIDI_METER").is_err() {
+        return;
+    }
+    let (source, _) = jack::Client::new("midisrc", jack::ClientOptions::NO_START_SERVER).unwrap();
+    let (meter, _) = jack::Client::new("meter", jack::ClientOptions::NO_START_SERVER).unwrap();
+    let mut out = source.register_port("out", jack::MidiOut::default()).unwrap();
+    let input = meter.register_port("in", jack::AudioIn::default()).unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let go = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (sent2, go2) = (sent.clone(), go.clone());
+    let send = jack::contrib::ClosureProcessHandler::new(move |_: &jack::Client, ps: &jack::ProcessScope| {
+        let mut w = out.writer(ps);
+        if go2.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            let _ = w.write(&jack::RawMidi { time: 0, bytes: &[0x90, 69, 127] });
+            sent2.store(ps.last_frame_time(), std::sync::atomic::Ordering::Relaxed);
+        }
+        jack::Control::Continue
+    });
+    let (tx, rx) = std::sync::mpsc::sync_channel::<u32>(1);
+    let mut done = false;
+    let listen =
+        jack::contrib::ClosureProcessHandler::new(move |_: &jack::Client, ps: &jack::ProcessScope| {
+            if !done && let Some(k) = input.as_slice(ps).iter().position(|x| x.abs() > 1.0e-4) {
+                let _ = tx.try_send(ps.last_frame_time().wrapping_add(k as u32));
+                done = true;
+            }
+            jack::Control::Continue
+        });
+    let _a = source.activate_async((), send).unwrap();
+    let _b = meter.activate_async((), listen).unwrap();
+    println!("READY");
+    // Wait for the test to connect the ports, then play the note.
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    go.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Ok(t) = rx.recv_timeout(Duration::from_secs(10)) {
+        let from = sent.load(std::sync::atomic::Ordering::Relaxed);
+        println!("FRAMES {}", t.wrapping_sub(from));
+    }
+}
+
+#[test]
+fn a_midi_note_sounds_within_two_periods() {
+    use std::io::{BufRead, Write};
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let jack = Jack::start(256);
+    let dir = TempDir::new("jack-midi-latency");
+    let play = Play::start(&jack, &dir, &["--midi"]);
+    play.send("/set", vec![OscType::String("attack".into()), OscType::Float(0.0)]);
+    let mut child = jack
+        .command(std::env::current_exe().unwrap().to_str().unwrap())
+        .args(["--exact", "midi_meter_child", "--nocapture"])
+        .env("CHRONUS_TEST_MIDI_METER", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.by_ref().any(|l| l.is_ok_and(|l| l.contains("READY"))));
+    assert!(jack.tool("jack_connect", &["midisrc:out", "chronus:midi_in"]));
+    assert!(jack.tool("jack_connect", &["chronus:out_1", "meter:in"]));
+    std::thread::sleep(Duration::from_millis(300));
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let frames: u32 = lines
+        .find_map(|l| l.ok().and_then(|l| l.strip_prefix("FRAMES ").map(|f| f.trim().parse().unwrap())))
+        .expect("no onset");
+    let _ = child.wait();
+    eprintln!("MIDI note-on to sound: {frames} frames ({:.1} ms)", f64::from(frames) / 48.0);
+    // Stamped at the next cycle's render limit plus its offset: the note
+    // sounds in the cycle after the one it arrived in (a client that runs
+    // before the meter in the graph), at its offset.
+    assert!(frames <= 2 * 256, "{frames} frames");
+    let out = play.quit();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

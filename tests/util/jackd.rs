@@ -1,0 +1,78 @@
+//! A private JACK server with the dummy backend (it paces a real audio graph
+//! with no sound card), stopped on drop. Needs jackd (Debian: jackd2).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running private jackd.
+pub struct Jack {
+    child: Child,
+    /// Its name: clients reach it with `JACK_DEFAULT_SERVER=NAME`.
+    pub name: String,
+}
+
+impl Jack {
+    /// Starts one at 48 kHz with `period` frames per cycle and waits until it
+    /// answers.
+    pub fn start(period: u32) -> Self {
+        let name = format!("chronus-test-{}-{period}", std::process::id());
+        let child = Command::new("jackd")
+            .args(["--no-realtime", "-n", &name, "-d", "dummy", "-r", "48000", "-p", &period.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jackd is needed (Debian: apt-get install jackd2; scripts/test installs it)");
+        let jack = Self { child, name };
+        // jack_wait prints "running" or "not running"; its exit status says nothing.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new("jack_wait").args(["-s", &jack.name, "-c"]).stderr(Stdio::null()).output();
+            if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "running") {
+                return jack;
+            }
+            assert!(Instant::now() < deadline, "jackd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A command run against this server.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("JACK_DEFAULT_SERVER", &self.name);
+        c
+    }
+
+    /// Runs a JACK tool (`jack_connect A B`, `jack_bufsize N`) to completion.
+    pub fn tool(&self, program: &str, args: &[&str]) -> bool {
+        self.command(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// The server's ports.
+    pub fn ports(&self) -> Vec<String> {
+        let out = self.command("jack_lsp").output().map(|o| o.stdout).unwrap_or_default();
+        String::from_utf8_lossy(&out).lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for Jack {
+    /// SIGTERM, so jackd removes its shared memory (a SIGKILLed jackd leaves
+    /// its entries in /dev/shm, and enough of them stop new servers from
+    /// starting); SIGKILL only if it does not stop within 2 s.
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
