@@ -349,3 +349,31 @@ fn a_midi_note_sounds_within_two_periods() {
     let out = play.quit();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_server_that_goes_away_and_comes_back_is_reconnected_to() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut jack = Jack::start(256);
+    let dir = TempDir::new("jack-restart");
+    let play = Play::start(&jack, &dir, &[]);
+    play.send("/note_on", note_on(0, 440.0));
+    std::thread::sleep(Duration::from_millis(400));
+    let before = field(&play.status(), 5);
+    jack.restart(256, Duration::from_millis(500));
+    // It reconnects within a reconnection period and plays on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !jack.ports().iter().any(|p| p == "chronus:out_1") {
+        assert!(Instant::now() < deadline, "not reconnected: {:?}", jack.ports());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let s = play.status();
+    assert!(field(&s, 5) > before + 48_000 / 4, "not playing again: {s:?}");
+    assert_eq!(field(&s, 3), 0, "no worker was harmed: {s:?}");
+    let out = play.quit();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("reconnected to the JACK server"), "{stderr}");
+    // The engine paused with the server: nothing was lost, nothing differs.
+    check_exact(&dir, 0.8);
+}

@@ -62,3 +62,58 @@ fn the_output_callback_never_allocates_even_through_a_failover() {
     assert_eq!(report.failovers.len(), 1, "{:#?}", report.failovers);
     assert_eq!(report.device_xruns, 4, "device gaps are counted");
 }
+
+#[test]
+fn the_jack_callback_path_never_allocates_through_midi_a_period_change_and_a_failover() {
+    // What `chronus play --sink jack --midi` does in JACK's process callback:
+    // MIDI translated and queued at its offsets, the device clock and any
+    // skipped cycles noted, the frames copied; a period change in between.
+    let mut cfg = EngineConfig::new(synth_spec(8), chronus::worker::WorkerCommand::new(chronus_exe()));
+    cfg.realtime = false;
+    cfg.lead_blocks = 0;
+    let (engine, mut output) = Engine::start_external(cfg).unwrap();
+    let mut midi = chronus::synth::MidiMap::new(8);
+    output.set_steady_period(256);
+    let (mut left, mut right) = (vec![0.0f32; 1_024], vec![0.0f32; 1_024]);
+    let mut period = 256usize;
+    let mut next = Instant::now();
+    let before = violation_count();
+    for n in 0..600u32 {
+        if n == 200 {
+            engine.signal(Target::Active, libc::SIGKILL).unwrap();
+        }
+        if n == 300 || n == 400 {
+            // JACK's buffer-size callback (not the real-time path, but it
+            // must not allocate either).
+            period = if n == 300 { 512 } else { 256 };
+            assert_no_alloc(|| output.set_steady_period(period as u32));
+        }
+        let key = 48 + (n % 24) as u8;
+        assert_no_alloc(|| {
+            let mut queue = |bytes: &[u8], offset: u32| {
+                midi.translate(bytes, &mut |c| {
+                    output.queue_event(c.to_event(), offset);
+                })
+            };
+            if n % 4 == 0 {
+                queue(&[0x90, key, 100], 17);
+            }
+            if n % 4 == 2 {
+                queue(&[0x80, key.wrapping_sub(2), 0], 200);
+                queue(&[0xe0, 0, (n % 128) as u8], 3);
+                queue(&[0xb0, 74, (n % 128) as u8], 5);
+            }
+            output.set_output_time(chronus::ipc::monotonic_ns());
+            output.device_gap(u64::from(n % 250 == 249) * 256);
+            output.process(&mut left[..period], &mut right[..period], Some(Instant::now()));
+        });
+        next += Duration::from_micros(period as u64 * 1_000_000 / 48_000);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    assert_eq!(violation_count(), before, "the JACK callback path allocated");
+    let status = engine.status();
+    assert_eq!(status.failovers, 1, "{status:?}");
+    assert!(status.events_stamped > 400, "the MIDI became events: {status:?}");
+    drop(output);
+    engine.stop().unwrap();
+}

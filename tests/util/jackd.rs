@@ -16,23 +16,15 @@ impl Jack {
     /// answers.
     pub fn start(period: u32) -> Self {
         let name = format!("chronus-test-{}-{period}", std::process::id());
-        let child = Command::new("jackd")
-            .args(["--no-realtime", "-n", &name, "-d", "dummy", "-r", "48000", "-p", &period.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("jackd is needed (Debian: apt-get install jackd2; scripts/test installs it)");
-        let jack = Self { child, name };
-        // jack_wait prints "running" or "not running"; its exit status says nothing.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new("jack_wait").args(["-s", &jack.name, "-c"]).stderr(Stdio::null()).output();
-            if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "running") {
-                return jack;
-            }
-            assert!(Instant::now() < deadline, "jackd did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        Self { child: spawn(&name, period), name }
+    }
+
+    /// Stops it (as a crash or an operator would) and starts it again under
+    /// the same name, after `pause`.
+    pub fn restart(&mut self, period: u32, pause: Duration) {
+        self.stop();
+        std::thread::sleep(pause);
+        self.child = spawn(&self.name, period);
     }
 
     /// A command run against this server.
@@ -59,11 +51,45 @@ impl Jack {
     }
 }
 
+/// Starts jackd `name` and waits until it answers.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the running server goes to the caller, whose Jack waits for it on drop"
+)]
+fn spawn(name: &str, period: u32) -> Child {
+    let mut child = Command::new("jackd")
+        .args(["--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", &period.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("jackd is needed (Debian: apt-get install jackd2; scripts/test installs it)");
+    // jack_wait prints "running" or "not running"; its exit status says nothing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("jack_wait").args(["-s", name, "-c"]).stderr(Stdio::null()).output();
+        if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "running") {
+            return child;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("jackd did not start");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 impl Drop for Jack {
     /// SIGTERM, so jackd removes its shared memory (a SIGKILLed jackd leaves
     /// its entries in /dev/shm, and enough of them stop new servers from
     /// starting); SIGKILL only if it does not stop within 2 s.
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Jack {
+    fn stop(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {

@@ -316,6 +316,8 @@ impl<R: DeviceRender> Watcher<R> {
                 // comes back through the ring.
                 drop(active.take());
                 eprintln!("chronus: the JACK server went away; waiting for it to come back");
+                // libjack would print each failed try.
+                jack::set_logger(jack::LoggerType::None);
                 down_since = Some(std::time::Instant::now());
             }
             if active.is_some() || tried.elapsed() < RECONNECT_EVERY {
@@ -326,6 +328,7 @@ impl<R: DeviceRender> Watcher<R> {
             if let Ok(a) = self.reconnect(render) {
                 active = Some(a);
                 self.counters.rebuilds.fetch_add(1, Relaxed);
+                jack::set_logger(jack::LoggerType::Stdio);
                 let down = down_since.take().map_or(0.0, |t| t.elapsed().as_secs_f64());
                 eprintln!("chronus: reconnected to the JACK server after {down:.1} s");
             }
