@@ -170,8 +170,8 @@ fn midi_from_jack_midiseq_is_played_and_journaled() {
     let out = play.quit();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
-    let ons: Vec<&str> = journal.lines().filter(|l| l.contains("/note_on")).collect();
-    let offs = journal.lines().filter(|l| l.contains("/note_off")).count();
+    let ons: Vec<&str> = journal.lines().filter(|l| l.contains("/note/on")).collect();
+    let offs = journal.lines().filter(|l| l.contains("/note/off")).count();
     assert!(ons.len() >= 4, "the sequence's notes: {journal}");
     assert!(offs >= 3, "and their note-offs: {journal}");
     assert!(ons.iter().any(|l| l.contains("261.62")), "middle C: {ons:?}");

@@ -72,7 +72,7 @@ fn the_jack_callback_path_never_allocates_through_midi_a_period_change_and_a_fai
     cfg.realtime = false;
     cfg.lead_blocks = 0;
     let (engine, mut output) = Engine::start_external(cfg).unwrap();
-    let mut midi = chronus::synth::MidiMap::new(8);
+    let mut midi = chronus::synth::MidiMap::new();
     output.set_steady_period(256);
     let (mut left, mut right) = (vec![0.0f32; 1_024], vec![0.0f32; 1_024]);
     let mut period = 256usize;

@@ -49,9 +49,9 @@ pub struct JackDriver {
 }
 
 impl JackDriver {
-    /// Drives `output`; MIDI notes go to `voices` voices.
-    pub fn new(output: OutputEngine, voices: u32) -> Self {
-        Self { output, midi: MidiMap::new(voices) }
+    /// Drives `output`.
+    pub fn new(output: OutputEngine) -> Self {
+        Self { output, midi: MidiMap::new() }
     }
 }
 

@@ -101,7 +101,6 @@ enum Output {
 
 /// Validated settings of a play run.
 struct PlayConfig {
-    voices: u32,
     name: String,
     exit_on_quarantine: bool,
     engine: EngineConfig,
@@ -128,7 +127,6 @@ impl PlayArgs {
             // a period and a half after it arrives).
             engine.lead_blocks = 0;
         }
-        let voices = self.voices;
         engine.record_path = self.record;
         engine.journal_path = self.journal;
         engine.record_in_memory = self.demo;
@@ -202,7 +200,6 @@ impl PlayArgs {
             },
         };
         Ok(PlayConfig {
-            voices,
             name: self.name,
             exit_on_quarantine: self.exit_on_quarantine,
             engine,
@@ -297,7 +294,7 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
                 server.buffer_size(),
                 if jack.midi { format!(", MIDI in at {}:midi_in", jack.name) } else { String::new() }
             );
-            let driver = super::jack::JackDriver::new(output, cfg.voices);
+            let driver = super::jack::JackDriver::new(output);
             let client = server.start(jack, driver).map_err(|e| Failure::new(NO_DEVICE, e))?;
             (engine, Some(Box::new(client) as Box<dyn std::any::Any>), name)
         }

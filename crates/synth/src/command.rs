@@ -27,6 +27,30 @@ pub enum Command {
         /// Its new value, in the parameter's unit.
         value: f32,
     },
+    /// Plays note `id` (the client's number; `-1`: engine-chosen, not
+    /// addressable) on a voice the synth picks (see [`crate::notes`]).
+    NoteOnId {
+        /// Note ID.
+        id: i32,
+        /// Frequency in Hz.
+        freq: f32,
+        /// Amplitude, linear gain.
+        amp: f32,
+    },
+    /// Releases note `id` (`-1`: every engine-chosen note).
+    NoteOffId {
+        /// Note ID.
+        id: i32,
+    },
+    /// Sets a parameter of note `id`'s voice.
+    NoteSet {
+        /// Note ID.
+        id: i32,
+        /// The parameter.
+        param: Param,
+        /// Its new value, in the parameter's unit.
+        value: f32,
+    },
     /// Sets a parameter on one voice.
     VoiceSet {
         /// Voice id.

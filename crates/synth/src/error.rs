@@ -21,6 +21,10 @@ pub enum SynthError {
         /// The number of voices.
         voices: u32,
     },
+    /// No note with this ID sounds (never played, released, or its voice
+    /// was taken by another note).
+    #[error("no note {0} is sounding")]
+    UnknownNote(i32),
     /// `master` was sent to a single voice; it is global only.
     #[error("{0} is a global parameter; use /set")]
     NotAVoiceParam(Param),

@@ -8,6 +8,9 @@
 //! | `/note_off`  | `i:voice`                        | 1 |
 //! | `/set`       | `s:param f:value` (every voice)  | 2 |
 //! | `/voice/set` | `i:voice s:param f:value`        | 3 |
+//! | `/note/on`   | `i:id f:freq_hz f:amp`           | 4 |
+//! | `/note/off`  | `i:id`                           | 5 |
+//! | `/note/set`  | `i:id s:param f:value`           | 6 |
 
 use chronus_dsp::{AddressSpec, ArgSpec, Block, Dsp, DspError, DspStats, Event, Piece, Setup};
 
@@ -23,6 +26,12 @@ pub const NOTE_OFF: u16 = 1;
 pub const SET: u16 = 2;
 /// Event index of `/voice/set`.
 pub const VOICE_SET: u16 = 3;
+/// Event index of `/note/on`.
+pub const NOTE_ON_ID: u16 = 4;
+/// Event index of `/note/off`.
+pub const NOTE_OFF_ID: u16 = 5;
+/// Event index of `/note/set`.
+pub const NOTE_SET: u16 = 6;
 
 /// Parameter names in id order (the `param` choice of `/set`).
 pub const PARAM_NAMES: [&str; 11] =
@@ -51,6 +60,13 @@ impl Command {
                 .with_int(voice as i32)
                 .with_choice(u32::from(param.id()))
                 .with_float(value),
+            Command::NoteOnId { id, freq, amp } => {
+                Event::new(NOTE_ON_ID).with_int(id).with_float(freq).with_float(amp)
+            }
+            Command::NoteOffId { id } => Event::new(NOTE_OFF_ID).with_int(id),
+            Command::NoteSet { id, param, value } => {
+                Event::new(NOTE_SET).with_int(id).with_choice(u32::from(param.id())).with_float(value)
+            }
         }
     }
 
@@ -63,6 +79,9 @@ impl Command {
             (NOTE_OFF, 1) => Command::NoteOff { voice: voice(0)? },
             (SET, 2) => Command::Set { param: param(0)?, value: e.float(1) },
             (VOICE_SET, 3) => Command::VoiceSet { voice: voice(0)?, param: param(1)?, value: e.float(2) },
+            (NOTE_ON_ID, 3) => Command::NoteOnId { id: e.int(0), freq: e.float(1), amp: e.float(2) },
+            (NOTE_OFF_ID, 1) => Command::NoteOffId { id: e.int(0) },
+            (NOTE_SET, 3) => Command::NoteSet { id: e.int(0), param: param(1)?, value: e.float(2) },
             _ => return None,
         })
     }
@@ -81,6 +100,7 @@ impl Dsp for Synth {
     fn addresses(config: &SynthConfig) -> Vec<AddressSpec> {
         let voice = ArgSpec::int("voice", 0, i64::from(config.voices.max(1)) - 1);
         let param = ArgSpec::choice("param", &PARAM_NAMES);
+        let id = ArgSpec::int("id", -1, i64::from(i32::MAX));
         let value = ArgSpec::float("value", (f32::MIN, f32::MAX), "the parameter's unit (docs/journal.md)");
         vec![
             AddressSpec::new(
@@ -101,13 +121,25 @@ impl Dsp for Synth {
             .superseded_by_equal(&[0]),
             AddressSpec::new("/voice/set", vec![voice, param, value], "set a parameter on one voice")
                 .superseded_by_equal(&[0, 1]),
+            AddressSpec::new(
+                "/note/on",
+                vec![
+                    id,
+                    ArgSpec::float("freq_hz", (0.0, 192_000.0), "Hz, clamped to half the sample rate"),
+                    ArgSpec::float("amp", (0.0, 1.0), "linear gain"),
+                ],
+                "play note ID (yours; -1: engine-chosen, not addressable) on a voice the synth picks",
+            ),
+            AddressSpec::new("/note/off", vec![id], "release note ID (-1: every engine-chosen note)"),
+            AddressSpec::new("/note/set", vec![id, param, value], "set a parameter of note ID's voice")
+                .superseded_by_equal(&[0, 1]),
         ]
     }
 
     fn validate(_: &SynthConfig, setup: &Setup, event: &Event) -> Result<(), String> {
         match Command::from_event(event) {
             Some(Command::Set { param, value }) => param.sanitize(value, setup.sample_rate).map(|_| ()),
-            Some(Command::VoiceSet { param, value, .. }) => {
+            Some(Command::VoiceSet { param, value, .. } | Command::NoteSet { param, value, .. }) => {
                 if param.is_voice_param() {
                     param.sanitize(value, setup.sample_rate).map(|_| ())
                 } else {
@@ -176,6 +208,9 @@ mod tests {
             Command::NoteOff { voice: 4_095 },
             Command::Set { param: Param::Master, value: 0.5 },
             Command::VoiceSet { voice: 1, param: Param::Cutoff, value: 900.0 },
+            Command::NoteOnId { id: -1, freq: 220.0, amp: 0.5 },
+            Command::NoteOffId { id: 1 << 30 },
+            Command::NoteSet { id: 17, param: Param::Q, value: 2.0 },
         ];
         for c in cmds {
             assert_eq!(Command::from_event(&c.to_event()), Some(c));

@@ -1,9 +1,10 @@
 //! The complete synth state as plain `#[repr(C)]` data.
 //!
 //! A snapshot is a [`SnapshotHeader`] followed by the voice bank's
-//! [`VoiceChunk`]s and [`VoiceControl`]s exactly as the synth holds them, so
-//! it can be copied into shared memory and restored bit for bit. Restoring
-//! treats the data as untrusted: every field is checked before any is used.
+//! [`VoiceChunk`]s and [`VoiceControl`]s and the note table's
+//! [`NoteSlot`]s, exactly as the synth holds them, so it can be copied into
+//! shared memory and restored bit for bit. Restoring treats the data as
+//! untrusted: every field is checked before any is used.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -11,13 +12,15 @@ use crate::adsr::{ENDLESS, Stage};
 use crate::bank::{LANES, VoiceChunk, VoiceControl};
 use crate::biquad::FilterKind;
 use crate::gain::GainRamp;
+use crate::notes::{NoteSlot, NoteTable};
 use crate::param::VoiceParams;
 use crate::{Synth, SynthError};
 
 /// "CSNP" in little-endian.
 pub const SNAPSHOT_MAGIC: u32 = u32::from_le_bytes(*b"CSNP");
-/// Layout version of [`SnapshotHeader`], [`VoiceChunk`] and [`VoiceControl`].
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// Layout version of [`SnapshotHeader`], [`VoiceChunk`], [`VoiceControl`]
+/// and [`NoteSlot`].
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Synth-wide part of a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
@@ -43,6 +46,8 @@ pub struct SnapshotHeader {
     pub master: GainRamp,
     /// Defaults set by `/set`.
     pub defaults: VoiceParams,
+    /// The note table's clock.
+    pub notes_clock: u64,
 }
 
 /// An owned snapshot.
@@ -54,32 +59,48 @@ pub struct SynthSnapshot {
     pub chunks: Vec<VoiceChunk>,
     /// Voice control state, one per lane (`chunks.len() · LANES`).
     pub controls: Vec<VoiceControl>,
+    /// Which note each voice holds, one per voice.
+    pub notes: Vec<NoteSlot>,
+}
+
+impl Default for SynthSnapshot {
+    /// An empty snapshot (no allocation): storage to move in and out.
+    fn default() -> Self {
+        Self { header: SnapshotHeader::zeroed(), chunks: Vec::new(), controls: Vec::new(), notes: Vec::new() }
+    }
 }
 
 impl Synth {
-    /// Number of chunks and controls a snapshot of this synth holds.
-    pub fn snapshot_shape(&self) -> (usize, usize) {
-        (self.chunks.len(), self.ctls.len())
+    /// Storage of the right shape for [`Synth::snapshot_into`] (allocates).
+    pub fn snapshot_storage(&self) -> SynthSnapshot {
+        SynthSnapshot {
+            header: SnapshotHeader::zeroed(),
+            chunks: self.chunks.clone(),
+            controls: self.ctls.clone(),
+            notes: self.notes.slots.clone(),
+        }
     }
 
-    /// Copies the complete state into caller-provided storage (for example
-    /// shared memory); never allocates.
+    fn shape_matches(&self, snap: &SynthSnapshot) -> bool {
+        snap.chunks.len() == self.chunks.len()
+            && snap.controls.len() == self.ctls.len()
+            && snap.notes.len() == self.notes.slots.len()
+    }
+
+    /// Copies the complete state into caller-provided storage (from
+    /// [`Synth::snapshot_storage`]); never allocates.
     ///
     /// # Errors
-    /// [`SynthError::BadSnapshot`] if the slices are not of
-    /// [`Synth::snapshot_shape`].
-    pub fn snapshot_into(
-        &self,
-        header: &mut SnapshotHeader,
-        chunks: &mut [VoiceChunk],
-        controls: &mut [VoiceControl],
-    ) -> Result<(), SynthError> {
-        if chunks.len() != self.chunks.len() || controls.len() != self.ctls.len() {
+    /// [`SynthError::BadSnapshot`] if the storage is not of this synth's
+    /// shape.
+    pub fn snapshot_into(&self, out: &mut SynthSnapshot) -> Result<(), SynthError> {
+        if !self.shape_matches(out) {
             return Err(SynthError::BadSnapshot("storage does not match the synth's shape"));
         }
-        self.fill_header(header);
-        chunks.copy_from_slice(&self.chunks);
-        controls.copy_from_slice(&self.ctls);
+        self.fill_header(&mut out.header);
+        out.chunks.copy_from_slice(&self.chunks);
+        out.controls.copy_from_slice(&self.ctls);
+        out.notes.copy_from_slice(&self.notes.slots);
         Ok(())
     }
 
@@ -95,35 +116,31 @@ impl Synth {
             ramp: self.ramp,
             master: self.master,
             defaults: self.defaults,
+            notes_clock: self.notes.clock,
         };
     }
 
     /// The complete state, owned.
     pub fn snapshot(&self) -> SynthSnapshot {
-        let mut snap = SynthSnapshot {
-            header: SnapshotHeader::zeroed(),
-            chunks: self.chunks.clone(),
-            controls: self.ctls.clone(),
-        };
+        let mut snap = self.snapshot_storage();
         // Shapes match by construction.
-        let _ = self.snapshot_into(&mut snap.header, &mut snap.chunks, &mut snap.controls);
+        let _ = self.snapshot_into(&mut snap);
         snap
     }
 
     /// Replaces the whole state with a snapshot taken from a synth of the
-    /// same sample rate and voice count. Nothing changes on error.
+    /// same sample rate and voice count. Nothing changes on error. Never
+    /// allocates.
     ///
     /// # Errors
     /// [`SynthError::BadSnapshot`] naming the first check that failed.
-    pub fn restore(
-        &mut self,
-        header: &SnapshotHeader,
-        chunks: &[VoiceChunk],
-        controls: &[VoiceControl],
-    ) -> Result<(), SynthError> {
-        self.check_snapshot(header, chunks, controls)?;
-        self.chunks.copy_from_slice(chunks);
-        self.ctls.copy_from_slice(controls);
+    pub fn restore(&mut self, snap: &SynthSnapshot) -> Result<(), SynthError> {
+        self.check_snapshot(snap)?;
+        let header = &snap.header;
+        self.chunks.copy_from_slice(&snap.chunks);
+        self.ctls.copy_from_slice(&snap.controls);
+        self.notes.slots.copy_from_slice(&snap.notes);
+        self.notes.clock = header.notes_clock;
         self.frame = header.frame;
         self.master = header.master;
         self.defaults = header.defaults;
@@ -136,7 +153,10 @@ impl Synth {
     /// Bytes of [`Synth::snapshot_to_bytes`]: the header, the chunks and the
     /// controls, back to back.
     pub fn snapshot_bytes_len(&self) -> usize {
-        size_of::<SnapshotHeader>() + size_of_val(&self.chunks[..]) + size_of_val(&self.ctls[..])
+        size_of::<SnapshotHeader>()
+            + size_of_val(&self.chunks[..])
+            + size_of_val(&self.ctls[..])
+            + size_of_val(&self.notes.slots[..])
     }
 
     /// Writes the complete state as bytes (`out` must be
@@ -150,9 +170,11 @@ impl Synth {
         self.fill_header(&mut header);
         let (h, rest) = out.split_at_mut(size_of::<SnapshotHeader>());
         h.copy_from_slice(bytemuck::bytes_of(&header));
-        let (c, v) = rest.split_at_mut(size_of_val(&self.chunks[..]));
+        let (c, rest) = rest.split_at_mut(size_of_val(&self.chunks[..]));
+        let (v, n) = rest.split_at_mut(size_of_val(&self.ctls[..]));
         c.copy_from_slice(bytemuck::cast_slice(&self.chunks));
         v.copy_from_slice(bytemuck::cast_slice(&self.ctls));
+        n.copy_from_slice(bytemuck::cast_slice(&self.notes.slots));
     }
 
     /// Replaces the whole state with bytes written by
@@ -166,25 +188,24 @@ impl Synth {
             return Err(SynthError::BadSnapshot("wrong length"));
         }
         let (h, rest) = bytes.split_at(size_of::<SnapshotHeader>());
-        let header: SnapshotHeader = bytemuck::pod_read_unaligned(h);
-        let (c, v) = rest.split_at(size_of_val(&self.chunks[..]));
-        let mut chunks = std::mem::take(&mut self.scratch_chunks);
-        let mut controls = std::mem::take(&mut self.scratch_ctls);
-        bytemuck::cast_slice_mut::<VoiceChunk, u8>(&mut chunks).copy_from_slice(c);
-        bytemuck::cast_slice_mut::<VoiceControl, u8>(&mut controls).copy_from_slice(v);
-        let result = self.restore(&header, &chunks, &controls);
-        self.scratch_chunks = chunks;
-        self.scratch_ctls = controls;
+        let (c, rest) = rest.split_at(size_of_val(&self.chunks[..]));
+        let (v, n) = rest.split_at(size_of_val(&self.ctls[..]));
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.header = bytemuck::pod_read_unaligned(h);
+        bytemuck::cast_slice_mut::<VoiceChunk, u8>(&mut scratch.chunks).copy_from_slice(c);
+        bytemuck::cast_slice_mut::<VoiceControl, u8>(&mut scratch.controls).copy_from_slice(v);
+        bytemuck::cast_slice_mut::<NoteSlot, u8>(&mut scratch.notes).copy_from_slice(n);
+        let result = self.restore(&scratch);
+        self.scratch = scratch;
         result
     }
 
-    fn check_snapshot(
-        &self,
-        h: &SnapshotHeader,
-        chunks: &[VoiceChunk],
-        controls: &[VoiceControl],
-    ) -> Result<(), SynthError> {
+    fn check_snapshot(&self, snap: &SynthSnapshot) -> Result<(), SynthError> {
+        let (h, chunks, controls) = (&snap.header, &snap.chunks[..], &snap.controls[..]);
         let bad = SynthError::BadSnapshot;
+        if !self.shape_matches(snap) || !NoteTable::valid(&snap.notes, h.notes_clock) {
+            return Err(bad("wrong shape, or an invalid note table"));
+        }
         if h.magic != SNAPSHOT_MAGIC || h.version != SNAPSHOT_VERSION {
             return Err(bad("wrong magic or layout version"));
         }

@@ -2,6 +2,7 @@
 
 use crate::bank::{LANES, Lane, VoiceChunk, VoiceControl};
 use crate::command::{Command, CommandSource, SliceSource, TimedCommand};
+use crate::notes::{ANONYMOUS, NoteTable};
 use crate::param::{Param, VoiceParams};
 use crate::{FLUSH_PERIOD, RAMP_SECONDS, SynthError};
 use wide::f32x8;
@@ -71,9 +72,10 @@ pub struct Synth {
     acc_l: Box<[f32x8; FLUSH_PERIOD]>,
     acc_r: Box<[f32x8; FLUSH_PERIOD]>,
     stats: SynthStats,
+    /// Which note each voice holds (notes by ID).
+    pub(crate) notes: NoteTable,
     /// Where a snapshot in bytes is checked before it replaces the state.
-    pub(crate) scratch_chunks: Vec<VoiceChunk>,
-    pub(crate) scratch_ctls: Vec<VoiceControl>,
+    pub(crate) scratch: crate::snapshot::SynthSnapshot,
 }
 
 impl Synth {
@@ -107,8 +109,13 @@ impl Synth {
             acc_l: Box::new([f32x8::ZERO; FLUSH_PERIOD]),
             acc_r: Box::new([f32x8::ZERO; FLUSH_PERIOD]),
             stats: SynthStats::default(),
-            scratch_chunks: vec![VoiceChunk::idle(&defaults, sr); n_chunks],
-            scratch_ctls: vec![VoiceControl::idle(&defaults, sr, ramp); n_chunks * LANES],
+            notes: NoteTable::new(config.voices),
+            scratch: crate::snapshot::SynthSnapshot {
+                header: bytemuck::Zeroable::zeroed(),
+                chunks: vec![VoiceChunk::idle(&defaults, sr); n_chunks],
+                controls: vec![VoiceControl::idle(&defaults, sr, ramp); n_chunks * LANES],
+                notes: NoteTable::new(config.voices).slots,
+            },
         })
     }
 
@@ -124,6 +131,7 @@ impl Synth {
         self.master = crate::gain::GainRamp::steady([1.0, 1.0]);
         self.frame = 0;
         self.stats = SynthStats::default();
+        self.notes.clear();
     }
 
     /// Counts an event that is not one of the synth's commands.
@@ -154,6 +162,11 @@ impl Synth {
     /// Number of voices currently sounding (not idle).
     pub fn voices_in_use(&self) -> u32 {
         self.active.iter().map(|m| m.count_ones()).sum()
+    }
+
+    /// The voice note `id` sounds on, while it is addressable.
+    pub fn note_voice(&self, id: i32) -> Option<u32> {
+        self.notes.voice_of(id)
     }
 
     /// The settings `/set` last gave every voice.
@@ -212,6 +225,8 @@ impl Synth {
         match *command {
             Command::NoteOn { voice, freq, amp } => {
                 self.check_voice(voice)?;
+                // Addressed by number: no note ID owns it any more.
+                self.notes.forget_voice(voice);
                 let (freq, c1) = Param::Freq.sanitize(freq, sr)?;
                 let (amp, c2) = Param::Amp.sanitize(amp, sr)?;
                 self.lane(voice).note_on(freq, amp);
@@ -220,9 +235,46 @@ impl Synth {
             }
             Command::NoteOff { voice } => {
                 self.check_voice(voice)?;
+                self.notes.forget_voice(voice);
                 self.lane(voice).note_off();
                 self.mark(voice);
                 Ok(0)
+            }
+            Command::NoteOnId { id, freq, amp } => {
+                let (freq, c1) = Param::Freq.sanitize(freq, sr)?;
+                let (amp, c2) = Param::Amp.sanitize(amp, sr)?;
+                let ctls = &self.ctls;
+                let voice = self.notes.allocate(id, |v| ctls[v as usize].is_idle()).voice;
+                self.lane(voice).note_on(freq, amp);
+                self.mark(voice);
+                Ok(u32::from(c1) + u32::from(c2))
+            }
+            Command::NoteOffId { id } if id == ANONYMOUS => {
+                for voice in 0..self.voices {
+                    let s = self.notes.slots[voice as usize];
+                    if s.id == ANONYMOUS && s.held == 1 {
+                        self.notes.forget_voice(voice);
+                        self.lane(voice).note_off();
+                        self.mark(voice);
+                    }
+                }
+                Ok(0)
+            }
+            Command::NoteOffId { id } => {
+                let voice = self.notes.release(id).ok_or(SynthError::UnknownNote(id))?;
+                self.lane(voice).note_off();
+                self.mark(voice);
+                Ok(0)
+            }
+            Command::NoteSet { id, param, value } => {
+                let voice = self.notes.voice_of(id).ok_or(SynthError::UnknownNote(id))?;
+                if !param.is_voice_param() {
+                    return Err(SynthError::NotAVoiceParam(param));
+                }
+                let (value, clamped) = param.sanitize(value, sr)?;
+                self.lane(voice).set(param, value);
+                self.mark(voice);
+                Ok(u32::from(clamped))
             }
             Command::VoiceSet { voice, param, value } => {
                 self.check_voice(voice)?;

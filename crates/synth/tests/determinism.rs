@@ -57,7 +57,7 @@ fn synth_lane_equals_the_scalar_voice_chain() {
                 Command::VoiceSet { param, value, .. } => {
                     voice.set(param, value).unwrap();
                 }
-                Command::Set { .. } => unreachable!(),
+                _ => unreachable!(),
             }
             next += 1;
         }

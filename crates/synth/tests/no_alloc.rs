@@ -25,7 +25,7 @@ fn rendering_and_applying_commands_never_allocate() {
     let snap = s.snapshot();
     let (mut l, mut r) = (vec![0.0f32; 40_000], vec![0.0f32; 40_000]);
     let hostile = [f32::NAN, f32::INFINITY, -1.0, 1.0e9, 0.0];
-    let (mut header, mut chunks, mut controls) = (snap.header, snap.chunks.clone(), snap.controls.clone());
+    let mut storage = snap.clone();
     let before = violation_count();
     assert_no_alloc(|| {
         let mut source = SliceSource::new(&script);
@@ -41,8 +41,8 @@ fn rendering_and_applying_commands_never_allocate() {
             let _ = s.apply(&Command::NoteOn { voice: i as u32, freq: v, amp: 0.5 });
         }
         s.render(&mut l[..1_000], &mut r[..1_000]);
-        s.snapshot_into(&mut header, &mut chunks, &mut controls).unwrap();
-        s.restore(&header, &chunks, &controls).unwrap();
+        s.snapshot_into(&mut storage).unwrap();
+        s.restore(&storage).unwrap();
         s.render(&mut l[..1_000], &mut r[..1_000]);
     });
     assert_eq!(violation_count(), before, "the render path allocated");

@@ -15,7 +15,7 @@ fn restore_continues_bit_identically() {
     let (want_l, want_r) = render(&mut original, &script[split..], m, 300);
 
     let mut fresh = synth(32);
-    fresh.restore(&snap.header, &snap.chunks, &snap.controls).unwrap();
+    fresh.restore(&snap).unwrap();
     assert_eq!(fresh.frame(), n as u64);
     assert!(fresh.voices_in_use() > 0, "the snapshot should catch notes sounding");
     let (l, r) = render(&mut fresh, &script[split..], m, 300);
@@ -33,26 +33,23 @@ fn corrupt_snapshots_are_refused_and_change_nothing() {
 
     let mut bad = good.clone();
     bad.header.magic ^= 1;
-    assert!(matches!(
-        target.restore(&bad.header, &bad.chunks, &bad.controls),
-        Err(SynthError::BadSnapshot(_))
-    ));
+    assert!(matches!(target.restore(&bad), Err(SynthError::BadSnapshot(_))));
 
     let mut bad = good.clone();
     bad.chunks[0].z1[2] = f32::NAN;
-    assert!(target.restore(&bad.header, &bad.chunks, &bad.controls).is_err());
+    assert!(target.restore(&bad).is_err());
 
     let mut bad = good.clone();
     bad.controls[1].env_stage = 9;
-    assert!(target.restore(&bad.header, &bad.chunks, &bad.controls).is_err());
+    assert!(target.restore(&bad).is_err());
 
     let mut bad = good.clone();
     bad.controls[1].env_stage = 1; // attack …
     bad.controls[1].env_remaining = 0; // … that could never end
-    assert!(target.restore(&bad.header, &bad.chunks, &bad.controls).is_err());
+    assert!(target.restore(&bad).is_err());
 
     let other = synth(24).snapshot();
-    assert!(target.restore(&other.header, &other.chunks, &other.controls).is_err());
+    assert!(target.restore(&other).is_err());
 
     assert_eq!(target.snapshot(), before);
 }

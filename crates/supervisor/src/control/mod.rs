@@ -143,6 +143,7 @@ impl Supervisor {
             slow_budget: (ns(cfg.block_duration()) as f64 * cfg.slow_factor) as Nanos,
             slow_blocks: cfg.slow_blocks,
             common_patience: crate::COMMON_STALL_PATIENCE,
+            block: u64::from(cfg.block),
         });
         Self {
             restart_policy: RestartPolicy {

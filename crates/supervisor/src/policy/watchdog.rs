@@ -43,6 +43,9 @@ pub struct WatchdogConfig {
     pub slow_blocks: u32,
     /// Hang timeouts that live replicas stalled together are given.
     pub common_patience: u32,
+    /// Frames per block: the block a replica just rendered ends at its
+    /// write position and starts this much before it.
+    pub block: u64,
 }
 
 /// What the supervisor sees of a watched worker in one pass.
@@ -249,7 +252,9 @@ impl Watchdog {
         let cfg = self.cfg;
         let t = &mut self.tracks[i];
         let mut seen = Seen::default();
-        let block_start = t.last_write;
+        // The block it rendered last (blocks rendered between two passes
+        // are not seen: runs are counted conservatively, from the last one).
+        let block_start = p.write_frame.saturating_sub(cfg.block);
         if p.write_frame != t.last_write || !p.has_work {
             t.last_write = p.write_frame;
             t.last_change = now;
@@ -294,8 +299,13 @@ mod tests {
     use super::*;
     use crate::policy::ms;
 
-    const CFG: WatchdogConfig =
-        WatchdogConfig { hang_timeout: ms(20), slow_budget: ms(5), slow_blocks: 2, common_patience: 10 };
+    const CFG: WatchdogConfig = WatchdogConfig {
+        hang_timeout: ms(20),
+        slow_budget: ms(5),
+        slow_blocks: 2,
+        common_patience: 10,
+        block: 256,
+    };
 
     /// Two live replicas; passes every `step` ns; `write[i]` advances the
     /// write position of slot i by that much per pass.
