@@ -169,6 +169,9 @@ fn faults_close_together_and_while_joining_are_survived() {
     // killed while it joins.
     let mut cfg = config(&dir);
     cfg.spares = 0;
+    // Checkpoints a second apart: a replacement catches up over up to a
+    // second of audio, a window wide enough to be killed in.
+    cfg.checkpoint_every = SR;
     let engine = Engine::start(cfg, PacedSink::new(SR)).unwrap();
     let mut faults = 0;
     while_playing(&engine, || {

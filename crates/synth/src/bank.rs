@@ -377,7 +377,8 @@ impl Lane<'_> {
                 let env = self.env().sustain_changed(&self.ctl.times);
                 self.set_env(env);
             }
-            Param::Master => {}
+            // Global parameters: not a voice's.
+            _ => {}
         }
     }
 

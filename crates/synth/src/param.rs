@@ -33,11 +33,23 @@ pub enum Param {
     Filter = 9,
     /// Master output gain, linear `[0, 4]`; global only.
     Master = 10,
+    /// Stereo delay time in seconds, `[0.001, 1]`; global.
+    DelayTime = 11,
+    /// Delay feedback, `[0, 0.95]`; global.
+    DelayFeedback = 12,
+    /// Delay wet level, `[0, 1]` (0: off); global.
+    DelayMix = 13,
+    /// Reverb room size, `[0, 1]`; global.
+    ReverbSize = 14,
+    /// Reverb high-frequency damping, `[0, 1]`; global.
+    ReverbDamping = 15,
+    /// Reverb wet level, `[0, 1]` (0: off); global.
+    ReverbMix = 16,
 }
 
 impl Param {
     /// Every parameter, in id order.
-    pub const ALL: [Param; 11] = [
+    pub const ALL: [Param; 17] = [
         Param::Freq,
         Param::Amp,
         Param::Cutoff,
@@ -49,6 +61,12 @@ impl Param {
         Param::Pan,
         Param::Filter,
         Param::Master,
+        Param::DelayTime,
+        Param::DelayFeedback,
+        Param::DelayMix,
+        Param::ReverbSize,
+        Param::ReverbDamping,
+        Param::ReverbMix,
     ];
 
     /// The wire name (`"cutoff"`).
@@ -65,6 +83,12 @@ impl Param {
             Param::Pan => "pan",
             Param::Filter => "filter",
             Param::Master => "master",
+            Param::DelayTime => "delay_time",
+            Param::DelayFeedback => "delay_feedback",
+            Param::DelayMix => "delay_mix",
+            Param::ReverbSize => "reverb_size",
+            Param::ReverbDamping => "reverb_damping",
+            Param::ReverbMix => "reverb_mix",
         }
     }
 
@@ -83,9 +107,16 @@ impl Param {
         self as u16
     }
 
-    /// Whether this parameter exists per voice (everything but `master`).
+    /// Whether this parameter exists per voice (`freq` … `filter`); the
+    /// others are global (`master`, the effects).
     pub fn is_voice_param(self) -> bool {
-        self != Param::Master
+        (self as u16) < Param::Master as u16
+    }
+
+    /// Its index among the master bus's settings, for the effects'.
+    pub(crate) fn bus_index(self) -> Option<usize> {
+        let i = (self as u16).checked_sub(Param::DelayTime as u16)?;
+        (i < 6).then_some(usize::from(i))
     }
 
     /// Validates `value` for this parameter at `sample_rate`: non-finite
@@ -104,6 +135,9 @@ impl Param {
             Param::Attack | Param::Decay | Param::Release => (0.0, MAX_STAGE_SECONDS),
             Param::Pan => (-1.0, 1.0),
             Param::Master => (0.0, 4.0),
+            Param::DelayTime => (0.001, crate::master::MAX_DELAY_SECONDS),
+            Param::DelayFeedback => (0.0, 0.95),
+            Param::DelayMix | Param::ReverbSize | Param::ReverbDamping | Param::ReverbMix => (0.0, 1.0),
             Param::Filter => {
                 let kind = value.round();
                 return match FilterKind::from_u32(kind as u32) {
@@ -181,7 +215,7 @@ impl VoiceParams {
             Param::Release => self.release = value,
             Param::Pan => self.pan = value,
             Param::Filter => self.filter = value as u32,
-            Param::Master => {}
+            _ => {}
         }
     }
 
@@ -210,7 +244,7 @@ impl VoiceParams {
                 Param::Release => self.release,
                 Param::Pan => self.pan,
                 Param::Filter => self.filter as f32,
-                Param::Master => continue,
+                _ => continue,
             };
             out.store(param, param.sanitize(raw, sample_rate)?.0);
         }
@@ -229,7 +263,7 @@ mod tests {
             assert_eq!(Param::from_id(p.id()), Some(p));
         }
         assert_eq!(Param::from_name("volume"), None);
-        assert_eq!(Param::from_id(11), None);
+        assert_eq!(Param::from_id(Param::ALL.len() as u16), None);
     }
 
     #[test]

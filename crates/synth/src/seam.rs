@@ -34,8 +34,25 @@ pub const NOTE_OFF_ID: u16 = 5;
 pub const NOTE_SET: u16 = 6;
 
 /// Parameter names in id order (the `param` choice of `/set`).
-pub const PARAM_NAMES: [&str; 11] =
-    ["freq", "amp", "cutoff", "q", "attack", "decay", "sustain", "release", "pan", "filter", "master"];
+pub const PARAM_NAMES: [&str; 17] = [
+    "freq",
+    "amp",
+    "cutoff",
+    "q",
+    "attack",
+    "decay",
+    "sustain",
+    "release",
+    "pan",
+    "filter",
+    "master",
+    "delay_time",
+    "delay_feedback",
+    "delay_mix",
+    "reverb_size",
+    "reverb_damping",
+    "reverb_mix",
+];
 
 const _: () = {
     let mut i = 0;

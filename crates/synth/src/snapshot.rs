@@ -12,6 +12,7 @@ use crate::adsr::{ENDLESS, Stage};
 use crate::bank::{LANES, VoiceChunk, VoiceControl};
 use crate::biquad::FilterKind;
 use crate::gain::GainRamp;
+use crate::master::BusState;
 use crate::notes::{NoteSlot, NoteTable};
 use crate::param::VoiceParams;
 use crate::{Synth, SynthError};
@@ -20,7 +21,7 @@ use crate::{Synth, SynthError};
 pub const SNAPSHOT_MAGIC: u32 = u32::from_le_bytes(*b"CSNP");
 /// Layout version of [`SnapshotHeader`], [`VoiceChunk`], [`VoiceControl`]
 /// and [`NoteSlot`].
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// Synth-wide part of a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
@@ -61,12 +62,26 @@ pub struct SynthSnapshot {
     pub controls: Vec<VoiceControl>,
     /// Which note each voice holds, one per voice.
     pub notes: Vec<NoteSlot>,
+    /// The master bus's settings and positions.
+    pub bus: BusState,
+    /// Its delay lines.
+    pub delay: Vec<f32>,
+    /// Its reverb's lines.
+    pub reverb: Vec<f32>,
 }
 
 impl Default for SynthSnapshot {
     /// An empty snapshot (no allocation): storage to move in and out.
     fn default() -> Self {
-        Self { header: SnapshotHeader::zeroed(), chunks: Vec::new(), controls: Vec::new(), notes: Vec::new() }
+        Self {
+            header: SnapshotHeader::zeroed(),
+            chunks: Vec::new(),
+            controls: Vec::new(),
+            notes: Vec::new(),
+            bus: BusState::zeroed(),
+            delay: Vec::new(),
+            reverb: Vec::new(),
+        }
     }
 }
 
@@ -78,6 +93,9 @@ impl Synth {
             chunks: self.chunks.clone(),
             controls: self.ctls.clone(),
             notes: self.notes.slots.clone(),
+            bus: self.bus.state,
+            delay: self.bus.delay.clone(),
+            reverb: self.bus.reverb.clone(),
         }
     }
 
@@ -85,6 +103,8 @@ impl Synth {
         snap.chunks.len() == self.chunks.len()
             && snap.controls.len() == self.ctls.len()
             && snap.notes.len() == self.notes.slots.len()
+            && snap.delay.len() == self.bus.delay.len()
+            && snap.reverb.len() == self.bus.reverb.len()
     }
 
     /// Copies the complete state into caller-provided storage (from
@@ -101,6 +121,9 @@ impl Synth {
         out.chunks.copy_from_slice(&self.chunks);
         out.controls.copy_from_slice(&self.ctls);
         out.notes.copy_from_slice(&self.notes.slots);
+        out.bus = self.bus.state;
+        out.delay.copy_from_slice(&self.bus.delay);
+        out.reverb.copy_from_slice(&self.bus.reverb);
         Ok(())
     }
 
@@ -141,6 +164,9 @@ impl Synth {
         self.ctls.copy_from_slice(&snap.controls);
         self.notes.slots.copy_from_slice(&snap.notes);
         self.notes.clock = header.notes_clock;
+        self.bus.state = snap.bus;
+        self.bus.delay.copy_from_slice(&snap.delay);
+        self.bus.reverb.copy_from_slice(&snap.reverb);
         self.frame = header.frame;
         self.master = header.master;
         self.defaults = header.defaults;
@@ -157,6 +183,7 @@ impl Synth {
             + size_of_val(&self.chunks[..])
             + size_of_val(&self.ctls[..])
             + size_of_val(&self.notes.slots[..])
+            + self.bus.snapshot_len()
     }
 
     /// Writes the complete state as bytes (`out` must be
@@ -171,10 +198,16 @@ impl Synth {
         let (h, rest) = out.split_at_mut(size_of::<SnapshotHeader>());
         h.copy_from_slice(bytemuck::bytes_of(&header));
         let (c, rest) = rest.split_at_mut(size_of_val(&self.chunks[..]));
-        let (v, n) = rest.split_at_mut(size_of_val(&self.ctls[..]));
+        let (v, rest) = rest.split_at_mut(size_of_val(&self.ctls[..]));
+        let (n, rest) = rest.split_at_mut(size_of_val(&self.notes.slots[..]));
+        let (b, rest) = rest.split_at_mut(size_of::<BusState>());
+        let (d, r) = rest.split_at_mut(size_of_val(&self.bus.delay[..]));
         c.copy_from_slice(bytemuck::cast_slice(&self.chunks));
         v.copy_from_slice(bytemuck::cast_slice(&self.ctls));
         n.copy_from_slice(bytemuck::cast_slice(&self.notes.slots));
+        b.copy_from_slice(bytemuck::bytes_of(&self.bus.state));
+        d.copy_from_slice(bytemuck::cast_slice(&self.bus.delay));
+        r.copy_from_slice(bytemuck::cast_slice(&self.bus.reverb));
     }
 
     /// Replaces the whole state with bytes written by
@@ -189,12 +222,18 @@ impl Synth {
         }
         let (h, rest) = bytes.split_at(size_of::<SnapshotHeader>());
         let (c, rest) = rest.split_at(size_of_val(&self.chunks[..]));
-        let (v, n) = rest.split_at(size_of_val(&self.ctls[..]));
+        let (v, rest) = rest.split_at(size_of_val(&self.ctls[..]));
+        let (n, rest) = rest.split_at(size_of_val(&self.notes.slots[..]));
+        let (b, rest) = rest.split_at(size_of::<BusState>());
+        let (d, r) = rest.split_at(size_of_val(&self.bus.delay[..]));
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.header = bytemuck::pod_read_unaligned(h);
         bytemuck::cast_slice_mut::<VoiceChunk, u8>(&mut scratch.chunks).copy_from_slice(c);
         bytemuck::cast_slice_mut::<VoiceControl, u8>(&mut scratch.controls).copy_from_slice(v);
         bytemuck::cast_slice_mut::<NoteSlot, u8>(&mut scratch.notes).copy_from_slice(n);
+        scratch.bus = bytemuck::pod_read_unaligned(b);
+        bytemuck::cast_slice_mut::<f32, u8>(&mut scratch.delay).copy_from_slice(d);
+        bytemuck::cast_slice_mut::<f32, u8>(&mut scratch.reverb).copy_from_slice(r);
         let result = self.restore(&scratch);
         self.scratch = scratch;
         result
@@ -205,6 +244,9 @@ impl Synth {
         let bad = SynthError::BadSnapshot;
         if !self.shape_matches(snap) || !NoteTable::valid(&snap.notes, h.notes_clock) {
             return Err(bad("wrong shape, or an invalid note table"));
+        }
+        if !self.bus.valid(&snap.bus, &snap.delay, &snap.reverb) {
+            return Err(bad("invalid master bus state"));
         }
         if h.magic != SNAPSHOT_MAGIC || h.version != SNAPSHOT_VERSION {
             return Err(bad("wrong magic or layout version"));

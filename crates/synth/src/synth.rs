@@ -2,6 +2,7 @@
 
 use crate::bank::{LANES, Lane, VoiceChunk, VoiceControl};
 use crate::command::{Command, CommandSource, SliceSource, TimedCommand};
+use crate::master::MasterBus;
 use crate::notes::{ANONYMOUS, NoteTable};
 use crate::param::{Param, VoiceParams};
 use crate::{FLUSH_PERIOD, RAMP_SECONDS, SynthError};
@@ -74,6 +75,8 @@ pub struct Synth {
     stats: SynthStats,
     /// Which note each voice holds (notes by ID).
     pub(crate) notes: NoteTable,
+    /// Delay, reverb, limiter.
+    pub(crate) bus: MasterBus,
     /// Where a snapshot in bytes is checked before it replaces the state.
     pub(crate) scratch: crate::snapshot::SynthSnapshot,
 }
@@ -110,11 +113,15 @@ impl Synth {
             acc_r: Box::new([f32x8::ZERO; FLUSH_PERIOD]),
             stats: SynthStats::default(),
             notes: NoteTable::new(config.voices),
+            bus: MasterBus::new(sr),
             scratch: crate::snapshot::SynthSnapshot {
                 header: bytemuck::Zeroable::zeroed(),
                 chunks: vec![VoiceChunk::idle(&defaults, sr); n_chunks],
                 controls: vec![VoiceControl::idle(&defaults, sr, ramp); n_chunks * LANES],
                 notes: NoteTable::new(config.voices).slots,
+                bus: MasterBus::new(sr).state,
+                delay: vec![0.0; MasterBus::new(sr).delay.len()],
+                reverb: vec![0.0; MasterBus::new(sr).reverb.len()],
             },
         })
     }
@@ -132,6 +139,7 @@ impl Synth {
         self.frame = 0;
         self.stats = SynthStats::default();
         self.notes.clear();
+        self.bus.reset();
     }
 
     /// Counts an event that is not one of the synth's commands.
@@ -290,6 +298,8 @@ impl Synth {
                 let (value, clamped) = param.sanitize(value, sr)?;
                 if param == Param::Master {
                     self.master.ramp_to([value, value], self.ramp);
+                } else if let Some(k) = param.bus_index() {
+                    self.bus.set(k, value);
                 } else {
                     self.defaults.store(param, value);
                     for voice in 0..self.voices {
@@ -414,6 +424,7 @@ impl Synth {
                 master.consume(1);
             }
         }
+        self.bus.process(left, right);
     }
 }
 

@@ -119,7 +119,8 @@ impl Voice {
             Param::Attack | Param::Decay | Param::Sustain | Param::Release => {
                 self.env.set_params(self.params.adsr(), self.sample_rate)
             }
-            Param::Master => {}
+            // Global parameters: not a voice's.
+            _ => {}
         }
         Ok(clamped)
     }

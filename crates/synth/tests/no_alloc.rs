@@ -28,6 +28,10 @@ fn rendering_and_applying_commands_never_allocate() {
     let mut storage = snap.clone();
     let before = violation_count();
     assert_no_alloc(|| {
+        // Every module on: delay and reverb.
+        for param in [Param::DelayMix, Param::ReverbMix] {
+            s.apply(&Command::Set { param, value: 0.5 }).unwrap();
+        }
         let mut source = SliceSource::new(&script);
         for block in l.chunks_mut(256).zip(r.chunks_mut(256)) {
             s.render_with(block.0, block.1, &mut source);

@@ -44,7 +44,12 @@ impl Supervisor {
     /// Compares slot `i`'s checksums with `against`'s from block `next` on.
     fn compare(&self, i: usize, against: usize, next: u64) -> Compared {
         let (a, b) = (&self.shared.slots[against].region, &self.shared.slots[i].region);
-        let mut c = Compared { next, ..Compared::default() };
+        // The reference keeps its last CHECKSUMS blocks' checksums: a
+        // replacement that started further back (an old checkpoint: the
+        // output ran far ahead) is compared from the oldest it still has.
+        let newest = a.audio_write_frame() / u64::from(self.cfg.block);
+        let oldest = newest.saturating_sub(chronus_ipc::layout::CHECKSUMS as u64 - 1);
+        let mut c = Compared { next: next.max(oldest), ..Compared::default() };
         loop {
             match (a.checksum(c.next), b.checksum(c.next)) {
                 (Some(x), Some(y)) if x == y => {

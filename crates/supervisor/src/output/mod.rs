@@ -41,6 +41,9 @@ pub struct OutputEngine {
     limit: u64,
     /// The engine's fade to silence, once started.
     fade: Option<FrameSpan>,
+    /// The next period is due after its frames were to play (a paced
+    /// output held off past its device's buffer): it is silence.
+    missed: bool,
     /// Frames the workers may render ahead of what is played.
     lead: u64,
     /// The largest number of frames the driver says one call will ask for
@@ -79,6 +82,7 @@ impl OutputEngine {
             frame: 0,
             limit: 0,
             fade: None,
+            missed: false,
             lead,
             period: 0,
             steady: false,
@@ -183,6 +187,15 @@ impl OutputEngine {
     /// `deadline` at the most.
     fn read_audio(&mut self, left: &mut [f32], right: &mut [f32], deadline: Option<Instant>) {
         let n = left.len() as u64;
+        if std::mem::take(&mut self.missed) {
+            // The device played silence in its place while the machine held
+            // the output thread off: the machine's, not Chronus's.
+            left.fill(0.0);
+            right.fill(0.0);
+            self.shared.underrun_frames.fetch_add(n, Relaxed);
+            self.note_silence(FrameSpan { first: self.frame, frames: n }, true);
+            return;
+        }
         let deadline = deadline.unwrap_or_else(|| Instant::now() + FREE_RUN_PATIENCE);
         self.wait_for_any(self.frame + n - 1, deadline);
         if let Some(i) = self.copy_from_live(self.frame, left, right) {
@@ -262,8 +275,13 @@ impl OutputEngine {
     /// up (for as long as the output was late, plus the lead, or until a
     /// period is complete again) are the stall's too. All of them are
     /// counted as machine stalls and left out of the bit-exact comparison.
+    /// A period due after its frames were to start playing (the output was
+    /// held off past the device's whole buffer) is silence outright, as a
+    /// real device would have played: counted the same way.
     pub(crate) fn begin_paced_period(&mut self, deadline: Instant, frames: u32, sample_rate: u32) {
         let now = Instant::now();
+        // Due after it was to start playing: a real device played silence.
+        self.missed = now > deadline;
         let duration =
             |frames: u64| Duration::from_nanos(frames * 1_000_000_000 / u64::from(sample_rate.max(1)));
         let Some(late_from) = deadline.checked_sub(duration(u64::from(frames)) / 2) else { return };
