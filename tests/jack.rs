@@ -185,7 +185,7 @@ fn midi_from_jack_midiseq_is_played_and_journaled() {
 }
 
 /// Runs as a JACK meter in a child process (`CHRONUS_TEST_METER=1`): prints
-/// the JACK time (µs, CLOCK_MONOTONIC) of the first sample above -80 dBFS
+/// the time (CLOCK_MONOTONIC µs) of the first sample above -80 dBFS
 /// at `meter:in`, frame-accurate, then exits.
 #[test]
 fn meter_child() {
@@ -198,9 +198,13 @@ fn meter_child() {
     let sr = client.sample_rate() as u64;
     let mut done = false;
     let process =
-        jack::contrib::ClosureProcessHandler::new(move |_: &jack::Client, ps: &jack::ProcessScope| {
+        jack::contrib::ClosureProcessHandler::new(move |c: &jack::Client, ps: &jack::ProcessScope| {
             if !done && let Some(k) = port.as_slice(ps).iter().position(|x| x.abs() > 1.0e-4) {
-                let start = ps.cycle_times().map_or(0, |t| t.current_usecs);
+                // The cycle's start on JACK's clock, dated on CLOCK_MONOTONIC
+                // by its age (JACK's clock is CLOCK_MONOTONIC_RAW).
+                let start = ps.cycle_times().map_or(0, |t| {
+                    (monotonic_us() as i64 - (c.time() as i64 - t.current_usecs as i64)) as u64
+                });
                 let _ = tx.try_send(start + k as u64 * 1_000_000 / sr);
                 done = true;
             }
@@ -213,7 +217,7 @@ fn meter_child() {
     }
 }
 
-/// CLOCK_MONOTONIC now, µs (JACK's clock on Linux).
+/// CLOCK_MONOTONIC now, µs.
 fn monotonic_us() -> u64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
     t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000

@@ -210,6 +210,22 @@ fn connect(client: &Client, how: &JackConnect, ours: &[String; 2]) {
     }
 }
 
+/// JACK time `at` (µs) as CLOCK_MONOTONIC ns, given JACK's time `jack_now`.
+///
+/// JACK's clock is not CLOCK_MONOTONIC: JACK2 on Linux reads
+/// CLOCK_MONOTONIC_RAW, which NTP does not slew, and the two drift apart
+/// with uptime (a quarter of a second after a few hours on a VM). A time tag
+/// placed with JACK's time taken as CLOCK_MONOTONIC sounded that much late.
+/// So the age of `at` is read on JACK's clock and dated on CLOCK_MONOTONIC.
+/// Two vDSO clock reads: real-time safe.
+fn monotonic_from_jack(jack_now: u64, at: u64) -> u64 {
+    let Ok(now) = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) else { return 0 };
+    let now_ns = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
+    // Signed: JACK's (filtered) cycle start may lie a little after `now`.
+    let age_ns = (jack_now as i64).wrapping_sub(at as i64).saturating_mul(1_000);
+    (now_ns as i64).saturating_sub(age_ns).max(0) as u64
+}
+
 /// The client's process callback.
 struct Process<R: DeviceRender> {
     render: Option<R>,
@@ -223,7 +239,7 @@ struct Process<R: DeviceRender> {
 }
 
 impl<R: DeviceRender> jack::ProcessHandler for Process<R> {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
+    fn process(&mut self, c: &Client, ps: &ProcessScope) -> Control {
         let Some(render) = self.render.as_mut() else { return Control::Continue };
         let n = ps.n_frames();
         let start = ps.last_frame_time();
@@ -236,9 +252,9 @@ impl<R: DeviceRender> jack::ProcessHandler for Process<R> {
                 render.midi(m.time.min(n.saturating_sub(1)), m.bytes);
             }
         }
-        // JACK's clock is CLOCK_MONOTONIC in µs: the cycle's first frame
-        // reaches the ports read after this client in this very cycle.
-        let output_time_ns = ps.cycle_times().map_or(0, |t| t.current_usecs * 1_000);
+        // The cycle's first frame reaches the ports read after this client
+        // in this very cycle: at the cycle's start, on JACK's clock.
+        let output_time_ns = ps.cycle_times().map_or(0, |t| monotonic_from_jack(c.time(), t.current_usecs));
         let info = CallbackInfo { xrun_frames, period: n, buffer: n, steady: true, output_time_ns };
         let (left, right) = (self.left.as_mut_slice(ps), self.right.as_mut_slice(ps));
         render.render(left, right, &info);

@@ -8,7 +8,7 @@ use std::os::fd::RawFd;
 use chronus_dsp::{Dsp, DspSpec, Setup};
 use chronus_ipc::{Bus, WorkerRegion};
 
-use crate::{INJECTED_PANIC, Worker, WorkerError, prepare_process};
+use crate::{INJECTED_PANIC, Worker, WorkerError, die_with_parent, enter_realtime};
 
 /// What the supervisor passes a worker, through [`crate::ENV`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,7 +150,7 @@ pub fn run<D: Dsp>(env: WorkerEnv) -> u8 {
 }
 
 fn run_inner<D: Dsp>(env: WorkerEnv) -> Result<(), WorkerError> {
-    prepare_process(env.parent_pid, env.rt_priority)?;
+    die_with_parent(env.parent_pid)?;
     let os = |what| move |source| WorkerError::Os { what, source };
     let region = chronus_ipc::adopt_fd(env.region_fd).map_err(os("inherited region fd"))?;
     let bus = chronus_ipc::adopt_fd(env.bus_fd).map_err(os("inherited bus fd"))?;
@@ -167,6 +167,8 @@ fn run_inner<D: Dsp>(env: WorkerEnv) -> Result<(), WorkerError> {
     let setup = Setup { sample_rate: g.sample_rate, block: g.block };
     let dsp = DspSpec::from_json::<D>(bus.config_json())?.prepare(&setup)?;
     let mut worker = Worker::new(&region, &bus, dsp)?;
+    // Prepared at normal priority: only the render loop runs real-time.
+    enter_realtime(env.rt_priority);
     worker.run()
 }
 

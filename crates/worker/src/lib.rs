@@ -21,7 +21,7 @@ mod test_entry;
 pub use entry::{WorkerEnv, init, run};
 pub use error::WorkerError;
 pub use fault::INJECTED_PANIC;
-pub use process::{ProcessSetup, prepare_process};
+pub use process::{ProcessSetup, die_with_parent, enter_realtime};
 pub use render_loop::{Step, Worker};
 pub use spawn::{BUS_FD, REGION_FD, WorkerCommand, WorkerProcess, spawn_worker};
 

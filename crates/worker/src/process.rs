@@ -1,11 +1,17 @@
-//! Process-level preparation of a worker: die with the supervisor, keep
-//! memory resident.
+//! Process-level set-up of a worker: die with the supervisor; once prepared,
+//! keep memory resident and take real-time priority.
+//!
+//! The two steps are apart on purpose: a DSP's preparation (allocating,
+//! building tables) is not real-time work. Under SCHED_FIFO it would hold
+//! off everything else on the machine — the audio server's own thread among
+//! them — for as long as it takes, and memory allocated after `mlockall`
+//! would not be locked.
 
 use nix::sys::signal::Signal;
 
 use crate::WorkerError;
 
-/// What [`prepare_process`] managed to set up.
+/// What [`enter_realtime`] managed to set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcessSetup {
     /// Memory locked (mlockall); needs privilege or RLIMIT_MEMLOCK.
@@ -15,16 +21,13 @@ pub struct ProcessSetup {
 }
 
 /// Arranges for SIGKILL when the parent dies (PR_SET_PDEATHSIG), then checks
-/// the parent is still `parent_pid` (it may have died before the prctl), and
-/// locks current memory and takes SCHED_FIFO at `rt_priority` if allowed.
+/// the parent is still `parent_pid` (it may have died before the prctl).
+/// Call it first, before any other work.
 ///
 /// # Errors
 /// [`WorkerError::Orphaned`] if the parent is already gone,
 /// [`WorkerError::Os`] if the prctl fails.
-pub fn prepare_process(
-    parent_pid: Option<u32>,
-    rt_priority: Option<i32>,
-) -> Result<ProcessSetup, WorkerError> {
+pub fn die_with_parent(parent_pid: Option<u32>) -> Result<(), WorkerError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|e| WorkerError::Os { what: "PR_SET_PDEATHSIG", source: e.into() })?;
     if let Some(expected) = parent_pid
@@ -32,7 +35,15 @@ pub fn prepare_process(
     {
         return Err(WorkerError::Orphaned { expected });
     }
+    Ok(())
+}
+
+/// Locks the memory the worker holds now (its DSP prepared, its buffers
+/// allocated) and takes SCHED_FIFO at `rt_priority` if allowed. Call it
+/// last, just before the render loop. Neither failure is fatal: the result
+/// says what was set up.
+pub fn enter_realtime(rt_priority: Option<i32>) -> ProcessSetup {
     let memory_locked = nix::sys::mman::mlockall(nix::sys::mman::MlockAllFlags::MCL_CURRENT).is_ok();
     let realtime = rt_priority.is_some_and(|p| chronus_ipc::set_thread_fifo(p).is_ok());
-    Ok(ProcessSetup { memory_locked, realtime })
+    ProcessSetup { memory_locked, realtime }
 }
