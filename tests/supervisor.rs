@@ -123,12 +123,16 @@ fn a_crash_loop_is_quarantined_and_exit_on_quarantine_exits_78() {
     let exe = dir.path("chronus");
     std::fs::copy(chronus_exe(), &exe).unwrap();
     let osc = free_port();
-    let mut child = play(
-        &exe,
-        &format!("quarantine-{}", std::process::id()),
-        &osc,
-        &["--backoff", "0.02", "--quarantine-after", "3", "--exit-on-quarantine"],
-    );
+    // Workers from the path, not from the running file (which would survive
+    // the breakage: see the test below).
+    let mut child = Command::new(&exe)
+        .args(["play", "--sink", "null", "--name", &format!("quarantine-{}", std::process::id())])
+        .args(["--osc", &osc, "--backoff", "0.02", "--quarantine-after", "3", "--exit-on-quarantine"])
+        .env("CHRONUS_WORKER_EXE", &exe)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let _guard = KillOnDrop(child.id());
     let (_, standby) = worker_pids(&osc);
     let broken = dir.path("broken");
@@ -149,4 +153,49 @@ fn a_crash_loop_is_quarantined_and_exit_on_quarantine_exits_78() {
     assert_eq!(status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("quarantined"), "{stderr}");
     assert!(stderr.contains("failed restarts in a row; retrying in"), "backoff must show: {stderr}");
+}
+
+#[test]
+fn workers_come_from_the_running_binary_even_when_its_file_is_replaced() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("replaced-binary");
+    let exe = dir.path("chronus");
+    std::fs::copy(chronus_exe(), &exe).unwrap();
+    let osc = free_port();
+    let child = play(&exe, &format!("replaced-{}", std::process::id()), &osc, &["--duration", "6"]);
+    let _guard = KillOnDrop(child.id());
+    let (active, _) = worker_pids(&osc);
+    // An upgrade replaces the file while it runs (here by one that cannot
+    // be a worker at all).
+    let new = dir.path("new");
+    std::fs::write(&new, "#!/bin/sh\nexit 3\n").unwrap();
+    std::fs::set_permissions(&new, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::rename(&new, &exe).unwrap();
+    Command::new("kill").args(["-9", &active.to_string()]).status().unwrap();
+    // The replacement is the running version, and joins.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (a, s) = worker_pids(&osc);
+        if a != active && s != active {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no replacement joined");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("1 failover(s), frames lost: 0,"), "{stdout}");
+    // Silence the machine imposed (the output thread held off) is excused,
+    // bounded and shown.
+    let machine: u64 = stdout
+        .split(" while the machine held the output off")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no machine-stall figure: {stdout}"));
+    if machine > 0 {
+        eprintln!("excused: {machine} frames while the machine held the output off");
+    }
+    assert!(machine <= 4_800, "{stdout}");
 }

@@ -390,9 +390,12 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
         }
     } else {
         println!(
-            "played {seconds:.1} s: {} failover(s), underrun frames: {}, device xruns: {} ({} frames of silence)",
+            "played {seconds:.1} s: {} failover(s), frames lost: {}, underrun frames: {} ({} while the machine \
+             held the output off), device xruns: {} ({} frames of silence)",
             report.failovers.len(),
+            report.lost_frames(),
             report.underrun_frames,
+            report.machine_stall_frames,
             report.device_xruns,
             report.device_xrun_frames
         );

@@ -43,10 +43,23 @@ impl WorkerCommand {
     }
 
     /// This program: the usual case, one binary that is its own worker.
+    /// Workers are started from the very file this process runs (Linux's
+    /// `/proc/self/exe`), even if the path on disk was replaced since (a
+    /// package upgrade, a rebuild), so a long-running supervisor never
+    /// spawns workers of another version. `CHRONUS_WORKER_EXE=PATH` in the
+    /// environment names another program instead (it must call
+    /// [`crate::init`] for the same DSP).
     ///
     /// # Errors
     /// The error of [`std::env::current_exe`].
     pub fn current_exe() -> std::io::Result<Self> {
+        if let Some(path) = std::env::var_os("CHRONUS_WORKER_EXE") {
+            return Ok(Self::new(path));
+        }
+        let own = std::path::Path::new("/proc/self/exe");
+        if own.exists() {
+            return Ok(Self::new(own));
+        }
         Ok(Self::new(std::env::current_exe()?))
     }
 
