@@ -85,5 +85,66 @@ fn voice_chain(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, voice_chain);
+/// The instrument's voice: two band-limited oscillators (saw and a detuned
+/// pulse) → the resonant low-pass with its envelope → the amp envelope,
+/// the LFO on pitch; no effects. What `scripts/bench-scsynth` builds as a
+/// SynthDef (Saw + Pulse → RLPF with EnvGen → EnvGen, SinOsc vibrato).
+fn rich_synth(voices: u32) -> Synth {
+    let mut synth = chronus_synth(voices);
+    for (param, value) in [
+        (Param::Wave, 1.0),
+        (Param::Wave2, 2.0),
+        (Param::OscMix, 0.5),
+        (Param::Detune, 7.0),
+        (Param::Filter, 4.0),
+        (Param::Q, 2.0),
+        (Param::FilterEnv, 2.0),
+        (Param::FilterDecay, 0.5),
+        (Param::FilterSustain, 0.3),
+        (Param::LfoRate, 5.0),
+        (Param::LfoPitch, 0.2),
+    ] {
+        synth.apply(&Command::Set { param, value }).expect("valid");
+    }
+    for v in 0..voices {
+        synth.apply(&Command::NoteOn { voice: v, freq: freq(v), amp: 0.5 }).expect("valid");
+    }
+    synth
+}
+
+fn rich_voice(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rich_voice_48k");
+    for voices in [64u32, 256] {
+        group.throughput(Throughput::Elements(u64::from(voices) * BLOCK as u64));
+        let mut synth = rich_synth(voices);
+        let (mut l, mut r) = (vec![0.0f32; BLOCK], vec![0.0f32; BLOCK]);
+        group.bench_with_input(BenchmarkId::new("chronus", voices), &voices, |b, _| {
+            b.iter(|| {
+                synth.render(&mut l, &mut r);
+                black_box((&l, &r));
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The master bus's cost per 512-frame block: delay, reverb, limiter.
+fn master_effects(c: &mut Criterion) {
+    let mut group = c.benchmark_group("master_bus_48k");
+    let (mut l, mut r) = (vec![0.1f32; BLOCK], vec![-0.1f32; BLOCK]);
+    let mut synth = Synth::new(SR, SynthConfig::new(1)).expect("valid config");
+    for (param, value) in [(Param::DelayMix, 0.3), (Param::ReverbMix, 0.3)] {
+        synth.apply(&Command::Set { param, value }).expect("valid");
+    }
+    group.throughput(Throughput::Elements(BLOCK as u64));
+    group.bench_function("delay+reverb+limiter, one silent voice", |b| {
+        b.iter(|| {
+            synth.render(&mut l, &mut r);
+            black_box((&l, &r));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, voice_chain, rich_voice, master_effects);
 criterion_main!(benches);

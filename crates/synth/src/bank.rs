@@ -102,7 +102,7 @@ impl VoiceChunk {
     /// A chunk of idle voices with `params`.
     pub(crate) fn idle(params: &VoiceParams, sample_rate: u32) -> Self {
         let mut c = Self::zeroed();
-        let coefs = BiquadCoefs::design(params.filter_kind(), params.cutoff, params.q, sample_rate);
+        let coefs = design(params, sample_rate);
         let [gl, gr] = pan_gains(params.amp, params.pan);
         for l in 0..LANES {
             c.inc[l] = phase_increment(params.freq, sample_rate);
@@ -191,9 +191,20 @@ impl VoiceChunk {
     }
 }
 
+/// The biquad's coefficients for a voice's settings: with the
+/// state-variable low-pass selected (`filter 4`), the biquad passes the
+/// signal through.
+pub(crate) fn design(p: &VoiceParams, sample_rate: u32) -> BiquadCoefs {
+    if p.filter == crate::rich::SVF_LOWPASS {
+        BiquadCoefs { b0: 1.0, b1: 0.0, b2: 0.0, a1: 0.0, a2: 0.0 }
+    } else {
+        BiquadCoefs::design(p.filter_kind(), p.cutoff, p.q, sample_rate)
+    }
+}
+
 /// [`sine_from_phase`] on 8 lanes, with the same operations.
 #[inline(always)]
-fn sine_x8(phase: u32x8) -> f32x8 {
+pub(crate) fn sine_x8(phase: u32x8) -> f32x8 {
     let signed: i32x8 = bytemuck::cast(phase);
     let x = f32x8::from_i32x8(signed) * f32x8::splat(PHASE_TO_TURNS);
     let half = f32x8::splat(0.5).copysign(x);
@@ -218,7 +229,7 @@ impl VoiceControl {
             env_remaining: idle.remaining,
             env_target: idle.target,
             coef_remaining: 0,
-            coef_target: BiquadCoefs::design(params.filter_kind(), params.cutoff, params.q, sample_rate),
+            coef_target: design(params, sample_rate),
             gain_remaining: 0,
             gain_target: pan_gains(params.amp, params.pan),
         }
@@ -303,8 +314,7 @@ impl Lane<'_> {
     }
 
     fn retarget_coefs(&mut self) {
-        let p = &self.ctl.params;
-        let target = BiquadCoefs::design(p.filter_kind(), p.cutoff, p.q, self.sample_rate);
+        let target = design(&self.ctl.params, self.sample_rate);
         self.ctl.coef_target = target;
         let len = self.ramp_len();
         if len == 0 {

@@ -28,9 +28,20 @@ pub enum SynthError {
     /// `master` was sent to a single voice; it is global only.
     #[error("{0} is a global parameter; use /set")]
     NotAVoiceParam(Param),
-    /// The filter kind is not 0 (low-pass), 1 (high-pass), 2 (band-pass) or 3 (notch).
-    #[error("filter must be 0 (lowpass), 1 (highpass), 2 (bandpass) or 3 (notch), got {0}")]
+    /// The filter kind is not 0 (low-pass), 1 (high-pass), 2 (band-pass),
+    /// 3 (notch) or 4 (resonant state-variable low-pass).
+    #[error(
+        "filter must be 0 (lowpass), 1 (highpass), 2 (bandpass), 3 (notch) or 4 (resonant lowpass), got {0}"
+    )]
     BadFilterKind(f32),
+    /// A choice parameter got a number that names no choice.
+    #[error("{param} takes a whole number naming a choice (docs/journal.md), got {value}")]
+    BadChoice {
+        /// The parameter.
+        param: Param,
+        /// What came.
+        value: f32,
+    },
     /// The synth configuration is unusable.
     #[error("invalid synth configuration: {0}")]
     InvalidConfig(&'static str),

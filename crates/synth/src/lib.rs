@@ -30,11 +30,13 @@ pub mod master;
 pub mod midi;
 pub mod notes;
 mod param;
+pub mod rich;
 mod seam;
 pub mod sine;
 mod snapshot;
 mod synth;
 mod voice;
+pub mod wavetable;
 
 pub use adsr::{Adsr, AdsrParams, Stage};
 pub use bank::{LANES, VoiceChunk, VoiceControl};

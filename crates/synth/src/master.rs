@@ -162,6 +162,9 @@ impl MasterBus {
         let settled = self.state.glide == targets;
         let delay_on = self.state.delay_mix > 0.0 || self.state.glide[2] > 0.0;
         let reverb_on = self.state.reverb_mix > 0.0 || self.state.glide[5] > 0.0;
+        if settled && !delay_on && !reverb_on && self.quiet(left, right) {
+            return;
+        }
         for (l, r) in left.iter_mut().zip(right.iter_mut()) {
             if !settled {
                 self.glide(&targets);
@@ -258,6 +261,21 @@ impl MasterBus {
             }
         }
         (out[0] * 3.0, out[1] * 3.0)
+    }
+
+    /// With no effect on: when the block and the limiter's envelope are
+    /// under the ceiling, nothing is to be done but to carry the envelope
+    /// (kept as its bound: the block's peak or its decayed self, whichever
+    /// is higher). Returns false when the block needs the limiter.
+    fn quiet(&mut self, left: &[f32], right: &[f32]) -> bool {
+        let peak = left.iter().chain(right).fold(0.0f32, |m, x| m.max(x.abs()));
+        let env = self.state.limiter_env;
+        if peak > CEILING || env > CEILING {
+            return false;
+        }
+        let decayed = env * self.release_coef.powi(left.len() as i32);
+        self.state.limiter_env = flush(peak.max(decayed));
+        true
     }
 
     /// The limiter: a peak follower with instant attack, so the sample it

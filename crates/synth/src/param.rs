@@ -45,11 +45,49 @@ pub enum Param {
     ReverbDamping = 15,
     /// Reverb wet level, `[0, 1]` (0: off); global.
     ReverbMix = 16,
+    /// Oscillator 1 waveform: 0 sine, 1 saw, 2 square, 3 triangle, 4 noise.
+    Wave = 17,
+    /// Oscillator 2 waveform (same codes).
+    Wave2 = 18,
+    /// Pulse width of the square waves, `[0.05, 0.95]`.
+    Pw = 19,
+    /// Oscillator 2 detune in cents, `[-1200, 1200]`.
+    Detune = 20,
+    /// Oscillator 2 level, `[0, 1]` (oscillator 1 gets the rest).
+    OscMix = 21,
+    /// White noise level, `[0, 1]`.
+    Noise = 22,
+    /// Filter envelope amount in octaves, `[-8, 8]`.
+    FilterEnv = 23,
+    /// Filter envelope attack, seconds `[0, 60]`.
+    FilterAttack = 24,
+    /// Filter envelope decay, seconds `[0, 60]`.
+    FilterDecay = 25,
+    /// Filter envelope sustain, `[0, 1]`.
+    FilterSustain = 26,
+    /// Filter envelope release, seconds `[0, 60]`.
+    FilterRelease = 27,
+    /// Cutoff key tracking, `[0, 1]`.
+    KeyTrack = 28,
+    /// Velocity to cutoff, octaves `[0, 8]`.
+    VelCutoff = 29,
+    /// LFO shape: 0 sine, 1 triangle, 2 square, 3 sample-and-hold.
+    LfoShape = 30,
+    /// LFO rate, Hz `[0, 50]`.
+    LfoRate = 31,
+    /// LFO to pitch, semitones `[0, 24]`.
+    LfoPitch = 32,
+    /// LFO to cutoff, octaves `[0, 8]`.
+    LfoCutoff = 33,
+    /// LFO to amplitude (tremolo), `[0, 1]`.
+    LfoAmp = 34,
+    /// LFO to pulse width, `[0, 0.45]`.
+    LfoPw = 35,
 }
 
 impl Param {
     /// Every parameter, in id order.
-    pub const ALL: [Param; 17] = [
+    pub const ALL: [Param; 36] = [
         Param::Freq,
         Param::Amp,
         Param::Cutoff,
@@ -67,6 +105,25 @@ impl Param {
         Param::ReverbSize,
         Param::ReverbDamping,
         Param::ReverbMix,
+        Param::Wave,
+        Param::Wave2,
+        Param::Pw,
+        Param::Detune,
+        Param::OscMix,
+        Param::Noise,
+        Param::FilterEnv,
+        Param::FilterAttack,
+        Param::FilterDecay,
+        Param::FilterSustain,
+        Param::FilterRelease,
+        Param::KeyTrack,
+        Param::VelCutoff,
+        Param::LfoShape,
+        Param::LfoRate,
+        Param::LfoPitch,
+        Param::LfoCutoff,
+        Param::LfoAmp,
+        Param::LfoPw,
     ];
 
     /// The wire name (`"cutoff"`).
@@ -89,6 +146,25 @@ impl Param {
             Param::ReverbSize => "reverb_size",
             Param::ReverbDamping => "reverb_damping",
             Param::ReverbMix => "reverb_mix",
+            Param::Wave => "wave",
+            Param::Wave2 => "wave2",
+            Param::Pw => "pw",
+            Param::Detune => "detune",
+            Param::OscMix => "osc_mix",
+            Param::Noise => "noise",
+            Param::FilterEnv => "filter_env",
+            Param::FilterAttack => "filter_attack",
+            Param::FilterDecay => "filter_decay",
+            Param::FilterSustain => "filter_sustain",
+            Param::FilterRelease => "filter_release",
+            Param::KeyTrack => "key_track",
+            Param::VelCutoff => "vel_cutoff",
+            Param::LfoShape => "lfo_shape",
+            Param::LfoRate => "lfo_rate",
+            Param::LfoPitch => "lfo_pitch",
+            Param::LfoCutoff => "lfo_cutoff",
+            Param::LfoAmp => "lfo_amp",
+            Param::LfoPw => "lfo_pw",
         }
     }
 
@@ -111,6 +187,12 @@ impl Param {
     /// others are global (`master`, the effects).
     pub fn is_voice_param(self) -> bool {
         (self as u16) < Param::Master as u16
+    }
+
+    /// Whether it belongs to the instrument's patch (oscillators, filter
+    /// envelope, LFO: `wave` … `lfo_pw`).
+    pub(crate) fn is_patch_param(self) -> bool {
+        (self as u16) >= Param::Wave as u16
     }
 
     /// Its index among the master bus's settings, for the effects'.
@@ -137,12 +219,39 @@ impl Param {
             Param::Master => (0.0, 4.0),
             Param::DelayTime => (0.001, crate::master::MAX_DELAY_SECONDS),
             Param::DelayFeedback => (0.0, 0.95),
-            Param::DelayMix | Param::ReverbSize | Param::ReverbDamping | Param::ReverbMix => (0.0, 1.0),
+            Param::DelayMix
+            | Param::ReverbSize
+            | Param::ReverbDamping
+            | Param::ReverbMix
+            | Param::OscMix
+            | Param::Noise
+            | Param::FilterSustain
+            | Param::KeyTrack
+            | Param::LfoAmp => (0.0, 1.0),
+            Param::Pw => (0.05, 0.95),
+            Param::Detune => (-1_200.0, 1_200.0),
+            Param::FilterEnv => (-8.0, 8.0),
+            Param::FilterAttack | Param::FilterDecay | Param::FilterRelease => (0.0, MAX_STAGE_SECONDS),
+            Param::VelCutoff | Param::LfoCutoff => (0.0, 8.0),
+            Param::LfoRate => (0.0, 50.0),
+            Param::LfoPitch => (0.0, 24.0),
+            Param::LfoPw => (0.0, 0.45),
+            Param::Wave | Param::Wave2 | Param::LfoShape => {
+                let most = if self == Param::LfoShape { 3.0 } else { 4.0 };
+                return if value.fract() == 0.0 && (0.0..=most).contains(&value) {
+                    Ok((value, false))
+                } else {
+                    Err(SynthError::BadChoice { param: self, value })
+                };
+            }
             Param::Filter => {
                 let kind = value.round();
-                return match FilterKind::from_u32(kind as u32) {
-                    Some(_) if kind == value && kind >= 0.0 => Ok((kind, false)),
-                    _ => Err(SynthError::BadFilterKind(value)),
+                let known =
+                    FilterKind::from_u32(kind as u32).is_some() || kind == crate::rich::SVF_LOWPASS as f32;
+                return if known && kind == value && kind >= 0.0 {
+                    Ok((kind, false))
+                } else {
+                    Err(SynthError::BadFilterKind(value))
                 };
             }
         };
@@ -276,7 +385,11 @@ mod tests {
         assert_eq!(Param::Amp.sanitize(0.25, 48_000), Ok((0.25, false)));
         assert_eq!(Param::Filter.sanitize(2.0, 48_000), Ok((2.0, false)));
         assert!(Param::Filter.sanitize(1.5, 48_000).is_err());
-        assert!(Param::Filter.sanitize(4.0, 48_000).is_err());
+        assert_eq!(Param::Filter.sanitize(4.0, 48_000), Ok((4.0, false)), "the resonant low-pass");
+        assert!(Param::Filter.sanitize(5.0, 48_000).is_err());
+        assert!(Param::Wave.sanitize(1.5, 48_000).is_err());
+        assert_eq!(Param::Wave.sanitize(4.0, 48_000), Ok((4.0, false)));
+        assert!(Param::LfoShape.sanitize(4.0, 48_000).is_err());
         assert!(Param::Filter.sanitize(-1.0, 48_000).is_err());
     }
 }

@@ -34,7 +34,7 @@ pub const NOTE_OFF_ID: u16 = 5;
 pub const NOTE_SET: u16 = 6;
 
 /// Parameter names in id order (the `param` choice of `/set`).
-pub const PARAM_NAMES: [&str; 17] = [
+pub const PARAM_NAMES: [&str; 36] = [
     "freq",
     "amp",
     "cutoff",
@@ -52,6 +52,25 @@ pub const PARAM_NAMES: [&str; 17] = [
     "reverb_size",
     "reverb_damping",
     "reverb_mix",
+    "wave",
+    "wave2",
+    "pw",
+    "detune",
+    "osc_mix",
+    "noise",
+    "filter_env",
+    "filter_attack",
+    "filter_decay",
+    "filter_sustain",
+    "filter_release",
+    "key_track",
+    "vel_cutoff",
+    "lfo_shape",
+    "lfo_rate",
+    "lfo_pitch",
+    "lfo_cutoff",
+    "lfo_amp",
+    "lfo_pw",
 ];
 
 const _: () = {

@@ -15,13 +15,14 @@ use crate::gain::GainRamp;
 use crate::master::BusState;
 use crate::notes::{NoteSlot, NoteTable};
 use crate::param::VoiceParams;
+use crate::rich::{Patch, RichChunk};
 use crate::{Synth, SynthError};
 
 /// "CSNP" in little-endian.
 pub const SNAPSHOT_MAGIC: u32 = u32::from_le_bytes(*b"CSNP");
 /// Layout version of [`SnapshotHeader`], [`VoiceChunk`], [`VoiceControl`]
 /// and [`NoteSlot`].
-pub const SNAPSHOT_VERSION: u32 = 3;
+pub const SNAPSHOT_VERSION: u32 = 4;
 
 /// Synth-wide part of a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
@@ -49,6 +50,10 @@ pub struct SnapshotHeader {
     pub defaults: VoiceParams,
     /// The note table's clock.
     pub notes_clock: u64,
+    /// The instrument's settings.
+    pub patch: Patch,
+    /// Padding (0).
+    pub _pad: u32,
 }
 
 /// An owned snapshot.
@@ -68,6 +73,8 @@ pub struct SynthSnapshot {
     pub delay: Vec<f32>,
     /// Its reverb's lines.
     pub reverb: Vec<f32>,
+    /// The instrument's per-voice state, one per chunk.
+    pub rich: Vec<RichChunk>,
 }
 
 impl Default for SynthSnapshot {
@@ -81,6 +88,7 @@ impl Default for SynthSnapshot {
             bus: BusState::zeroed(),
             delay: Vec::new(),
             reverb: Vec::new(),
+            rich: Vec::new(),
         }
     }
 }
@@ -96,6 +104,7 @@ impl Synth {
             bus: self.bus.state,
             delay: self.bus.delay.clone(),
             reverb: self.bus.reverb.clone(),
+            rich: self.rich.clone(),
         }
     }
 
@@ -105,6 +114,7 @@ impl Synth {
             && snap.notes.len() == self.notes.slots.len()
             && snap.delay.len() == self.bus.delay.len()
             && snap.reverb.len() == self.bus.reverb.len()
+            && snap.rich.len() == self.rich.len()
     }
 
     /// Copies the complete state into caller-provided storage (from
@@ -124,6 +134,7 @@ impl Synth {
         out.bus = self.bus.state;
         out.delay.copy_from_slice(&self.bus.delay);
         out.reverb.copy_from_slice(&self.bus.reverb);
+        out.rich.copy_from_slice(&self.rich);
         Ok(())
     }
 
@@ -140,6 +151,8 @@ impl Synth {
             master: self.master,
             defaults: self.defaults,
             notes_clock: self.notes.clock,
+            patch: self.patch,
+            _pad: 0,
         };
     }
 
@@ -167,6 +180,8 @@ impl Synth {
         self.bus.state = snap.bus;
         self.bus.delay.copy_from_slice(&snap.delay);
         self.bus.reverb.copy_from_slice(&snap.reverb);
+        self.rich.copy_from_slice(&snap.rich);
+        self.set_patch(header.patch);
         self.frame = header.frame;
         self.master = header.master;
         self.defaults = header.defaults;
@@ -184,6 +199,7 @@ impl Synth {
             + size_of_val(&self.ctls[..])
             + size_of_val(&self.notes.slots[..])
             + self.bus.snapshot_len()
+            + size_of_val(&self.rich[..])
     }
 
     /// Writes the complete state as bytes (`out` must be
@@ -201,7 +217,9 @@ impl Synth {
         let (v, rest) = rest.split_at_mut(size_of_val(&self.ctls[..]));
         let (n, rest) = rest.split_at_mut(size_of_val(&self.notes.slots[..]));
         let (b, rest) = rest.split_at_mut(size_of::<BusState>());
-        let (d, r) = rest.split_at_mut(size_of_val(&self.bus.delay[..]));
+        let (d, rest) = rest.split_at_mut(size_of_val(&self.bus.delay[..]));
+        let (r, i) = rest.split_at_mut(size_of_val(&self.bus.reverb[..]));
+        i.copy_from_slice(bytemuck::cast_slice(&self.rich));
         c.copy_from_slice(bytemuck::cast_slice(&self.chunks));
         v.copy_from_slice(bytemuck::cast_slice(&self.ctls));
         n.copy_from_slice(bytemuck::cast_slice(&self.notes.slots));
@@ -225,8 +243,10 @@ impl Synth {
         let (v, rest) = rest.split_at(size_of_val(&self.ctls[..]));
         let (n, rest) = rest.split_at(size_of_val(&self.notes.slots[..]));
         let (b, rest) = rest.split_at(size_of::<BusState>());
-        let (d, r) = rest.split_at(size_of_val(&self.bus.delay[..]));
+        let (d, rest) = rest.split_at(size_of_val(&self.bus.delay[..]));
+        let (r, i) = rest.split_at(size_of_val(&self.bus.reverb[..]));
         let mut scratch = std::mem::take(&mut self.scratch);
+        bytemuck::cast_slice_mut::<RichChunk, u8>(&mut scratch.rich).copy_from_slice(i);
         scratch.header = bytemuck::pod_read_unaligned(h);
         bytemuck::cast_slice_mut::<VoiceChunk, u8>(&mut scratch.chunks).copy_from_slice(c);
         bytemuck::cast_slice_mut::<VoiceControl, u8>(&mut scratch.controls).copy_from_slice(v);
@@ -247,6 +267,9 @@ impl Synth {
         }
         if !self.bus.valid(&snap.bus, &snap.delay, &snap.reverb) {
             return Err(bad("invalid master bus state"));
+        }
+        if !h.patch.valid(self.sample_rate) || !snap.rich.iter().all(RichChunk::valid) {
+            return Err(bad("invalid instrument patch or voice state"));
         }
         if h.magic != SNAPSHOT_MAGIC || h.version != SNAPSHOT_VERSION {
             return Err(bad("wrong magic or layout version"));
@@ -283,7 +306,8 @@ impl Synth {
             if i as u32 >= self.voices && stage != Stage::Idle {
                 return Err(bad("a padding lane is sounding"));
             }
-            if FilterKind::from_u32(ctl.params.filter).is_none()
+            let filter = ctl.params.filter;
+            if (FilterKind::from_u32(filter).is_none() && filter != crate::rich::SVF_LOWPASS)
                 || ctl.params.sanitized(self.sample_rate).is_err()
             {
                 return Err(bad("invalid voice parameters"));

@@ -5,6 +5,10 @@ use crate::command::{Command, CommandSource, SliceSource, TimedCommand};
 use crate::master::MasterBus;
 use crate::notes::{ANONYMOUS, NoteTable};
 use crate::param::{Param, VoiceParams};
+use crate::rich::{
+    BIQUAD_ONLY, BOTH, CONTROL, ControlRates, LaneControl, Patch, RichChunk, SVF_LOWPASS, SVF_ONLY, run_rich,
+};
+use crate::wavetable::WaveTables;
 use crate::{FLUSH_PERIOD, RAMP_SECONDS, SynthError};
 use wide::f32x8;
 
@@ -77,6 +81,12 @@ pub struct Synth {
     pub(crate) notes: NoteTable,
     /// Delay, reverb, limiter.
     pub(crate) bus: MasterBus,
+    /// The instrument's per-voice state, one per chunk.
+    pub(crate) rich: Vec<RichChunk>,
+    /// The instrument's settings.
+    pub(crate) patch: Patch,
+    rates: ControlRates,
+    tables: std::sync::Arc<WaveTables>,
     /// Where a snapshot in bytes is checked before it replaces the state.
     pub(crate) scratch: crate::snapshot::SynthSnapshot,
 }
@@ -114,6 +124,10 @@ impl Synth {
             stats: SynthStats::default(),
             notes: NoteTable::new(config.voices),
             bus: MasterBus::new(sr),
+            rich: vec![RichChunk::idle(); n_chunks],
+            patch: Patch::default(),
+            rates: ControlRates::new(&Patch::default(), sr),
+            tables: WaveTables::shared(),
             scratch: crate::snapshot::SynthSnapshot {
                 header: bytemuck::Zeroable::zeroed(),
                 chunks: vec![VoiceChunk::idle(&defaults, sr); n_chunks],
@@ -122,6 +136,7 @@ impl Synth {
                 bus: MasterBus::new(sr).state,
                 delay: vec![0.0; MasterBus::new(sr).delay.len()],
                 reverb: vec![0.0; MasterBus::new(sr).reverb.len()],
+                rich: vec![RichChunk::idle(); n_chunks],
             },
         })
     }
@@ -140,6 +155,9 @@ impl Synth {
         self.stats = SynthStats::default();
         self.notes.clear();
         self.bus.reset();
+        self.rich.fill(RichChunk::idle());
+        self.patch = Patch::default();
+        self.rates = ControlRates::new(&self.patch, self.sample_rate);
     }
 
     /// Counts an event that is not one of the synth's commands.
@@ -211,6 +229,71 @@ impl Synth {
         }
     }
 
+    /// What the control step of voice `v` needs.
+    fn lane_control(&self, v: usize) -> LaneControl {
+        lane_control(&self.chunks[v / LANES], &self.ctls[v], v % LANES)
+    }
+
+    /// Brings voice `v`'s instrument state up to date now, without a step
+    /// of time (a note started, a filter changed, between control steps).
+    fn refresh(&mut self, v: usize) {
+        let lane = self.lane_control(v);
+        crate::rich::control_step(
+            &mut self.rich[v / LANES],
+            v % LANES,
+            &self.patch,
+            &self.rates,
+            &lane,
+            false,
+        );
+    }
+
+    /// Replaces the patch (its values already checked).
+    pub(crate) fn set_patch(&mut self, patch: Patch) {
+        self.patch = patch;
+        self.rates = ControlRates::new(&self.patch, self.sample_rate);
+    }
+
+    /// The instrument's settings now.
+    pub fn patch(&self) -> &Patch {
+        &self.patch
+    }
+
+    /// Opens voice `voice`'s gate (sanitised values).
+    fn start_note(&mut self, voice: u32, freq: f32, amp: f32) {
+        let v = voice as usize;
+        let was_idle = self.ctls[v].is_idle();
+        self.lane(voice).note_on(freq, amp);
+        let rich = &mut self.rich[v / LANES];
+        if was_idle {
+            rich.start(v % LANES, amp);
+        } else {
+            rich.retrigger(v % LANES, amp);
+        }
+        self.refresh(v);
+        self.mark(voice);
+    }
+
+    /// Closes voice `voice`'s gate.
+    fn end_note(&mut self, voice: u32) {
+        let v = voice as usize;
+        self.lane(voice).note_off();
+        self.rich[v / LANES].release(v % LANES);
+        if self.ctls[v].is_idle() {
+            self.rich[v / LANES].go_idle(v % LANES);
+        }
+        self.mark(voice);
+    }
+
+    /// Sets a voice parameter (sanitised).
+    fn set_voice(&mut self, voice: u32, param: Param, value: f32) {
+        self.lane(voice).set(param, value);
+        if matches!(param, Param::Freq | Param::Cutoff | Param::Q | Param::Filter) {
+            self.refresh(voice as usize);
+        }
+        self.mark(voice);
+    }
+
     /// Applies a command at the current frame. Non-finite values and unknown
     /// voices are refused (and counted); out-of-range values are clamped.
     ///
@@ -237,15 +320,13 @@ impl Synth {
                 self.notes.forget_voice(voice);
                 let (freq, c1) = Param::Freq.sanitize(freq, sr)?;
                 let (amp, c2) = Param::Amp.sanitize(amp, sr)?;
-                self.lane(voice).note_on(freq, amp);
-                self.mark(voice);
+                self.start_note(voice, freq, amp);
                 Ok(u32::from(c1) + u32::from(c2))
             }
             Command::NoteOff { voice } => {
                 self.check_voice(voice)?;
                 self.notes.forget_voice(voice);
-                self.lane(voice).note_off();
-                self.mark(voice);
+                self.end_note(voice);
                 Ok(0)
             }
             Command::NoteOnId { id, freq, amp } => {
@@ -253,8 +334,7 @@ impl Synth {
                 let (amp, c2) = Param::Amp.sanitize(amp, sr)?;
                 let ctls = &self.ctls;
                 let voice = self.notes.allocate(id, |v| ctls[v as usize].is_idle()).voice;
-                self.lane(voice).note_on(freq, amp);
-                self.mark(voice);
+                self.start_note(voice, freq, amp);
                 Ok(u32::from(c1) + u32::from(c2))
             }
             Command::NoteOffId { id } if id == ANONYMOUS => {
@@ -262,16 +342,14 @@ impl Synth {
                     let s = self.notes.slots[voice as usize];
                     if s.id == ANONYMOUS && s.held == 1 {
                         self.notes.forget_voice(voice);
-                        self.lane(voice).note_off();
-                        self.mark(voice);
+                        self.end_note(voice);
                     }
                 }
                 Ok(0)
             }
             Command::NoteOffId { id } => {
                 let voice = self.notes.release(id).ok_or(SynthError::UnknownNote(id))?;
-                self.lane(voice).note_off();
-                self.mark(voice);
+                self.end_note(voice);
                 Ok(0)
             }
             Command::NoteSet { id, param, value } => {
@@ -280,8 +358,7 @@ impl Synth {
                     return Err(SynthError::NotAVoiceParam(param));
                 }
                 let (value, clamped) = param.sanitize(value, sr)?;
-                self.lane(voice).set(param, value);
-                self.mark(voice);
+                self.set_voice(voice, param, value);
                 Ok(u32::from(clamped))
             }
             Command::VoiceSet { voice, param, value } => {
@@ -290,8 +367,7 @@ impl Synth {
                     return Err(SynthError::NotAVoiceParam(param));
                 }
                 let (value, clamped) = param.sanitize(value, sr)?;
-                self.lane(voice).set(param, value);
-                self.mark(voice);
+                self.set_voice(voice, param, value);
                 Ok(u32::from(clamped))
             }
             Command::Set { param, value } => {
@@ -300,11 +376,13 @@ impl Synth {
                     self.master.ramp_to([value, value], self.ramp);
                 } else if let Some(k) = param.bus_index() {
                     self.bus.set(k, value);
+                } else if param.is_patch_param() {
+                    self.patch.store(param, value);
+                    self.rates = ControlRates::new(&self.patch, sr);
                 } else {
                     self.defaults.store(param, value);
                     for voice in 0..self.voices {
-                        self.lane(voice).set(param, value);
-                        self.mark(voice);
+                        self.set_voice(voice, param, value);
                     }
                 }
                 Ok(u32::from(clamped))
@@ -364,9 +442,10 @@ impl Synth {
     }
 
     fn flush_chunks(&mut self) {
-        for (chunk, &mask) in self.chunks.iter_mut().zip(&self.active) {
+        for ((chunk, rich), &mask) in self.chunks.iter_mut().zip(&mut self.rich).zip(&self.active) {
             if mask != 0 {
                 chunk.flush();
+                crate::rich::flush(rich);
             }
         }
     }
@@ -378,25 +457,59 @@ impl Synth {
         let acc_r = &mut self.acc_r[..n];
         acc_l.fill(f32x8::ZERO);
         acc_r.fill(f32x8::ZERO);
+        let patch_rich = self.patch.is_rich();
+        let start = self.frame;
         for c in 0..self.chunks.len() {
             if self.active[c] == 0 {
                 continue;
             }
+            let ctl_range = c * LANES..(c + 1) * LANES;
+            let svf_lanes =
+                self.ctls[ctl_range.clone()].iter().filter(|k| k.params.filter == SVF_LOWPASS).count();
+            let rich = patch_rich || svf_lanes > 0;
+            let filters = match svf_lanes {
+                0 => BIQUAD_ONLY,
+                LANES => SVF_ONLY,
+                _ => BOTH,
+            };
             let mut off = 0usize;
             while off < n {
-                let ctls = &self.ctls[c * LANES..(c + 1) * LANES];
+                let ctls = &self.ctls[ctl_range.clone()];
                 let mut seg = (n - off) as u32;
                 let mut ramping = false;
                 for ctl in ctls {
                     seg = seg.min(ctl.next_event());
                     ramping |= ctl.is_ramping();
                 }
+                if rich {
+                    // Control steps at absolute frames, whatever the blocks.
+                    let at = (start + off as u64) % CONTROL as u64;
+                    if at == 0 {
+                        let ctls = &self.ctls[ctl_range.clone()];
+                        control_chunk(
+                            &mut self.rich[c],
+                            &self.chunks[c],
+                            ctls,
+                            self.active[c],
+                            &self.patch,
+                            &self.rates,
+                        );
+                    }
+                    seg = seg.min(CONTROL as u32 - at as u32);
+                }
                 let seg = seg as usize;
                 let (al, ar) = (&mut acc_l[off..off + seg], &mut acc_r[off..off + seg]);
-                if ramping {
-                    self.chunks[c].run::<true>(al, ar);
-                } else {
-                    self.chunks[c].run::<false>(al, ar);
+                let (chunk, rc) = (&mut self.chunks[c], &mut self.rich[c]);
+                let (p, t) = (&self.patch, &*self.tables);
+                match (rich, ramping, filters) {
+                    (false, true, _) => chunk.run::<true>(al, ar),
+                    (false, false, _) => chunk.run::<false>(al, ar),
+                    (true, true, BIQUAD_ONLY) => run_rich::<true, BIQUAD_ONLY>(chunk, rc, p, t, al, ar),
+                    (true, true, SVF_ONLY) => run_rich::<true, SVF_ONLY>(chunk, rc, p, t, al, ar),
+                    (true, true, _) => run_rich::<true, BOTH>(chunk, rc, p, t, al, ar),
+                    (true, false, BIQUAD_ONLY) => run_rich::<false, BIQUAD_ONLY>(chunk, rc, p, t, al, ar),
+                    (true, false, SVF_ONLY) => run_rich::<false, SVF_ONLY>(chunk, rc, p, t, al, ar),
+                    (true, false, _) => run_rich::<false, BOTH>(chunk, rc, p, t, al, ar),
                 }
                 let mut mask = 0u8;
                 for l in 0..LANES {
@@ -407,7 +520,11 @@ impl Synth {
                         sample_rate: self.sample_rate,
                         ramp: self.ramp,
                     };
-                    mask |= u8::from(lane.consume(seg as u32)) << l;
+                    let active = lane.consume(seg as u32);
+                    if !active && self.active[c] & (1 << l) != 0 {
+                        self.rich[c].go_idle(l);
+                    }
+                    mask |= u8::from(active) << l;
                 }
                 self.active[c] = mask;
                 off += seg;
@@ -425,6 +542,29 @@ impl Synth {
             }
         }
         self.bus.process(left, right);
+    }
+}
+
+/// What the control step of lane `l` of `chunk` needs.
+fn lane_control(chunk: &VoiceChunk, ctl: &VoiceControl, l: usize) -> LaneControl {
+    let p = &ctl.params;
+    LaneControl { inc: chunk.inc[l], freq: p.freq, cutoff: p.cutoff, q: p.q, filter: p.filter }
+}
+
+/// One control step of every sounding voice (bit of `mask`) of a chunk.
+fn control_chunk(
+    rich: &mut RichChunk,
+    chunk: &VoiceChunk,
+    ctls: &[VoiceControl],
+    mask: u8,
+    patch: &Patch,
+    rates: &ControlRates,
+) {
+    for (l, ctl) in ctls.iter().enumerate() {
+        if mask & (1 << l) != 0 {
+            let lane = lane_control(chunk, ctl, l);
+            crate::rich::control_step(rich, l, patch, rates, &lane, true);
+        }
     }
 }
 

@@ -28,9 +28,26 @@ fn rendering_and_applying_commands_never_allocate() {
     let mut storage = snap.clone();
     let before = violation_count();
     assert_no_alloc(|| {
-        // Every module on: delay and reverb.
-        for param in [Param::DelayMix, Param::ReverbMix] {
-            s.apply(&Command::Set { param, value: 0.5 }).unwrap();
+        // Every module on: both oscillators, noise, the resonant low-pass
+        // and its envelope, the LFO everywhere, delay and reverb.
+        for (param, value) in [
+            (Param::Wave, 1.0),
+            (Param::Wave2, 2.0),
+            (Param::OscMix, 0.5),
+            (Param::Noise, 0.1),
+            (Param::Filter, 4.0),
+            (Param::FilterEnv, 2.0),
+            (Param::KeyTrack, 1.0),
+            (Param::VelCutoff, 1.0),
+            (Param::LfoShape, 3.0),
+            (Param::LfoPitch, 1.0),
+            (Param::LfoCutoff, 1.0),
+            (Param::LfoAmp, 0.5),
+            (Param::LfoPw, 0.2),
+            (Param::DelayMix, 0.5),
+            (Param::ReverbMix, 0.5),
+        ] {
+            s.apply(&Command::Set { param, value }).unwrap();
         }
         let mut source = SliceSource::new(&script);
         for block in l.chunks_mut(256).zip(r.chunks_mut(256)) {
