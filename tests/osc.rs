@@ -288,3 +288,41 @@ fn a_flood_during_faults_loses_nothing_and_status_still_answers() {
     assert!(sent > 10_000, "only {sent} packets sent");
     play.quit_and_check();
 }
+
+#[test]
+fn a_patch_changes_while_playing_through_a_kill_in_its_crossfade_bit_exactly() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let play = Play::start("osc-patch", &["--faults", "--voices", "16", "--patch", "bass"]);
+    let s = |v: &str| OscType::String(v.into());
+    play.send(&msg("/note/on", vec![OscType::Int(1), OscType::Float(110.0), OscType::Float(0.6)]));
+    std::thread::sleep(Duration::from_millis(300));
+    // Fades of 0.4 s each way, so the kill lands inside the change.
+    let pad = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/patches/pad.toml");
+    play.send(&msg("/patch/load", vec![s(pad), OscType::Float(0.4)]));
+    play.send(&msg("/note/on", vec![OscType::Int(2), OscType::Float(220.0), OscType::Float(0.4)]));
+    std::thread::sleep(Duration::from_millis(200));
+    let before = play.status().unwrap();
+    Command::new("kill").args(["-9", &before[1].clone().int().unwrap().to_string()]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // A broken patch: an /error naming the line, and nothing changes.
+    let bad = play.dir.path("bad.toml");
+    std::fs::write(&bad, "wave = \"saw\"\ncutof = 900\n").unwrap();
+    play.send(&msg("/patch/load", vec![s(bad.to_str().unwrap())]));
+    let reply = play.reply().expect("no reply to a broken patch");
+    assert_eq!(reply.addr, "/error");
+    let text = format!("{:?}", reply.args);
+    assert!(text.contains("line 2: unknown parameter 'cutof' (did you mean cutoff?)"), "{text}");
+    play.send(&msg("/patch/preset", vec![s("lead")]));
+    play.send(&msg("/note/on", vec![OscType::Int(3), OscType::Float(440.0), OscType::Float(0.4)]));
+    std::thread::sleep(Duration::from_millis(400));
+    let status = play.status().unwrap();
+    assert!(status[3].clone().long().unwrap() >= 1, "the kill was a failover: {status:?}");
+    assert_eq!(underruns(&status), 0, "{}", play.log());
+    let (_, left, _, dir) = play.quit_and_check();
+    assert!(left.iter().any(|x| x.abs() > 0.05), "it should be audible");
+    // The journal holds the patches themselves, not the file's name.
+    let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
+    assert_eq!(journal.matches("/patch/begin").count(), 3, "bass, pad, lead:\n{journal}");
+    assert!(journal.contains("/set reverb_mix 0.35"), "{journal}");
+    assert!(!journal.contains("pad.toml") && !journal.contains("/patch/load"), "{journal}");
+}

@@ -45,6 +45,10 @@ pub struct PlayArgs {
     /// Voices, 1..=4096.
     #[arg(long, default_value_t = 64)]
     voices: u32,
+    /// The patch to start with: a patch file (docs/patches.md) or a
+    /// preset's name (bass, lead, organ, pad). Without it, the plain voice.
+    #[arg(long, value_name = "FILE|PRESET")]
+    patch: Option<String>,
     /// Frames per block (the workers' grid; the period of the null sink).
     #[arg(long, default_value_t = 256)]
     block: u32,
@@ -109,6 +113,7 @@ struct PlayConfig {
     duration: Option<Duration>,
     osc: String,
     allow: Allow,
+    patch: Vec<chronus::dsp::Event>,
 }
 
 impl PlayArgs {
@@ -141,6 +146,10 @@ impl PlayArgs {
         engine.validate().or_exit(USAGE, "bad settings")?;
         let demo_secs =
             super::synth::demo_score(&engine.dsp, &engine.setup())?.1 as f64 / f64::from(self.sample_rate);
+        let patch = match &self.patch {
+            Some(p) => super::synth::patch_events(&engine.dsp, &engine.setup(), p)?,
+            None => Vec::new(),
+        };
         let duration = match self.duration {
             Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
             Some(_) => return Err(Failure::new(USAGE, "--duration must be a positive number of seconds")),
@@ -208,6 +217,7 @@ impl PlayArgs {
             duration,
             osc: self.osc,
             allow,
+            patch,
         })
     }
 }
@@ -299,6 +309,10 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
             (engine, Some(Box::new(client) as Box<dyn std::any::Any>), name)
         }
     };
+    // The patch first, at frame 0 (or the first frame still to come).
+    if !cfg.patch.is_empty() {
+        engine.send_all(&cfg.patch, Some(0)).or_exit(OS_ERR, "cannot send the patch")?;
+    }
     let engine = Arc::new(engine);
     let server = OscServer::start(&cfg.osc, engine.clone(), cfg.allow)
         .or_exit(OS_ERR, format!("cannot listen for OSC on {}", cfg.osc))?;

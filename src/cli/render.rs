@@ -41,6 +41,10 @@ pub struct RenderArgs {
     /// Without it, the render is the run as it should have sounded.
     #[arg(long, requires = "journal")]
     as_played: bool,
+    /// The patch to play the score with, set at frame 0: a patch file
+    /// (docs/patches.md) or a preset's name. A journal carries its own.
+    #[arg(long, value_name = "FILE|PRESET", requires = "score")]
+    patch: Option<String>,
 }
 
 /// What to render, validated.
@@ -72,7 +76,12 @@ impl RenderArgs {
                 return Err(Failure::new(USAGE, "--block must be 1..=8192"));
             }
             let setup = Setup { sample_rate: self.sample_rate, block: self.block };
-            let events = parse_score(&read(path)?, &spec, &setup).or_exit(DATA_ERR, path.display())?;
+            let mut events = Vec::new();
+            if let Some(patch) = &self.patch {
+                let patch = super::synth::patch_events(&spec, &setup, patch)?;
+                events.extend(patch.into_iter().map(|event| TimedEvent { frame: 0, event }));
+            }
+            events.extend(parse_score(&read(path)?, &spec, &setup).or_exit(DATA_ERR, path.display())?);
             (spec, setup, events, Annotations::default())
         };
         let frames = match self.duration {

@@ -35,3 +35,16 @@ pub fn demo_score(spec: &DspSpec, setup: &Setup) -> Result<(Vec<TimedEvent>, u64
     let length = chronus::journal::default_length(&score, setup.sample_rate, 1.0);
     Ok((score, length))
 }
+
+/// The events that set the patch `arg` at once (before any note): a patch
+/// file, or the name of a preset (`bass`, `lead`, `organ`, `pad`) when no
+/// such file exists. Through the synth's own `/patch/load` and
+/// `/patch/preset`, as any sender would.
+pub fn patch_events(spec: &DspSpec, setup: &Setup, arg: &str) -> Result<Vec<chronus::dsp::Event>, Failure> {
+    let is_file = std::path::Path::new(arg).exists() || arg.contains('/') || arg.ends_with(".toml");
+    let address = if is_file { "/patch/load" } else { "/patch/preset" };
+    let mut events = Vec::new();
+    spec.parse(setup, address, &[chronus::dsp::Arg::Str(arg), chronus::dsp::Arg::Float(0.0)], &mut events)
+        .or_exit(DATA_ERR, format!("--patch {arg}"))?;
+    Ok(events)
+}

@@ -51,6 +51,14 @@ pub enum Command {
         /// Its new value, in the parameter's unit.
         value: f32,
     },
+    /// Starts a patch change (see [`crate::patch_change`]): the `Set`
+    /// commands that follow build the new patch from the defaults; the
+    /// voices fade out over `fade` seconds, the new patch replaces the old,
+    /// they fade back in.
+    PatchBegin {
+        /// Seconds of each fade, `[0, 1]` (0: at once).
+        fade: f32,
+    },
     /// Sets a parameter on one voice.
     VoiceSet {
         /// Voice id.

@@ -42,6 +42,9 @@ pub enum SynthError {
         /// What came.
         value: f32,
     },
+    /// A patch change's fade was NaN or infinite.
+    #[error("a patch change's fade must be a finite number of seconds, got {0}")]
+    BadFade(f32),
     /// The synth configuration is unusable.
     #[error("invalid synth configuration: {0}")]
     InvalidConfig(&'static str),

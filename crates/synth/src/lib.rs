@@ -30,6 +30,8 @@ pub mod master;
 pub mod midi;
 pub mod notes;
 mod param;
+pub mod patch;
+pub mod patch_change;
 pub mod rich;
 mod seam;
 pub mod sine;
@@ -47,7 +49,9 @@ pub use master::{BusState, MasterBus};
 pub use midi::MidiMap;
 pub use notes::{ANONYMOUS, NoteSlot, NoteTable};
 pub use param::{Param, VoiceParams};
-pub use seam::{NOTE_OFF, NOTE_OFF_ID, NOTE_ON, NOTE_ON_ID, NOTE_SET, PARAM_NAMES, SET, VOICE_SET};
+pub use seam::{
+    NOTE_OFF, NOTE_OFF_ID, NOTE_ON, NOTE_ON_ID, NOTE_SET, PARAM_NAMES, PATCH_BEGIN, SET, VOICE_SET,
+};
 pub use sine::SimpleSine;
 pub use snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION, SnapshotHeader, SynthSnapshot};
 pub use synth::{MAX_VOICES, SAMPLE_RATE_RANGE, Synth, SynthConfig, SynthStats};

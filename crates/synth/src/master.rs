@@ -81,6 +81,12 @@ impl BusState {
     }
 }
 
+/// The effects' settings when nothing set them, numbered as
+/// [`MasterBus::set`] numbers them.
+pub(crate) fn default_targets() -> [f32; 6] {
+    BusState::new().targets()
+}
+
 /// The master bus.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MasterBus {

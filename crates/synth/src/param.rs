@@ -328,6 +328,23 @@ impl VoiceParams {
         }
     }
 
+    /// The value of a voice parameter (`None` for a global one).
+    pub fn load(&self, param: Param) -> Option<f32> {
+        Some(match param {
+            Param::Freq => self.freq,
+            Param::Amp => self.amp,
+            Param::Cutoff => self.cutoff,
+            Param::Q => self.q,
+            Param::Attack => self.attack,
+            Param::Decay => self.decay,
+            Param::Sustain => self.sustain,
+            Param::Release => self.release,
+            Param::Pan => self.pan,
+            Param::Filter => self.filter as f32,
+            _ => return None,
+        })
+    }
+
     /// The envelope part.
     pub fn adsr(&self) -> AdsrParams {
         AdsrParams { attack: self.attack, decay: self.decay, sustain: self.sustain, release: self.release }

@@ -11,8 +11,14 @@
 //! | `/note/on`   | `i:id f:freq_hz f:amp`           | 4 |
 //! | `/note/off`  | `i:id`                           | 5 |
 //! | `/note/set`  | `i:id s:param f:value`           | 6 |
+//! | `/patch/begin` | `f:fade_s`                     | 7 |
+//!
+//! Expanded where commands enter (never events themselves):
+//! `/patch/load s:path [f:fade_s]` and `/patch/preset s:name [f:fade_s]`
+//! become `/patch/begin` and the `/set` commands of the patch
+//! ([`crate::patch`]).
 
-use chronus_dsp::{AddressSpec, ArgSpec, Block, Dsp, DspError, DspStats, Event, Piece, Setup};
+use chronus_dsp::{AddressSpec, Arg, ArgSpec, Block, Dsp, DspError, DspStats, Event, Piece, Setup};
 
 use crate::command::Command;
 use crate::param::Param;
@@ -32,6 +38,8 @@ pub const NOTE_ON_ID: u16 = 4;
 pub const NOTE_OFF_ID: u16 = 5;
 /// Event index of `/note/set`.
 pub const NOTE_SET: u16 = 6;
+/// Event index of `/patch/begin`.
+pub const PATCH_BEGIN: u16 = 7;
 
 /// Parameter names in id order (the `param` choice of `/set`).
 pub const PARAM_NAMES: [&str; 36] = [
@@ -103,6 +111,7 @@ impl Command {
             Command::NoteSet { id, param, value } => {
                 Event::new(NOTE_SET).with_int(id).with_choice(u32::from(param.id())).with_float(value)
             }
+            Command::PatchBegin { fade } => Event::new(PATCH_BEGIN).with_float(fade),
         }
     }
 
@@ -118,6 +127,7 @@ impl Command {
             (NOTE_ON_ID, 3) => Command::NoteOnId { id: e.int(0), freq: e.float(1), amp: e.float(2) },
             (NOTE_OFF_ID, 1) => Command::NoteOffId { id: e.int(0) },
             (NOTE_SET, 3) => Command::NoteSet { id: e.int(0), param: param(1)?, value: e.float(2) },
+            (PATCH_BEGIN, 1) => Command::PatchBegin { fade: e.float(0) },
             _ => return None,
         })
     }
@@ -169,12 +179,34 @@ impl Dsp for Synth {
             AddressSpec::new("/note/off", vec![id], "release note ID (-1: every engine-chosen note)"),
             AddressSpec::new("/note/set", vec![id, param, value], "set a parameter of note ID's voice")
                 .superseded_by_equal(&[0, 1]),
+            AddressSpec::new(
+                "/patch/begin",
+                vec![ArgSpec::float("fade_s", (0.0, crate::patch_change::MAX_FADE_SECONDS), "s")],
+                "start a new patch: the /set commands until the swap build it from the defaults; the voices \
+                 fade out over fade_s, the new patch replaces the old, they fade back in",
+            ),
         ]
+    }
+
+    fn expand(
+        _: &SynthConfig,
+        _: &Setup,
+        path: &str,
+        args: &[Arg<'_>],
+        out: &mut Vec<Event>,
+    ) -> Option<Result<(), String>> {
+        let source = match path {
+            "/patch/load" => crate::patch::Source::File,
+            "/patch/preset" => crate::patch::Source::Preset,
+            _ => return None,
+        };
+        Some(crate::patch::expand(source, args, out))
     }
 
     fn validate(_: &SynthConfig, setup: &Setup, event: &Event) -> Result<(), String> {
         match Command::from_event(event) {
             Some(Command::Set { param, value }) => param.sanitize(value, setup.sample_rate).map(|_| ()),
+            Some(Command::PatchBegin { fade }) => crate::synth::sanitize_fade(fade).map(|_| ()),
             Some(Command::VoiceSet { param, value, .. } | Command::NoteSet { param, value, .. }) => {
                 if param.is_voice_param() {
                     param.sanitize(value, setup.sample_rate).map(|_| ())

@@ -15,6 +15,7 @@ use crate::gain::GainRamp;
 use crate::master::BusState;
 use crate::notes::{NoteSlot, NoteTable};
 use crate::param::VoiceParams;
+use crate::patch_change::PatchChange;
 use crate::rich::{Patch, RichChunk};
 use crate::{Synth, SynthError};
 
@@ -22,7 +23,7 @@ use crate::{Synth, SynthError};
 pub const SNAPSHOT_MAGIC: u32 = u32::from_le_bytes(*b"CSNP");
 /// Layout version of [`SnapshotHeader`], [`VoiceChunk`], [`VoiceControl`]
 /// and [`NoteSlot`].
-pub const SNAPSHOT_VERSION: u32 = 4;
+pub const SNAPSHOT_VERSION: u32 = 5;
 
 /// Synth-wide part of a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
@@ -54,6 +55,8 @@ pub struct SnapshotHeader {
     pub patch: Patch,
     /// Padding (0).
     pub _pad: u32,
+    /// A patch change under way: the staged patch and the fade.
+    pub change: PatchChange,
 }
 
 /// An owned snapshot.
@@ -153,6 +156,7 @@ impl Synth {
             notes_clock: self.notes.clock,
             patch: self.patch,
             _pad: 0,
+            change: self.change,
         };
     }
 
@@ -182,6 +186,7 @@ impl Synth {
         self.bus.reverb.copy_from_slice(&snap.reverb);
         self.rich.copy_from_slice(&snap.rich);
         self.set_patch(header.patch);
+        self.change = header.change;
         self.frame = header.frame;
         self.master = header.master;
         self.defaults = header.defaults;
@@ -268,7 +273,10 @@ impl Synth {
         if !self.bus.valid(&snap.bus, &snap.delay, &snap.reverb) {
             return Err(bad("invalid master bus state"));
         }
-        if !h.patch.valid(self.sample_rate) || !snap.rich.iter().all(RichChunk::valid) {
+        if !h.patch.valid(self.sample_rate)
+            || !snap.rich.iter().all(RichChunk::valid)
+            || !h.change.valid(self.sample_rate)
+        {
             return Err(bad("invalid instrument patch or voice state"));
         }
         if h.magic != SNAPSHOT_MAGIC || h.version != SNAPSHOT_VERSION {

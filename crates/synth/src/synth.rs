@@ -5,6 +5,7 @@ use crate::command::{Command, CommandSource, SliceSource, TimedCommand};
 use crate::master::MasterBus;
 use crate::notes::{ANONYMOUS, NoteTable};
 use crate::param::{Param, VoiceParams};
+use crate::patch_change::{MAX_FADE_SECONDS, PATCH_VOICE_PARAMS, PatchChange};
 use crate::rich::{
     BIQUAD_ONLY, BOTH, CONTROL, ControlRates, LaneControl, Patch, RichChunk, SVF_LOWPASS, SVF_ONLY, run_rich,
 };
@@ -85,6 +86,8 @@ pub struct Synth {
     pub(crate) rich: Vec<RichChunk>,
     /// The instrument's settings.
     pub(crate) patch: Patch,
+    /// A patch change under way (or none).
+    pub(crate) change: PatchChange,
     rates: ControlRates,
     tables: std::sync::Arc<WaveTables>,
     /// Where a snapshot in bytes is checked before it replaces the state.
@@ -126,6 +129,7 @@ impl Synth {
             bus: MasterBus::new(sr),
             rich: vec![RichChunk::idle(); n_chunks],
             patch: Patch::default(),
+            change: PatchChange::idle(),
             rates: ControlRates::new(&Patch::default(), sr),
             tables: WaveTables::shared(),
             scratch: crate::snapshot::SynthSnapshot {
@@ -157,6 +161,7 @@ impl Synth {
         self.bus.reset();
         self.rich.fill(RichChunk::idle());
         self.patch = Patch::default();
+        self.change = PatchChange::idle();
         self.rates = ControlRates::new(&self.patch, self.sample_rate);
     }
 
@@ -294,6 +299,32 @@ impl Synth {
         self.mark(voice);
     }
 
+    /// The staged patch replaces the live one (at the bottom of a patch
+    /// change's fade): every setting it holds, on every voice.
+    fn swap_patch(&mut self) {
+        let c = self.change;
+        self.set_patch(c.patch);
+        for (k, &v) in c.bus.iter().enumerate() {
+            self.bus.set(k, v);
+        }
+        for p in PATCH_VOICE_PARAMS {
+            if let Some(v) = c.defaults.load(p) {
+                self.defaults.store(p, v);
+            }
+        }
+        for voice in 0..self.voices {
+            let mut lane = self.lane(voice);
+            for p in PATCH_VOICE_PARAMS {
+                if let Some(v) = c.defaults.load(p) {
+                    lane.set(p, v);
+                }
+            }
+            self.refresh(voice as usize);
+            self.mark(voice);
+        }
+        self.change.finish();
+    }
+
     /// Applies a command at the current frame. Non-finite values and unknown
     /// voices are refused (and counted); out-of-range values are clamped.
     ///
@@ -370,9 +401,16 @@ impl Synth {
                 self.set_voice(voice, param, value);
                 Ok(u32::from(clamped))
             }
+            Command::PatchBegin { fade } => {
+                let (fade, clamped) = sanitize_fade(fade)?;
+                self.change.begin(self.frame, crate::adsr::seconds_to_samples(fade, sr));
+                Ok(u32::from(clamped))
+            }
             Command::Set { param, value } => {
                 let (value, clamped) = param.sanitize(value, sr)?;
-                if param == Param::Master {
+                if self.change.is_staging() && self.change.stage(param, value) {
+                    // Part of the patch being built: it sounds from the swap.
+                } else if param == Param::Master {
                     self.master.ramp_to([value, value], self.ramp);
                 } else if let Some(k) = param.bus_index() {
                     self.bus.set(k, value);
@@ -401,7 +439,15 @@ impl Synth {
             if into_period == 0 {
                 self.flush_chunks();
             }
-            let len = (n - done).min(FLUSH_PERIOD - into_period);
+            let mut len = (n - done).min(FLUSH_PERIOD - into_period);
+            if self.change.is_staging() {
+                if self.frame >= self.change.swap_at {
+                    self.swap_patch();
+                } else {
+                    // Stop at the swap: it happens before that frame.
+                    len = len.min((self.change.swap_at - self.frame) as usize);
+                }
+            }
             self.render_sub(&mut left[done..done + len], &mut right[done..done + len]);
             self.frame += len as u64;
             done += len;
@@ -531,14 +577,20 @@ impl Synth {
             }
         }
         let master = &mut self.master;
+        let xfade = &mut self.change.xfade;
         for ((l, r), (al, ar)) in left.iter_mut().zip(right.iter_mut()).zip(acc_l.iter().zip(acc_r.iter())) {
-            let g = master.value[0];
+            // 1 × master, exactly, when no patch change is under way.
+            let g = master.value[0] * xfade.value[0];
             *l = g * sum_lanes(al);
             *r = g * sum_lanes(ar);
             if master.remaining > 0 {
                 master.value[0] += master.step[0];
                 master.value[1] = master.value[0];
                 master.consume(1);
+            }
+            if xfade.remaining > 0 {
+                xfade.value[0] += xfade.step[0];
+                xfade.consume(1);
             }
         }
         self.bus.process(left, right);
@@ -573,4 +625,13 @@ fn control_chunk(
 fn sum_lanes(a: &f32x8) -> f32 {
     let a = a.to_array();
     ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+}
+
+/// A patch change's fade, seconds: finite, clamped to `[0, MAX_FADE_SECONDS]`.
+pub(crate) fn sanitize_fade(fade: f32) -> Result<(f32, bool), SynthError> {
+    if !fade.is_finite() {
+        return Err(SynthError::BadFade(fade));
+    }
+    let f = fade.clamp(0.0, MAX_FADE_SECONDS);
+    Ok((f, f != fade))
 }

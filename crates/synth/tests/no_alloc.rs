@@ -62,6 +62,18 @@ fn rendering_and_applying_commands_never_allocate() {
             let _ = s.apply(&Command::NoteOn { voice: i as u32, freq: v, amp: 0.5 });
         }
         s.render(&mut l[..1_000], &mut r[..1_000]);
+        // A patch change: staged, faded out, swapped mid-render, faded in;
+        // then an instant one, and hostile fades.
+        s.apply(&Command::PatchBegin { fade: 0.005 }).unwrap();
+        s.apply(&Command::Set { param: Param::Wave, value: 3.0 }).unwrap();
+        s.apply(&Command::Set { param: Param::ReverbMix, value: 0.2 }).unwrap();
+        s.render(&mut l[..1_000], &mut r[..1_000]);
+        s.apply(&Command::PatchBegin { fade: 0.0 }).unwrap();
+        s.render(&mut l[..10], &mut r[..10]);
+        for v in hostile {
+            let _ = s.apply(&Command::PatchBegin { fade: v });
+        }
+        s.render(&mut l[..1_000], &mut r[..1_000]);
         s.snapshot_into(&mut storage).unwrap();
         s.restore(&storage).unwrap();
         s.render(&mut l[..1_000], &mut r[..1_000]);
