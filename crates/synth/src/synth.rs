@@ -547,15 +547,10 @@ impl Synth {
                 let (al, ar) = (&mut acc_l[off..off + seg], &mut acc_r[off..off + seg]);
                 let (chunk, rc) = (&mut self.chunks[c], &mut self.rich[c]);
                 let (p, t) = (&self.patch, &*self.tables);
-                match (rich, ramping, filters) {
-                    (false, true, _) => chunk.run::<true>(al, ar),
-                    (false, false, _) => chunk.run::<false>(al, ar),
-                    (true, true, BIQUAD_ONLY) => run_rich::<true, BIQUAD_ONLY>(chunk, rc, p, t, al, ar),
-                    (true, true, SVF_ONLY) => run_rich::<true, SVF_ONLY>(chunk, rc, p, t, al, ar),
-                    (true, true, _) => run_rich::<true, BOTH>(chunk, rc, p, t, al, ar),
-                    (true, false, BIQUAD_ONLY) => run_rich::<false, BIQUAD_ONLY>(chunk, rc, p, t, al, ar),
-                    (true, false, SVF_ONLY) => run_rich::<false, SVF_ONLY>(chunk, rc, p, t, al, ar),
-                    (true, false, _) => run_rich::<false, BOTH>(chunk, rc, p, t, al, ar),
+                match (rich, ramping) {
+                    (false, true) => chunk.run::<true>(al, ar),
+                    (false, false) => chunk.run::<false>(al, ar),
+                    (true, _) => run_rich_kernel(ramping, filters, chunk, rc, p, t, al, ar),
                 }
                 let mut mask = 0u8;
                 for l in 0..LANES {
@@ -594,6 +589,31 @@ impl Synth {
             }
         }
         self.bus.process(left, right);
+    }
+}
+
+/// The instrument kernel for a chunk's segment, monomorphised per ramping
+/// and filter mix. Kept out of line: inlined, its eight copies made the
+/// plain kernel's loop around them measurably slower.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn run_rich_kernel(
+    ramping: bool,
+    filters: u8,
+    chunk: &mut VoiceChunk,
+    rc: &mut RichChunk,
+    p: &Patch,
+    t: &WaveTables,
+    al: &mut [f32x8],
+    ar: &mut [f32x8],
+) {
+    match (ramping, filters) {
+        (true, BIQUAD_ONLY) => run_rich::<true, BIQUAD_ONLY>(chunk, rc, p, t, al, ar),
+        (true, SVF_ONLY) => run_rich::<true, SVF_ONLY>(chunk, rc, p, t, al, ar),
+        (true, _) => run_rich::<true, BOTH>(chunk, rc, p, t, al, ar),
+        (false, BIQUAD_ONLY) => run_rich::<false, BIQUAD_ONLY>(chunk, rc, p, t, al, ar),
+        (false, SVF_ONLY) => run_rich::<false, SVF_ONLY>(chunk, rc, p, t, al, ar),
+        (false, _) => run_rich::<false, BOTH>(chunk, rc, p, t, al, ar),
     }
 }
 
