@@ -17,7 +17,7 @@
 //!   state can become denormal.
 //! * **Snapshots.** [`Synth::snapshot_into`] and [`Synth::restore`] copy the
 //!   complete state as plain `#[repr(C)]` data.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod adsr;
@@ -34,6 +34,7 @@ pub mod patch;
 pub mod patch_change;
 pub mod rich;
 mod seam;
+pub mod simd;
 pub mod sine;
 mod snapshot;
 mod synth;

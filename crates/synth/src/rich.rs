@@ -445,7 +445,7 @@ pub(crate) fn control_step(
     }
 }
 
-type Table = [f32; crate::wavetable::TABLE_LEN + 1];
+pub(crate) type Table = [f32; crate::wavetable::TABLE_LEN + 1];
 
 /// 8 lanes' tables at their phases, interpolated: the look-ups per lane,
 /// the arithmetic on 8 lanes.
@@ -489,7 +489,7 @@ fn wave_x8(wave: u32, t: &[&Table; LANES], phase: u32x8, pw: u32x8, noise: &mut 
 }
 
 /// Each lane's table for `wave` at its increment.
-fn tables<'t>(t: &'t WaveTables, wave: u32, inc: &[u32; LANES]) -> [&'t Table; LANES] {
+pub(crate) fn tables<'t>(t: &'t WaveTables, wave: u32, inc: &[u32; LANES]) -> [&'t Table; LANES] {
     std::array::from_fn(|l| if wave == TRIANGLE { t.triangle_table(inc[l]) } else { t.saw_table(inc[l]) })
 }
 

@@ -7,8 +7,9 @@ use crate::notes::{ANONYMOUS, NoteTable};
 use crate::param::{Param, VoiceParams};
 use crate::patch_change::{MAX_FADE_SECONDS, PATCH_VOICE_PARAMS, PatchChange};
 use crate::rich::{
-    BIQUAD_ONLY, BOTH, CONTROL, ControlRates, LaneControl, Patch, RichChunk, SVF_LOWPASS, SVF_ONLY, run_rich,
+    BIQUAD_ONLY, BOTH, CONTROL, ControlRates, LaneControl, Patch, RichChunk, SVF_LOWPASS, SVF_ONLY,
 };
+use crate::simd::Simd;
 use crate::wavetable::WaveTables;
 use crate::{FLUSH_PERIOD, RAMP_SECONDS, SynthError};
 use wide::f32x8;
@@ -89,6 +90,8 @@ pub struct Synth {
     /// A patch change under way (or none).
     pub(crate) change: PatchChange,
     rates: ControlRates,
+    /// The instructions the plain voices render with.
+    simd: Simd,
     tables: std::sync::Arc<WaveTables>,
     /// Where a snapshot in bytes is checked before it replaces the state.
     pub(crate) scratch: crate::snapshot::SynthSnapshot,
@@ -131,6 +134,7 @@ impl Synth {
             patch: Patch::default(),
             change: PatchChange::idle(),
             rates: ControlRates::new(&Patch::default(), sr),
+            simd: Simd::detect(),
             tables: WaveTables::shared(),
             scratch: crate::snapshot::SynthSnapshot {
                 header: bytemuck::Zeroable::zeroed(),
@@ -496,8 +500,21 @@ impl Synth {
         }
     }
 
+    /// The instructions the plain voices render with ([`Simd::detect`]:
+    /// AVX2 where the CPU has it, unless `CHRONUS_SIMD=baseline`).
+    pub fn simd(&self) -> Simd {
+        self.simd
+    }
+
+    /// Renders the plain voices with `simd` from now on (the baseline if
+    /// this CPU cannot run it). The output is the same bits either way.
+    pub fn set_simd(&mut self, simd: Simd) {
+        self.simd = simd.or_baseline();
+    }
+
     /// Renders at most one flush period of frames.
     fn render_sub(&mut self, left: &mut [f32], right: &mut [f32]) {
+        let simd = self.simd;
         let n = left.len();
         let acc_l = &mut self.acc_l[..n];
         let acc_r = &mut self.acc_r[..n];
@@ -548,9 +565,9 @@ impl Synth {
                 let (chunk, rc) = (&mut self.chunks[c], &mut self.rich[c]);
                 let (p, t) = (&self.patch, &*self.tables);
                 match (rich, ramping) {
-                    (false, true) => chunk.run::<true>(al, ar),
-                    (false, false) => chunk.run::<false>(al, ar),
-                    (true, _) => run_rich_kernel(ramping, filters, chunk, rc, p, t, al, ar),
+                    (false, true) => crate::simd::run_plain::<true>(simd, chunk, al, ar),
+                    (false, false) => crate::simd::run_plain::<false>(simd, chunk, al, ar),
+                    (true, _) => run_rich_kernel(simd, ramping, filters, chunk, rc, p, t, al, ar),
                 }
                 let mut mask = 0u8;
                 for l in 0..LANES {
@@ -598,6 +615,7 @@ impl Synth {
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn run_rich_kernel(
+    simd: Simd,
     ramping: bool,
     filters: u8,
     chunk: &mut VoiceChunk,
@@ -607,13 +625,14 @@ fn run_rich_kernel(
     al: &mut [f32x8],
     ar: &mut [f32x8],
 ) {
+    use crate::simd::run_instrument as run;
     match (ramping, filters) {
-        (true, BIQUAD_ONLY) => run_rich::<true, BIQUAD_ONLY>(chunk, rc, p, t, al, ar),
-        (true, SVF_ONLY) => run_rich::<true, SVF_ONLY>(chunk, rc, p, t, al, ar),
-        (true, _) => run_rich::<true, BOTH>(chunk, rc, p, t, al, ar),
-        (false, BIQUAD_ONLY) => run_rich::<false, BIQUAD_ONLY>(chunk, rc, p, t, al, ar),
-        (false, SVF_ONLY) => run_rich::<false, SVF_ONLY>(chunk, rc, p, t, al, ar),
-        (false, _) => run_rich::<false, BOTH>(chunk, rc, p, t, al, ar),
+        (true, BIQUAD_ONLY) => run::<true, BIQUAD_ONLY>(simd, chunk, rc, p, t, al, ar),
+        (true, SVF_ONLY) => run::<true, SVF_ONLY>(simd, chunk, rc, p, t, al, ar),
+        (true, _) => run::<true, BOTH>(simd, chunk, rc, p, t, al, ar),
+        (false, BIQUAD_ONLY) => run::<false, BIQUAD_ONLY>(simd, chunk, rc, p, t, al, ar),
+        (false, SVF_ONLY) => run::<false, SVF_ONLY>(simd, chunk, rc, p, t, al, ar),
+        (false, _) => run::<false, BOTH>(simd, chunk, rc, p, t, al, ar),
     }
 }
 
