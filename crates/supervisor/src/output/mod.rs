@@ -403,6 +403,18 @@ impl OutputEngine {
             self.lead.max(self.period)
         };
         let next_limit = self.aligned(self.limit.max(self.frame + n as u64 + ahead));
+        if deadline.is_none() {
+            // Free-running: faster than real time, so it may outrun the
+            // collector that writes the journal; nothing is due, so wait
+            // (boundedly) for room rather than drop an entry.
+            let give_up = Instant::now() + FREE_RUN_PATIENCE;
+            while !self.sequencer.journal_has_room()
+                && Instant::now() < give_up
+                && !self.shared.stop.load(Relaxed)
+            {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
         self.sequencer.release(&self.shared, self.limit, next_limit);
         if self.fade.is_none() && self.shared.fade_requested.load(Relaxed) {
             let fade = FrameSpan { first: self.frame, frames: crate::engine::FADE_FRAMES };

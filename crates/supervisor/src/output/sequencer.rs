@@ -102,6 +102,12 @@ impl Sequencer {
         }
     }
 
+    /// Whether the journal's queue has room for the most one release
+    /// stamps.
+    pub fn journal_has_room(&self) -> bool {
+        self.journal.slots() >= BATCH_CAPACITY
+    }
+
     /// Schedules `event` at `frame` (at or after the next release's limit)
     /// from the output thread itself; false when the schedule is full.
     pub fn schedule(&mut self, event: Event, frame: u64, origin: u32) -> bool {
