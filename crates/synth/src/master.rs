@@ -301,10 +301,25 @@ impl MasterBus {
     /// Checks state read from a snapshot.
     pub(crate) fn valid(&self, s: &BusState, delay: &[f32], reverb: &[f32]) -> bool {
         let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
-        let in_range = |v: f32, hi: f32| (0.0..=hi).contains(&v);
-        finite(delay)
+        finite(delay) && finite(reverb) && self.valid_state(s)
+    }
+
+    /// Checks the lines' lengths and values as the bytes of a snapshot
+    /// hold them (little-endian f32, back to back).
+    pub(crate) fn valid_line_bytes(&self, delay: &[u8], reverb: &[u8]) -> bool {
+        let finite =
+            |b: &[u8]| b.chunks_exact(4).all(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]]).is_finite());
+        delay.len() == 4 * self.delay.len()
+            && reverb.len() == 4 * self.reverb.len()
+            && finite(delay)
             && finite(reverb)
-            && finite(&s.glide)
+    }
+
+    /// Checks the bus's settings and positions read from a snapshot.
+    pub(crate) fn valid_state(&self, s: &BusState) -> bool {
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        let in_range = |v: f32, hi: f32| (0.0..=hi).contains(&v);
+        finite(&s.glide)
             && finite(&s.comb_store)
             && s.limiter_env.is_finite()
             && in_range(s.delay_time, MAX_DELAY_SECONDS)

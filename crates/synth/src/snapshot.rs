@@ -59,6 +59,20 @@ pub struct SnapshotHeader {
     pub change: PatchChange,
 }
 
+/// Where a restore takes the master bus's lines from.
+#[derive(Clone, Copy)]
+enum Lines<'a> {
+    /// The snapshot's own vectors.
+    Owned,
+    /// A snapshot's bytes (little-endian f32).
+    Bytes {
+        /// The delay lines.
+        delay: &'a [u8],
+        /// The reverb's lines.
+        reverb: &'a [u8],
+    },
+}
+
 /// An owned snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SynthSnapshot {
@@ -112,11 +126,15 @@ impl Synth {
     }
 
     fn shape_matches(&self, snap: &SynthSnapshot) -> bool {
+        self.shape_matches_but_lines(snap)
+            && snap.delay.len() == self.bus.delay.len()
+            && snap.reverb.len() == self.bus.reverb.len()
+    }
+
+    fn shape_matches_but_lines(&self, snap: &SynthSnapshot) -> bool {
         snap.chunks.len() == self.chunks.len()
             && snap.controls.len() == self.ctls.len()
             && snap.notes.len() == self.notes.slots.len()
-            && snap.delay.len() == self.bus.delay.len()
-            && snap.reverb.len() == self.bus.reverb.len()
             && snap.rich.len() == self.rich.len()
     }
 
@@ -175,15 +193,30 @@ impl Synth {
     /// # Errors
     /// [`SynthError::BadSnapshot`] naming the first check that failed.
     pub fn restore(&mut self, snap: &SynthSnapshot) -> Result<(), SynthError> {
-        self.check_snapshot(snap)?;
+        self.restore_with_lines(snap, Lines::Owned)
+    }
+
+    /// [`Synth::restore`], the master bus's lines taken from `snap` or, to
+    /// spare a copy of them (the largest part of the state), straight from
+    /// a snapshot's bytes.
+    fn restore_with_lines(&mut self, snap: &SynthSnapshot, lines: Lines<'_>) -> Result<(), SynthError> {
+        self.check_snapshot(snap, lines)?;
         let header = &snap.header;
         self.chunks.copy_from_slice(&snap.chunks);
         self.ctls.copy_from_slice(&snap.controls);
         self.notes.slots.copy_from_slice(&snap.notes);
         self.notes.clock = header.notes_clock;
         self.bus.state = snap.bus;
-        self.bus.delay.copy_from_slice(&snap.delay);
-        self.bus.reverb.copy_from_slice(&snap.reverb);
+        match lines {
+            Lines::Owned => {
+                self.bus.delay.copy_from_slice(&snap.delay);
+                self.bus.reverb.copy_from_slice(&snap.reverb);
+            }
+            Lines::Bytes { delay, reverb } => {
+                bytemuck::cast_slice_mut::<f32, u8>(&mut self.bus.delay).copy_from_slice(delay);
+                bytemuck::cast_slice_mut::<f32, u8>(&mut self.bus.reverb).copy_from_slice(reverb);
+            }
+        }
         self.rich.copy_from_slice(&snap.rich);
         self.set_patch(header.patch);
         self.change = header.change;
@@ -257,20 +290,29 @@ impl Synth {
         bytemuck::cast_slice_mut::<VoiceControl, u8>(&mut scratch.controls).copy_from_slice(v);
         bytemuck::cast_slice_mut::<NoteSlot, u8>(&mut scratch.notes).copy_from_slice(n);
         scratch.bus = bytemuck::pod_read_unaligned(b);
-        bytemuck::cast_slice_mut::<f32, u8>(&mut scratch.delay).copy_from_slice(d);
-        bytemuck::cast_slice_mut::<f32, u8>(&mut scratch.reverb).copy_from_slice(r);
-        let result = self.restore(&scratch);
+        // The lines are checked and copied from the bytes: no scratch copy.
+        let result = self.restore_with_lines(&scratch, Lines::Bytes { delay: d, reverb: r });
         self.scratch = scratch;
         result
     }
 
-    fn check_snapshot(&self, snap: &SynthSnapshot) -> Result<(), SynthError> {
+    fn check_snapshot(&self, snap: &SynthSnapshot, lines: Lines<'_>) -> Result<(), SynthError> {
         let (h, chunks, controls) = (&snap.header, &snap.chunks[..], &snap.controls[..]);
         let bad = SynthError::BadSnapshot;
-        if !self.shape_matches(snap) || !NoteTable::valid(&snap.notes, h.notes_clock) {
+        let shape = match lines {
+            Lines::Owned => self.shape_matches(snap),
+            Lines::Bytes { .. } => self.shape_matches_but_lines(snap),
+        };
+        if !shape || !NoteTable::valid(&snap.notes, h.notes_clock) {
             return Err(bad("wrong shape, or an invalid note table"));
         }
-        if !self.bus.valid(&snap.bus, &snap.delay, &snap.reverb) {
+        let bus_ok = match lines {
+            Lines::Owned => self.bus.valid(&snap.bus, &snap.delay, &snap.reverb),
+            Lines::Bytes { delay, reverb } => {
+                self.bus.valid_line_bytes(delay, reverb) && self.bus.valid_state(&snap.bus)
+            }
+        };
+        if !bus_ok {
             return Err(bad("invalid master bus state"));
         }
         if !h.patch.valid(self.sample_rate)

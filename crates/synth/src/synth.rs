@@ -142,8 +142,9 @@ impl Synth {
                 controls: vec![VoiceControl::idle(&defaults, sr, ramp); n_chunks * LANES],
                 notes: NoteTable::new(config.voices).slots,
                 bus: MasterBus::new(sr).state,
-                delay: vec![0.0; MasterBus::new(sr).delay.len()],
-                reverb: vec![0.0; MasterBus::new(sr).reverb.len()],
+                // Restoring from bytes reads the lines from the bytes.
+                delay: Vec::new(),
+                reverb: Vec::new(),
                 rich: vec![RichChunk::idle(); n_chunks],
             },
         })
