@@ -77,16 +77,29 @@ impl Supervisor {
             *info = slots[i].region.snapshot_info().map(|s| (i, s));
         }
         let agree = match infos {
-            [Some((_, a)), Some((_, b))] => a.frame == b.frame && a.hash == b.hash,
+            [Some((_, a)), Some((_, b))] if a.frame != b.frame => {
+                // One replica had rendered past the asked frame when it saw
+                // the request (the supervisor was held off in between): not
+                // comparable, not a disagreement. The next one is asked for
+                // as usual.
+                tracing::debug!(
+                    "checkpoint at frame {}: the replicas answered at frames {} and {}; not kept",
+                    pending.frame,
+                    a.frame,
+                    b.frame
+                );
+                false
+            }
+            [Some((_, a)), Some((_, b))] if a.hash != b.hash => {
+                tracing::warn!(
+                    "checkpoint at frame {}: the replicas' snapshots differ at the same frame; not kept",
+                    a.frame
+                );
+                false
+            }
             _ => true,
         };
         let Some((from, _)) = infos[0].or(infos[1]).filter(|_| agree) else {
-            if !agree {
-                tracing::warn!(
-                    "checkpoint at frame {}: the replicas' snapshots differ; not kept",
-                    pending.frame
-                );
-            }
             self.checkpoints.failed();
             return;
         };
