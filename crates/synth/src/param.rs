@@ -359,19 +359,7 @@ impl VoiceParams {
     pub fn sanitized(&self, sample_rate: u32) -> Result<Self, SynthError> {
         let mut out = *self;
         for param in Param::ALL {
-            let raw = match param {
-                Param::Freq => self.freq,
-                Param::Amp => self.amp,
-                Param::Cutoff => self.cutoff,
-                Param::Q => self.q,
-                Param::Attack => self.attack,
-                Param::Decay => self.decay,
-                Param::Sustain => self.sustain,
-                Param::Release => self.release,
-                Param::Pan => self.pan,
-                Param::Filter => self.filter as f32,
-                _ => continue,
-            };
+            let Some(raw) = self.load(param) else { continue };
             out.store(param, param.sanitize(raw, sample_rate)?.0);
         }
         Ok(out)

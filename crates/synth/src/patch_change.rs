@@ -110,17 +110,11 @@ impl PatchChange {
         let x = &self.xfade;
         let finite = [x.value, x.step, x.target].iter().flatten().all(|v| v.is_finite());
         let longest = crate::adsr::seconds_to_samples(MAX_FADE_SECONDS, sample_rate);
-        let bus = [
-            Param::DelayTime,
-            Param::DelayFeedback,
-            Param::DelayMix,
-            Param::ReverbSize,
-            Param::ReverbDamping,
-            Param::ReverbMix,
-        ]
-        .iter()
-        .zip(self.bus)
-        .all(|(p, v)| p.sanitize(v, sample_rate) == Ok((v, false)));
+        // The six master-bus parameters, in `MasterBus::set`'s order.
+        let bus = Param::ALL[Param::DelayTime as usize..=Param::ReverbMix as usize]
+            .iter()
+            .zip(self.bus)
+            .all(|(p, v)| p.sanitize(v, sample_rate) == Ok((v, false)));
         finite
             && self.staging <= 1
             && self.fade_len <= longest
