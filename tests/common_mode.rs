@@ -131,17 +131,25 @@ fn a_double_kill_without_a_spare_keeps_the_state_and_journals_its_gap() {
     check_exact_and_state_kept(&report, &dir);
 }
 
-/// Plays a chord, sends `/test/poison KIND` (alone in its block), waits for
-/// the cut; returns the report, the status after and the time it took.
-fn run_poison(
-    dir: &TempDir,
-    kind: &str,
-    companions: usize,
-) -> (RunReport, Status, Vec<chronus::supervisor::Cut>) {
+/// What [`run_poison`] saw.
+struct PoisonRun {
+    report: RunReport,
+    /// The status at the end.
+    status: Status,
+    cuts: Vec<chronus::supervisor::Cut>,
+    /// Worker processes spawned from the poison until redundant again.
+    spawned: u64,
+}
+
+/// Plays a chord, sends `/test/poison KIND` in a block with `companions`
+/// innocent commands (the poison at index `at` among them), waits for the
+/// cut and for redundancy again.
+fn run_poison(dir: &TempDir, kind: &str, companions: usize, at: usize) -> PoisonRun {
     let engine = Engine::start(config(dir, 1), PacedSink::new(SR)).unwrap();
     hold_chord(&engine);
     wait_redundant(&engine, 1);
     std::thread::sleep(Duration::from_millis(150));
+    let spawned_before = engine.status().workers_spawned;
     // The poison, with innocent companions in the same block (a bundle).
     let spec = engine.dsp().clone();
     let setup = engine.config().setup();
@@ -153,10 +161,11 @@ fn run_poison(
     }
     let mut poison = Vec::new();
     spec.parse(&setup, "/test/poison", &[Arg::Str(kind)], &mut poison).unwrap();
-    events.insert(companions / 2, poison[0]);
+    events.insert(at, poison[0]);
     engine.send_all_from(&events, None, 7).unwrap();
     let status = wait(&engine, "the poison cut out", |s| s.excised_commands >= 1);
     wait_redundant(&engine, 1);
+    let spawned = engine.status().workers_spawned - spawned_before;
     // An identical command is refused from now on; others are not.
     let again = engine.send_all(&poison, None);
     assert!(again.is_err(), "the poison was accepted again");
@@ -166,14 +175,14 @@ fn run_poison(
     let after = engine.status();
     assert_eq!(after.poison_refusals, 1);
     assert_eq!(after.excised_commands, status.excised_commands, "a second cut");
-    (engine.stop().unwrap(), after, cuts)
+    PoisonRun { report: engine.stop().unwrap(), status: after, cuts, spawned }
 }
 
 #[test]
 fn a_crash_poison_is_cut_out_losing_nothing_and_keeping_the_state() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("poison-crash");
-    let (report, status, cuts) = run_poison(&dir, "crash", 0);
+    let PoisonRun { report, status, cuts, .. } = run_poison(&dir, "crash", 0, 0);
     assert_eq!(status.excised_commands, 1);
     assert_eq!(report.notes.excised.len(), 1, "the journal names the cut");
     assert_eq!(cuts.len(), 1);
@@ -186,7 +195,7 @@ fn a_crash_poison_is_cut_out_losing_nothing_and_keeping_the_state() {
 fn a_hang_poison_is_cut_out_losing_no_more_than_its_detection() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("poison-hang");
-    let (report, status, _) = run_poison(&dir, "hang", 0);
+    let PoisonRun { report, status, .. } = run_poison(&dir, "hang", 0, 0);
     assert_eq!(status.excised_commands, 1);
     // Found within two hang timeouts (spinning inside the same block), and
     // the spare covers the rest: at most 40 ms of audio lost.
@@ -199,9 +208,29 @@ fn a_hang_poison_is_cut_out_losing_no_more_than_its_detection() {
 fn a_poison_among_innocent_commands_of_its_block_is_singled_out_by_trials() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("poison-bisect");
-    let (report, status, cuts) = run_poison(&dir, "crash", 5);
-    assert_eq!(status.excised_commands, 1, "only the poison is cut, its 5 companions are applied");
-    assert_eq!(cuts.len(), 1);
-    assert_eq!(cuts[0].event.address, chronus::dsp::POISON);
-    check_exact_and_state_kept(&report, &dir);
+    // Third of six: the first trial (skipping three) passes the block, the
+    // second (skipping two) dies in it.
+    let run = run_poison(&dir, "crash", 5, 2);
+    assert_eq!(run.status.excised_commands, 1, "only the poison is cut, its 5 companions are applied");
+    assert_eq!(run.cuts.len(), 1);
+    assert_eq!(run.cuts[0].event.address, chronus::dsp::POISON);
+    assert_eq!(run.spawned, 2, "spawns from the poison until redundant again");
+    assert_eq!(run.report.lost_frames(), 0, "{:#?}", run.report.failovers);
+    check_exact_and_state_kept(&run.report, &dir);
+}
+
+#[test]
+fn trials_run_in_forks_of_a_spare_so_dying_in_them_costs_no_spawn_and_no_audio() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("poison-forks");
+    // Last of five: both trials apply it and die. Each ran in a fork of the
+    // one spare, which runs the next at once and then starts as a replica:
+    // the only spawns are the refills of the two replicas that crashed,
+    // and all is over before the output has played the lead it held.
+    let run = run_poison(&dir, "crash", 4, 4);
+    assert_eq!(run.status.excised_commands, 1);
+    assert_eq!(run.cuts[0].event.address, chronus::dsp::POISON);
+    assert_eq!(run.spawned, 2, "spawns from the poison until redundant again");
+    assert_eq!(run.report.lost_frames(), 0, "{:#?}", run.report.failovers);
+    check_exact_and_state_kept(&run.report, &dir);
 }

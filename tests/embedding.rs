@@ -3,7 +3,9 @@
 //! worker (`worker_test_entry!`). A good DSP survives kills bit-exactly; a
 //! nondeterministic one is reported, not respawned forever; the
 //! pre-shipping check tells a good DSP from a nondeterministic one and from
-//! one whose snapshot misses state.
+//! one whose snapshot misses state. Its DSP refuses to prepare under a
+//! real-time policy: every worker, replacements and spares included, must
+//! start as an ordinary process.
 //!
 //! These tests play in real time, so they run one at a time (`RT_LOCK`).
 
@@ -55,6 +57,12 @@ impl Dsp for Ring {
     }
 
     fn prepare(setup: &Setup, cfg: &RingConfig) -> Result<Self, DspError> {
+        // The contract: a DSP prepares as an ordinary process, whoever
+        // spawned its worker (replacements and spares come from the
+        // supervisor's real-time thread). This one holds Chronus to it.
+        if chronus::ipc::thread_policy() != libc::SCHED_OTHER {
+            return Err(DspError::InvalidSetup("prepared under a real-time scheduling policy".into()));
+        }
         Ok(Self {
             cfg: *cfg,
             sample_rate: setup.sample_rate as f32,

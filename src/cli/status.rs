@@ -22,7 +22,7 @@ pub struct StatusArgs {
 }
 
 /// The fields of `/status.reply`, in order.
-const FIELDS: [&str; 22] = [
+const FIELDS: [&str; 23] = [
     "health",
     "active_pid",
     "standby_pid",
@@ -45,6 +45,7 @@ const FIELDS: [&str; 22] = [
     "osc_errors_unsent",
     "spares_ready",
     "poison_refusals",
+    "workers_spawned",
 ];
 
 fn value(a: &OscType) -> serde_json::Value {

@@ -195,6 +195,10 @@ pub trait Dsp: Send + 'static {
     }
 
     /// Builds the DSP; everything it will ever need is allocated here.
+    /// In a worker it runs as an ordinary process (SCHED_OTHER, memory not
+    /// yet locked), however the engine runs: allocating, reading files and
+    /// building tables here hold nothing real-time off. Only the render
+    /// loop, after it, runs real-time.
     ///
     /// # Errors
     /// [`DspError::InvalidSetup`] or [`DspError::InvalidConfig`].

@@ -37,6 +37,15 @@ impl<'r> AudioWriter<'r> {
         Self { region, write_frame, mask: u64::from(region.geometry().audio_frames) - 1 }
     }
 
+    /// The writer of a worker told to start at `frame`: the ring starts
+    /// there, even behind where it was (a trial run told to start again
+    /// from a checkpoint). The one exception to positions only growing: the
+    /// output reads no ring of a worker being started.
+    pub fn starting_at(region: &'r WorkerRegion, frame: u64) -> Self {
+        region.audio_header().write_frame.store(frame, SeqCst);
+        Self { region, write_frame: frame, mask: u64::from(region.geometry().audio_frames) - 1 }
+    }
+
     /// The next frame to write.
     pub fn write_frame(&self) -> u64 {
         self.write_frame

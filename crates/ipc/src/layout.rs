@@ -35,7 +35,7 @@ use crate::IpcError;
 /// "CHRONUS\x02" in little-endian.
 pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\x02");
 /// Version of these layouts; bump on any change.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// Section alignment.
 pub const ALIGN: usize = 64;
 /// Longest DSP name a region carries.
@@ -237,6 +237,16 @@ pub struct ControlBlock {
     pub snapshot_req: AtomicU32,
     /// Set by the worker to `snapshot_req` once the snapshot area holds it.
     pub snapshot_done: AtomicU32,
+    /// The pid of the process running a poison trial for this worker (a
+    /// fork of it; 0: none), written by the worker.
+    pub trial_pid: AtomicU32,
+    /// Incremented by the supervisor to end the running trial.
+    pub trial_end_req: AtomicU32,
+    /// The start request id of the last trial whose process is gone (0:
+    /// none yet), written by the worker after `trial_exit`.
+    pub trial_ended: AtomicU32,
+    /// How that process ended (see `WorkerRegion::trial_end`).
+    pub trial_exit: AtomicU32,
     /// Padding.
     pub _pad0: AtomicU32,
     /// First frame for [`StartKind::Fresh`].

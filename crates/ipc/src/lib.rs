@@ -35,8 +35,11 @@ pub use event_log::{Full, LogEntry, LogReader, LogWriter};
 pub use fault::FaultKind;
 pub use layout::{Geometry, StartError, StartKind, WorkerState};
 pub use snapshot::{HASH_SEED, SnapshotInfo, checksum_samples, hash_words};
-pub use sys::{adopt_fd, futex_wait, futex_wake, inherit_fds, monotonic_ns, set_thread_fifo};
-pub use worker_region::{StartRequest, WorkerRegion, stop_token};
+pub use sys::{
+    adopt_fd, fork_single_threaded, futex_wait, futex_wake, inherit_fds, monotonic_ns, set_thread_fifo,
+    thread_policy,
+};
+pub use worker_region::{StartRequest, TrialExit, WorkerRegion, stop_token};
 
 #[cfg(test)]
 mod tests;

@@ -150,13 +150,52 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
-/// Puts the calling thread under SCHED_FIFO at `priority` (1–99).
+/// Puts the calling thread under SCHED_FIFO at `priority` (1–99), with
+/// `SCHED_RESET_ON_FORK`: processes and threads it creates start under
+/// SCHED_OTHER. Without that flag a worker spawned by the supervisor thread
+/// (priority 80) ran its start-up — exec, loading, the DSP's preparation —
+/// above the output thread (70), and two spawned at once held both cores
+/// off the output for 10–20 ms: stalls that looked like the machine's.
 ///
 /// # Errors
 /// The OS error, typically `EPERM` without privilege or RLIMIT_RTPRIO.
 pub fn set_thread_fifo(priority: i32) -> io::Result<()> {
     let param = libc::sched_param { sched_priority: priority };
-    // SAFETY: pthread_self() is the calling thread; `param` outlives the call.
-    let ret = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
-    if ret != 0 { Err(io::Error::from_raw_os_error(ret)) } else { Ok(()) }
+    // SAFETY: pid 0 is the calling thread (Linux schedules threads, not
+    // processes); `param` outlives the call.
+    let ret = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param) };
+    if ret != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The calling thread's scheduling policy (`SCHED_OTHER`, `SCHED_FIFO`, …,
+/// without the `SCHED_RESET_ON_FORK` flag).
+pub fn thread_policy() -> i32 {
+    // SAFETY: pid 0 is the calling thread; no pointers.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    policy & !libc::SCHED_RESET_ON_FORK
+}
+
+/// Forks the calling process, if it has a single thread (checked; the
+/// error is `WouldBlock` otherwise): `Some(child pid)` in the parent, `None`
+/// in the child, a copy of the process whose memory is shared copy-on-write
+/// until written. What a worker uses to run a poison trial without risking
+/// itself.
+///
+/// # Errors
+/// `WouldBlock` with more than one thread; the OS error of `fork`.
+pub fn fork_single_threaded() -> io::Result<Option<u32>> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name, in parentheses, may hold spaces: count after it.
+    let threads = stat.rfind(')').and_then(|at| stat[at + 2..].split(' ').nth(17)).map(str::parse::<u32>);
+    if !matches!(threads, Some(Ok(1))) {
+        return Err(io::Error::new(io::ErrorKind::WouldBlock, "more than one thread: no fork"));
+    }
+    // SAFETY: the process has a single thread (checked just above, and a
+    // single-threaded process creates none in between), so the child
+    // inherits no lock another thread held: it may allocate and call
+    // anything, as its parent could.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Some(child.as_raw() as u32)),
+        nix::unistd::ForkResult::Child => Ok(None),
+    }
 }

@@ -215,3 +215,26 @@ fn attach_checks_the_header_and_the_bus_is_read_only_for_workers() {
     assert!(WorkerRegion::attach(rfd(), 7, 5).is_ok());
     assert!(WorkerRegion::attach(dup(&fd), 7, 0).is_err(), "a bus is not a worker region");
 }
+
+/// The policy field (the 41st) of a process's /proc/<pid>/stat.
+fn policy_in_stat(stat: &str) -> i32 {
+    // The command name, in parentheses, may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(38).unwrap().parse().unwrap()
+}
+
+#[test]
+fn what_a_real_time_thread_starts_runs_as_an_ordinary_process() {
+    // A thread that takes SCHED_FIFO (as root, which the tests run as),
+    // then starts a process and a thread: neither inherits it.
+    let seen = std::thread::spawn(|| {
+        set_thread_fifo(10).expect("SCHED_FIFO (the tests run as root)");
+        assert_eq!(thread_policy(), libc::SCHED_FIFO);
+        let child = std::process::Command::new("cat").arg("/proc/self/stat").output().unwrap();
+        let thread = std::thread::spawn(thread_policy).join().unwrap();
+        (policy_in_stat(&String::from_utf8(child.stdout).unwrap()), thread)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(seen, (libc::SCHED_OTHER, libc::SCHED_OTHER), "(process, thread) policies");
+}

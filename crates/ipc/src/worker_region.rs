@@ -41,6 +41,27 @@ pub struct StartRequest {
     pub skip_to: u64,
 }
 
+impl StartRequest {
+    /// Whether it starts a poison trial (some events are skipped).
+    pub fn is_trial(&self) -> bool {
+        self.skip_from < self.skip_to
+    }
+}
+
+/// How a poison trial's process ended (see [`WorkerRegion::trial_end`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrialExit {
+    /// The start request it ran.
+    pub start_id: u32,
+    /// Its exit code, if it exited.
+    pub code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+}
+
+const EXITED: u32 = 1 << 16;
+const SIGNALED: u32 = 1 << 17;
+
 /// One mapped worker region.
 #[derive(Debug)]
 pub struct WorkerRegion {
@@ -345,6 +366,58 @@ impl WorkerRegion {
         let i = (block % CHECKSUMS as u64) as usize;
         hb.checksum_hash[i].store(hash, Relaxed);
         hb.checksum_block[i].store(block, Release);
+    }
+
+    /// Worker: the process running its poison trial is `pid` (0: none).
+    pub fn set_trial_pid(&self, pid: u32) {
+        self.control().trial_pid.store(pid, Release);
+    }
+
+    /// Worker: how many times the supervisor asked to end a trial (compare
+    /// with the count when the trial began).
+    pub fn trial_end_requests(&self) -> u32 {
+        self.control().trial_end_req.load(Acquire)
+    }
+
+    /// Worker: the trial process of start request `start_id` is gone (and
+    /// reaped): it exited with `code`, or `signal` ended it.
+    pub fn trial_ended(&self, start_id: u32, code: Option<i32>, signal: Option<i32>) {
+        let c = self.control();
+        let exit = match (code, signal) {
+            (_, Some(s)) => SIGNALED | (s as u32 & 0xff) << 8,
+            (Some(code), None) => EXITED | (code as u32 & 0xff),
+            (None, None) => 0,
+        };
+        c.trial_exit.store(exit, Relaxed);
+        c.trial_pid.store(0, Relaxed);
+        c.trial_ended.store(start_id, Release);
+    }
+
+    /// Supervisor: asks the worker to end its running poison trial.
+    pub fn request_trial_end(&self) {
+        self.control().trial_end_req.fetch_add(1, SeqCst);
+        self.wake_worker();
+    }
+
+    /// Supervisor: the last poison trial whose process is gone, if any.
+    pub fn trial_end(&self) -> Option<TrialExit> {
+        let c = self.control();
+        let start_id = c.trial_ended.load(Acquire);
+        let exit = c.trial_exit.load(Relaxed);
+        (start_id != 0).then(|| TrialExit {
+            start_id,
+            code: (exit & EXITED != 0).then_some((exit & 0xff) as i32),
+            signal: (exit & SIGNALED != 0).then_some(((exit >> 8) & 0xff) as i32),
+        })
+    }
+
+    /// Worker: forgets every checksum published (a worker told to start
+    /// again renders the same blocks anew). Call before the start is
+    /// reported done ([`WorkerRegion::start_finished`]).
+    pub fn clear_checksums(&self) {
+        for block in &self.heartbeat().checksum_block {
+            block.store(u64::MAX, Relaxed);
+        }
     }
 
     /// Supervisor: the checksum of grid block `block`, if still held.

@@ -279,6 +279,7 @@ impl Handler {
                 OscType::Long(self.stats.errors_unsent.load(Relaxed) as i64),
                 OscType::Int(s.spares_ready as i32),
                 OscType::Long(s.poison_refusals as i64),
+                OscType::Long(s.workers_spawned as i64),
             ],
         );
     }

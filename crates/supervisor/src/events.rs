@@ -17,8 +17,6 @@ pub enum DetectedBy {
     Divergence,
     /// Its join failed (it did not become ready, start or catch up in time).
     JoinFailed,
-    /// A poison trial that told what it had to (see `policy::common_mode`).
-    PoisonTrial,
 }
 
 /// How a worker process ended.

@@ -89,6 +89,10 @@ pub struct Status {
     pub excised_commands: u64,
     /// Commands refused because they equal one cut out.
     pub poison_refusals: u64,
+    /// Worker processes spawned since the start, the first ones included
+    /// (a replacement or spare each; a poison trial that passed is reused,
+    /// not respawned).
+    pub workers_spawned: u64,
 }
 
 impl Status {
@@ -118,6 +122,7 @@ impl Status {
             overloads: 0,
             excised_commands: 0,
             poison_refusals: 0,
+            workers_spawned: 0,
         }
     }
 }

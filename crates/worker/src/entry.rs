@@ -169,6 +169,7 @@ fn run_inner<D: Dsp>(env: WorkerEnv) -> Result<(), WorkerError> {
     let mut worker = Worker::new(&region, &bus, dsp)?;
     // Prepared at normal priority: only the render loop runs real-time.
     enter_realtime(env.rt_priority);
+    worker.fork_trials(env.rt_priority);
     worker.run()
 }
 

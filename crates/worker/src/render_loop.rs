@@ -63,6 +63,11 @@ pub struct Worker<'r> {
     slow: bool,
     /// An injected `diverge` fault was done.
     diverged: bool,
+    /// Poison trials run in a fork of this process ([`Worker::fork_trials`]),
+    /// which then takes SCHED_FIFO at this priority, if any.
+    fork_trials: Option<Option<i32>>,
+    /// In such a fork: the start request it runs (and no other).
+    trial_of: Option<u32>,
 }
 
 impl std::fmt::Debug for Worker<'_> {
@@ -122,10 +127,22 @@ impl<'r> Worker<'r> {
             late: 0,
             slow: false,
             diverged: false,
+            fork_trials: None,
+            trial_of: None,
         };
         region.control().pid.store(std::process::id(), Release);
         region.set_worker_state(WorkerState::Ready);
         Ok(worker)
+    }
+
+    /// Runs each poison trial it is told to start in a fork of this process
+    /// (which takes SCHED_FIFO at `rt_priority`, if given) instead of in
+    /// itself: a trial that dies (it applied the poison) takes only the
+    /// fork with it, and this worker stays a ready spare, for the next
+    /// trial or to start as a replica. For [`Worker::run`] in a worker
+    /// process of its own (one thread); without it trials run in-process.
+    pub fn fork_trials(&mut self, rt_priority: Option<i32>) {
+        self.fork_trials = Some(rt_priority);
     }
 
     /// Whether it renders (it was told where to start).
@@ -165,7 +182,11 @@ impl<'r> Worker<'r> {
         };
         self.frame = frame;
         self.trial_skip = req.skip_from..req.skip_to;
-        self.writer = AudioWriter::new(self.region);
+        // A worker may be told to start again while running (a poison
+        // trial that passed, reused): its ring and checksums start over.
+        self.writer = AudioWriter::starting_at(self.region, frame);
+        self.region.clear_checksums();
+        self.region.heartbeat().rendering.store(0, Release);
         self.region.set_log_read_seq(self.log.seq());
         self.running = true;
         self.region.set_worker_state(WorkerState::Running);
@@ -252,7 +273,7 @@ impl<'r> Worker<'r> {
             self.diverged |= kind == FaultKind::Diverge;
             self.slow = kind == FaultKind::Slow || inflict(kind);
         }
-        if let Some(req) = self.region.pending_start() {
+        if let Some(req) = self.region.pending_start().filter(|r| self.trial_of.is_none_or(|id| id == r.id)) {
             let result = self.start(req);
             self.region.start_finished(req.id, result.err());
             if result.is_ok() {
@@ -316,6 +337,19 @@ impl<'r> Worker<'r> {
     /// [`WorkerError::Lapped`] if the log went a lap past this worker.
     pub fn run(&mut self) -> Result<(), WorkerError> {
         loop {
+            if let Some(req) = self.trial_to_fork() {
+                match chronus_ipc::fork_single_threaded() {
+                    Ok(Some(child)) => {
+                        if self.oversee_trial(child, req.id) == Step::Stop {
+                            break;
+                        }
+                        continue;
+                    }
+                    Ok(None) => self.become_trial(req.id),
+                    // Run it here, then (it may die in it, as before).
+                    Err(_) => self.fork_trials = None,
+                }
+            }
             match self.step() {
                 Step::Rendered(_) | Step::Started => {}
                 Step::Stop => break,
@@ -339,4 +373,73 @@ impl<'r> Worker<'r> {
         self.region.set_worker_state(WorkerState::Stopped);
         Ok(())
     }
+
+    /// A trial start to run in a fork: only a spare (not rendering) that
+    /// forks trials and is not itself a trial.
+    fn trial_to_fork(&self) -> Option<StartRequest> {
+        if self.fork_trials.is_none() || self.running || self.trial_of.is_some() {
+            return None;
+        }
+        self.region.pending_start().filter(StartRequest::is_trial)
+    }
+
+    /// In the fork: dies with this worker, renders at its priority, and
+    /// starts the trial (in [`Worker::step`]) and nothing else.
+    fn become_trial(&mut self, start_id: u32) {
+        let parent = nix::unistd::getppid().as_raw() as u32;
+        // Without it the trial could outlive this worker, and it would
+        // never be reaped: dying with it is the one acceptable failure.
+        if crate::die_with_parent(Some(parent)).is_err() {
+            std::process::exit(i32::from(crate::EXIT_ORPHANED));
+        }
+        if let Some(Some(priority)) = self.fork_trials {
+            let _ = chronus_ipc::set_thread_fifo(priority);
+        }
+        self.trial_of = Some(start_id);
+        self.region.set_trial_pid(std::process::id());
+    }
+
+    /// In this worker, while its fork `child` runs the trial of start
+    /// request `start_id`: ends it when told to (a stop, another start, an
+    /// end of the trial), else waits for it to end by itself (it passed
+    /// and was told to end, or died: a poison). Reports how it ended,
+    /// and is a ready spare again.
+    fn oversee_trial(&mut self, child: u32, start_id: u32) -> Step {
+        use nix::sys::signal::{Signal, kill};
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let pid = nix::unistd::Pid::from_raw(child as i32);
+        let ends = self.region.trial_end_requests();
+        let mut stop = false;
+        let status = loop {
+            let told = self.region.stop_requested()
+                || self.region.trial_end_requests() != ends
+                || self.region.pending_start().is_some_and(|r| r.id != start_id);
+            if told {
+                stop |= self.region.stop_requested();
+                let _ = kill(pid, Signal::SIGKILL);
+                break waitpid(pid, None);
+            }
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => std::thread::sleep(TRIAL_POLL),
+                other => break other,
+            }
+        };
+        let (code, signal) = match status {
+            Ok(WaitStatus::Exited(_, code)) => (Some(code), None),
+            Ok(WaitStatus::Signaled(_, signal, _)) => (None, Some(signal as i32)),
+            _ => (None, None),
+        };
+        // A fork that died before it started (its restore crashed) leaves
+        // the request unanswered: refused, so it is not forked again.
+        if self.region.pending_start().is_some_and(|r| r.id == start_id) {
+            self.region.start_finished(start_id, Some(StartError::Refused));
+        }
+        self.region.trial_ended(start_id, code, signal);
+        self.region.set_worker_state(WorkerState::Ready);
+        if stop { Step::Stop } else { Step::Idle }
+    }
 }
+
+/// How often a worker looks at its trial's fork and at the supervisor's
+/// requests while the fork runs.
+const TRIAL_POLL: Duration = Duration::from_micros(100);

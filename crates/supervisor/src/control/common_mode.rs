@@ -12,7 +12,8 @@ use crate::engine::Cut;
 use crate::events::{DetectedBy, ExitStatus};
 use crate::policy::Nanos;
 use crate::policy::common_mode::{Cause, Decision, Loss, Sight};
-use crate::shared::{JOINING, LIVE};
+use crate::policy::join::Phase;
+use crate::shared::{EMPTY, JOINING, LIVE};
 
 impl Supervisor {
     /// What slot `i`'s worker, just lost, tells about its input. Called
@@ -44,7 +45,7 @@ impl Supervisor {
         if loss.trial {
             self.trial = None;
         }
-        if let (Cause::Crash | Cause::Hang, Some(block)) = (loss.cause, loss.block) {
+        if let (Cause::Crash | Cause::Hang, Some(block), false) = (loss.cause, loss.block, loss.trial) {
             tracing::warn!(
                 "slot {i}: lost inside the block at frame {block} (events {}..{}): watching that block",
                 loss.events.0,
@@ -71,6 +72,11 @@ impl Supervisor {
                 // shared hang, one exit at a time): its exit will tell.
                 sight.pending |= state == LIVE && !past;
             } else if self.trial == Some(i) {
+                if !matches!(self.joins[i].phase(), Phase::Verify { .. }) {
+                    // Not started yet: what its ring shows may be a
+                    // previous trial's (a reused worker).
+                    continue;
+                }
                 sight.trial_passed = past;
                 sight.trial_inside = slot.region.heartbeat().rendering.load(Acquire) == block + 1;
             } else if past {
@@ -98,7 +104,13 @@ impl Supervisor {
             Decision::EndTrial => self.end_trial(),
             Decision::TrialHung => {
                 if let Some(t) = self.trial {
-                    self.kill(t, DetectedBy::Watchdog);
+                    if self.shared.slots[t].region.control().trial_pid.load(Acquire) != 0 {
+                        // A fork runs it: its worker ends it, and lives on.
+                        self.join_io[t].trial_hung = true;
+                        self.shared.slots[t].region.request_trial_end();
+                    } else {
+                        self.kill(t, DetectedBy::Watchdog);
+                    }
                 }
             }
             Decision::Reset { block } => {
@@ -108,24 +120,60 @@ impl Supervisor {
                 );
                 self.reset_next = true;
             }
-            Decision::Cut { block, from, to, trials, keep_trial } => {
+            Decision::Cut { block, from, to, trials } => {
                 self.cut(block, from, to, trials);
-                match self.trial {
-                    Some(t) if keep_trial => {
-                        self.joins[t].keep_trial();
-                        self.trial = None;
-                    }
-                    Some(_) => self.end_trial(),
-                    None => {}
-                }
+                self.end_trial();
             }
         }
     }
 
+    /// The running trial passed the suspect block: it is ended (its fork
+    /// killed by its worker), and its worker is a spare again. A worker
+    /// that ran it in itself (it could not fork) is one too: its next start
+    /// restores a checkpoint over whatever it rendered.
     fn end_trial(&mut self) {
-        if let Some(t) = self.trial {
-            self.kill(t, DetectedBy::PoisonTrial);
+        let Some(t) = self.trial.take() else { return };
+        self.shared.slots[t].region.request_trial_end();
+        self.trial_to_spare(t);
+        tracing::info!("slot {t}: the poison trial passed the block; its worker is a spare again");
+    }
+
+    fn trial_to_spare(&mut self, t: usize) {
+        if let Some(k) = self.join_io[t].reading.take() {
+            self.checkpoints.done_reading(k);
         }
+        self.join_io[t] = super::JoinIo::default();
+        self.watchdog.unwatch(t);
+        self.joins[t].trial_ended();
+        self.shared.slots[t].set_state(EMPTY);
+    }
+
+    /// The fork running the trial is gone by itself (it applied the
+    /// poison), or ended as hung: a loss inside the suspect block, evidence
+    /// like a worker's death; its worker is a spare again at once.
+    pub(crate) fn collect_trial_end(&mut self, now: Nanos) {
+        let Some(t) = self.trial else { return };
+        let region = &self.shared.slots[t].region;
+        let Some(end) = region.trial_end().filter(|e| Some(e.start_id) == self.join_io[t].start_req) else {
+            return;
+        };
+        let hb = region.heartbeat();
+        let exit = ExitStatus { code: end.code, signal: end.signal };
+        let cause = match exit {
+            _ if self.join_io[t].trial_hung => Cause::Hang,
+            ExitStatus { signal: Some(libc::SIGKILL), .. } | ExitStatus { code: Some(0), .. } => Cause::Other,
+            _ => Cause::Crash,
+        };
+        let loss = Loss {
+            worker: self.procs[t].as_ref().map_or(0, |p| p.generation),
+            cause,
+            block: hb.rendering.load(Acquire).checked_sub(1),
+            events: (hb.block_events_from.load(Relaxed), hb.block_events_to.load(Relaxed)),
+            trial: true,
+        };
+        tracing::info!("slot {t}: the poison trial {exit} ({cause:?}); its worker is a spare again");
+        self.trial_to_spare(t);
+        self.on_loss(t, &loss, now);
     }
 
     /// Cuts event numbers `from..to` out of every replica and replacement

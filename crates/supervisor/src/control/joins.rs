@@ -22,6 +22,8 @@ pub(crate) struct JoinIo {
     pub start_req: Option<u32>,
     /// The checkpoint slot it is starting from (reserved until it started).
     pub reading: Option<usize>,
+    /// Its poison trial was ended as hung (its worker was told to).
+    pub trial_hung: bool,
 }
 
 impl Supervisor {

@@ -282,6 +282,7 @@ impl Supervisor {
             }
             let now = monotonic_ns();
             self.watch(now);
+            self.collect_trial_end(now);
             self.step_common_mode(now);
             self.step_joins(now);
             self.compare_replicas(now);
@@ -393,6 +394,7 @@ impl Supervisor {
             overloads: s.overloads.load(Relaxed),
             excised_commands: s.excised_commands.load(Relaxed),
             poison_refusals: s.poison_refusals.load(Relaxed),
+            workers_spawned: self.next_generation - 1,
         };
         // A stopping engine has no workers by design: not a change to log.
         if self.last_health != Some(health) && !s.stop.load(Acquire) {

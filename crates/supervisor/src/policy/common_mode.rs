@@ -23,7 +23,10 @@
 //!   from the checkpoint without the first half of the suspects; if it dies
 //!   in the block again the poison is in the second half, if it passes it is
 //!   in the first. Each trial halves the suspects; after `max_trials` the
-//!   ones left are all cut. A trial renders as fast as it can; one still
+//!   ones left are all cut. A trial runs in a fork of a spare (see
+//!   `chronus_worker::Worker::fork_trials`): one that dies takes only the
+//!   fork with it, so the same spare runs the next trial at once, and
+//!   starts as a replica once the poison is cut: no spawn on that path. A trial renders as fast as it can; one still
 //!   inside the suspect block after `trial_patience` (a block period: any
 //!   replica must render a block faster than that) has hung in it.
 //!
@@ -98,8 +101,8 @@ pub enum Decision {
     /// Nothing now.
     Wait,
     /// Cut event numbers `from..to` (all of them) out of every replica
-    /// and replacement, for good. `keep_trial`: the running trial skipped
-    /// exactly those; it may become a replica.
+    /// and replacement, for good. A trial still running passed the block:
+    /// it ends, and its worker starts as a replica like any spare.
     Cut {
         /// First frame of the block they killed every replica in.
         block: u64,
@@ -109,8 +112,6 @@ pub enum Decision {
         to: u64,
         /// Trials it took.
         trials: u32,
-        /// Keep the trial (it skipped exactly these).
-        keep_trial: bool,
     },
     /// Every replica died in `block`, which has no events: the DSP fails
     /// there by itself. Replacements start from a reset DSP after it.
@@ -118,7 +119,8 @@ pub enum Decision {
         /// First frame of that block.
         block: u64,
     },
-    /// The trial told what it had to: kill it (it skipped innocent events).
+    /// The trial passed the block and told what it had to: end it (its
+    /// worker is a spare again, for the next trial).
     EndTrial,
     /// The trial has been inside the suspect block for longer than any
     /// replica may take: kill it as hung there (its loss narrows the
@@ -279,10 +281,6 @@ impl CommonMode {
                     inside_since: None,
                 };
                 match self.settle() {
-                    Decision::Cut { block, from, to, trials, .. } => {
-                        // It skipped exactly the poison: it is a good replica.
-                        Decision::Cut { block, from, to, trials, keep_trial: mid - lo == 1 }
-                    }
                     Decision::Wait => Decision::EndTrial,
                     other => other,
                 }
@@ -314,7 +312,7 @@ impl CommonMode {
         }
         if hi - lo == 1 || trials >= self.cfg.max_trials {
             self.phase = Phase::Watching;
-            return Decision::Cut { block, from: lo, to: hi, trials, keep_trial: false };
+            return Decision::Cut { block, from: lo, to: hi, trials };
         }
         Decision::Wait
     }
@@ -380,7 +378,7 @@ mod tests {
             "the same worker twice is not two"
         );
         let d = c.lost(ms(1), &Loss { cause: Cause::Hang, ..crash(2, 4_096, (10, 11)) });
-        assert_eq!(d, Decision::Cut { block: 4_096, from: 10, to: 11, trials: 0, keep_trial: false });
+        assert_eq!(d, Decision::Cut { block: 4_096, from: 10, to: 11, trials: 0 });
         assert_eq!(c.phase(), Phase::Watching);
     }
 
@@ -429,12 +427,9 @@ mod tests {
     fn several_suspects_are_narrowed_down_to_the_poison_by_trials() {
         for poison in 10..18 {
             let (d, trials) = bisect(poison);
-            let Decision::Cut { from, to, keep_trial, .. } = d else { panic!("{d:?}") };
+            let Decision::Cut { from, to, .. } = d else { panic!("{d:?}") };
             assert_eq!((from, to), (poison, poison + 1), "poison {poison}");
             assert_eq!(trials, 3, "log2(8) trials");
-            // When the last trial skipped exactly the poison, it is kept.
-            let last_passed = poison % 2 == 0;
-            assert_eq!(keep_trial, last_passed, "poison {poison}");
         }
     }
 
@@ -450,7 +445,7 @@ mod tests {
         assert_eq!(c.poll(ms(106), &inside), Decision::TrialHung);
         // Its loss (killed as hung, inside the block) narrows the suspects.
         let d = c.lost(ms(107), &trial(Cause::Hang, 4_096));
-        assert_eq!(d, Decision::Cut { block: 4_096, from: 11, to: 12, trials: 1, keep_trial: false });
+        assert_eq!(d, Decision::Cut { block: 4_096, from: 11, to: 12, trials: 1 });
     }
 
     #[test]
@@ -462,7 +457,7 @@ mod tests {
         // Killed from outside: tells nothing, but counts; out of trials,
         // every suspect is cut.
         let d = c.lost(0, &trial(Cause::Other, 4_096));
-        assert_eq!(d, Decision::Cut { block: 4_096, from: 10, to: 18, trials: 1, keep_trial: false });
+        assert_eq!(d, Decision::Cut { block: 4_096, from: 10, to: 18, trials: 1 });
         let mut c = CommonMode::new(CFG);
         c.lost(0, &crash(1, 4_096, (10, 18)));
         c.lost(0, &crash(2, 4_096, (10, 18)));
@@ -474,6 +469,6 @@ mod tests {
         c.lost(0, &crash(2, 4_096, (10, 18)));
         c.trial_started();
         let d = c.lost(0, &trial(Cause::Crash, 4_096));
-        assert_eq!(d, Decision::Cut { block: 4_096, from: 14, to: 18, trials: 1, keep_trial: false });
+        assert_eq!(d, Decision::Cut { block: 4_096, from: 14, to: 18, trials: 1 });
     }
 }

@@ -80,7 +80,7 @@ pub enum Phase {
     Verify {
         /// The frame it started at.
         start: u64,
-        /// A trial run: never promoted (unless [`Join::keep_trial`]).
+        /// A trial run: never promoted.
         trial: bool,
         /// The replica compared with.
         against: Option<usize>,
@@ -227,12 +227,12 @@ impl Join {
         matches!(self.phase, Phase::AwaitStart { trial: true, .. } | Phase::Verify { trial: true, .. })
     }
 
-    /// The trial run skipped exactly the poison: it is verified as any
-    /// replacement from now on.
-    pub fn keep_trial(&mut self) {
-        match &mut self.phase {
-            Phase::AwaitStart { trial, .. } | Phase::Verify { trial, .. } => *trial = false,
-            _ => {}
+    /// The trial run ended (it passed the suspect block, or died in it):
+    /// the worker that ran it in a fork is a spare again, ready for the
+    /// next trial or to start as a replica. No spawn or exec.
+    pub fn trial_ended(&mut self) {
+        if self.is_trial() {
+            self.phase = Phase::Spare;
         }
     }
 
@@ -456,7 +456,7 @@ mod tests {
     }
 
     #[test]
-    fn a_trial_run_skips_its_events_and_is_never_promoted_unless_kept() {
+    fn a_trial_run_skips_its_events_and_is_never_promoted() {
         let mut j = begun();
         to_spare(&mut j);
         let f = Facts { trial: Some((10, 14)), ..wanted(Some((2, 4_096))) };
@@ -468,9 +468,29 @@ mod tests {
         j.poll(6, &CFG, &Facts { started: Some(true), ..Facts::default() });
         assert!(j.is_trial());
         assert_eq!(j.poll(7, &CFG, &verifying(5, true, 8_192)), Action::Wait, "a trial is not a replica");
-        j.keep_trial();
-        assert!(!j.is_trial());
-        assert_eq!(j.poll(8, &CFG, &verifying(0, true, 8_192)), Action::Promote);
+        assert!(j.is_trial());
+    }
+
+    #[test]
+    fn a_worker_whose_trial_ended_is_a_spare_again_and_starts_the_next_trial() {
+        let mut j = begun();
+        to_spare(&mut j);
+        let trial = |skip| Facts { trial: Some(skip), ..wanted(Some((2, 4_096))) };
+        j.poll(5, &CFG, &trial((10, 13)));
+        j.poll(6, &CFG, &Facts { started: Some(true), ..Facts::default() });
+        j.trial_ended();
+        assert!(j.is_spare() && !j.is_trial());
+        assert_eq!(
+            j.poll(7, &CFG, &trial((10, 11))),
+            Action::StartFromCheckpoint { checkpoint: 2, frame: 4_096, skip: (10, 11) },
+            "no spawn: the same worker starts again"
+        );
+        assert!(j.is_trial());
+        // Only a trial ends so: a replacement on its way is left alone.
+        let mut j = begun();
+        to_verify(&mut j);
+        j.trial_ended();
+        assert!(matches!(j.phase(), Phase::Verify { .. }));
     }
 
     #[test]
