@@ -234,3 +234,22 @@ fn trials_run_in_forks_of_a_spare_so_dying_in_them_costs_no_spawn_and_no_audio()
     assert_eq!(run.report.lost_frames(), 0, "{:#?}", run.report.failovers);
     check_exact_and_state_kept(&run.report, &dir);
 }
+
+#[test]
+fn a_hang_poison_among_others_is_found_by_trials_that_spin_for_no_longer_than_a_block_takes() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("poison-hang-bisect");
+    // Last of nine: three trials, each hanging in the block. A trial that
+    // burns more CPU inside it than a block takes is hung at once; waiting
+    // a block period for each, the run lost 1,280 frames (five blocks)
+    // every time, against 512-768 so: bounded at four blocks, 21 ms, about
+    // one hang timeout (the common hang's detection) and nothing for the
+    // trials.
+    let run = run_poison(&dir, "hang", 8, 8);
+    assert_eq!(run.status.excised_commands, 1, "only the poison is cut");
+    assert_eq!(run.cuts[0].event.address, chronus::dsp::POISON);
+    assert_eq!(run.spawned, 2, "spawns from the poison until redundant again");
+    let bound = 4 * 256;
+    assert!(run.report.lost_frames() <= bound, "{} frames lost", run.report.lost_frames());
+    check_exact_and_state_kept(&run.report, &dir);
+}

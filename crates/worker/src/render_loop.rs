@@ -68,6 +68,11 @@ pub struct Worker<'r> {
     fork_trials: Option<Option<i32>>,
     /// In such a fork: the start request it runs (and no other).
     trial_of: Option<u32>,
+    /// Where this worker's own DSP stands for forking trials: restored from
+    /// checkpoint slot `.0` (frame `.1`) and rendered, unpublished, up to
+    /// frame `.2`, the first of the suspect block. Every trial of that
+    /// block forks from there and renders that block alone.
+    trial_base: Option<(u32, u64, u64)>,
 }
 
 impl std::fmt::Debug for Worker<'_> {
@@ -129,6 +134,7 @@ impl<'r> Worker<'r> {
             diverged: false,
             fork_trials: None,
             trial_of: None,
+            trial_base: None,
         };
         region.control().pid.store(std::process::id(), Release);
         region.set_worker_state(WorkerState::Ready);
@@ -180,17 +186,23 @@ impl<'r> Worker<'r> {
             }
             _ => return Err(StartError::BadRequest),
         };
+        self.trial_base = None;
         self.frame = frame;
+        self.begin_rendering(&req);
+        Ok(())
+    }
+
+    /// Renders from `self.frame` on, skipping what `req` says: its ring
+    /// and checksums start over (a worker may be told to start again while
+    /// running, and a trial's fork inherits its worker's).
+    fn begin_rendering(&mut self, req: &StartRequest) {
         self.trial_skip = req.skip_from..req.skip_to;
-        // A worker may be told to start again while running (a poison
-        // trial that passed, reused): its ring and checksums start over.
-        self.writer = AudioWriter::starting_at(self.region, frame);
+        self.writer = AudioWriter::starting_at(self.region, self.frame);
         self.region.clear_checksums();
         self.region.heartbeat().rendering.store(0, Release);
         self.region.set_log_read_seq(self.log.seq());
         self.running = true;
         self.region.set_worker_state(WorkerState::Running);
-        Ok(())
     }
 
     /// At a block boundary, writes the snapshot the supervisor asked for.
@@ -338,15 +350,24 @@ impl<'r> Worker<'r> {
     pub fn run(&mut self) -> Result<(), WorkerError> {
         loop {
             if let Some(req) = self.trial_to_fork() {
+                // Read before the fork: an end asked for after it is this
+                // trial's (one asked for an earlier trial came before this
+                // start request, so it is seen here).
+                let ends = self.region.trial_end_requests();
+                if let Err(e) = self.position_for_trial(&req) {
+                    self.region.start_finished(req.id, Some(e));
+                    continue;
+                }
                 match chronus_ipc::fork_single_threaded() {
                     Ok(Some(child)) => {
-                        if self.oversee_trial(child, req.id) == Step::Stop {
+                        if self.oversee_trial(child, req.id, ends) == Step::Stop {
                             break;
                         }
                         continue;
                     }
-                    Ok(None) => self.become_trial(req.id),
-                    // Run it here, then (it may die in it, as before).
+                    Ok(None) => self.become_trial(&req),
+                    // Run it here, then, from the checkpoint (it may die
+                    // in it, as before).
                     Err(_) => self.fork_trials = None,
                 }
             }
@@ -383,9 +404,58 @@ impl<'r> Worker<'r> {
         self.region.pending_start().filter(StartRequest::is_trial)
     }
 
+    /// Brings this worker's DSP to the first frame of the block whose
+    /// events `req` skips some of (the suspect block): from the checkpoint
+    /// it names, rendering the blocks before (which every replica rendered)
+    /// without publishing them. Nothing to do when already there (the
+    /// trials of a block share it). Each block's render time goes to the
+    /// heartbeat, as the measure of how long a block takes.
+    fn position_for_trial(&mut self, req: &StartRequest) -> Result<(), StartError> {
+        let block = self.block as u64;
+        let LogEntry::Event(_, first) = LogReader::new(self.bus, req.skip_from).peek() else {
+            return Err(StartError::BadRequest);
+        };
+        let target = first.frame - first.frame % block;
+        let key = (req.checkpoint, req.frame, target);
+        if self.trial_base == Some(key) {
+            return Ok(());
+        }
+        self.trial_base = None;
+        let info = self.bus.read_checkpoint(req.checkpoint as usize, &mut self.snapshot)?;
+        if info.frame != req.frame || !info.frame.is_multiple_of(block) || info.frame > target {
+            return Err(StartError::BadRequest);
+        }
+        self.dsp.restore(&self.snapshot).map_err(|_| StartError::Refused)?;
+        self.log.seek(info.log_seq);
+        (self.frame, self.skip_before, self.trial_skip) = (info.frame, 0, 0..0);
+        let hb = self.region.heartbeat();
+        while self.frame < target {
+            let started = monotonic_ns();
+            // A poison before the suspect block is impossible (every
+            // replica rendered those blocks); never risk this worker on one.
+            if !self.gather() || self.poison.take().is_some() {
+                return Err(StartError::Refused);
+            }
+            let events = &self.events[..self.events_in_block];
+            self.dsp.render(Block {
+                frame: self.frame,
+                left: &mut self.left,
+                right: &mut self.right,
+                events,
+            });
+            self.frame += block;
+            let took = monotonic_ns() - started;
+            hb.render_ns_last.store(took, Relaxed);
+            hb.render_ns_max.fetch_max(took, Relaxed);
+        }
+        self.trial_base = Some(key);
+        Ok(())
+    }
+
     /// In the fork: dies with this worker, renders at its priority, and
-    /// starts the trial (in [`Worker::step`]) and nothing else.
-    fn become_trial(&mut self, start_id: u32) {
+    /// runs the trial `req` (from the suspect block, where
+    /// [`Worker::position_for_trial`] left the DSP) and nothing else.
+    fn become_trial(&mut self, req: &StartRequest) {
         let parent = nix::unistd::getppid().as_raw() as u32;
         // Without it the trial could outlive this worker, and it would
         // never be reaped: dying with it is the one acceptable failure.
@@ -395,20 +465,21 @@ impl<'r> Worker<'r> {
         if let Some(Some(priority)) = self.fork_trials {
             let _ = chronus_ipc::set_thread_fifo(priority);
         }
-        self.trial_of = Some(start_id);
+        self.trial_of = Some(req.id);
         self.region.set_trial_pid(std::process::id());
+        self.begin_rendering(req);
+        self.region.start_finished(req.id, None);
     }
 
     /// In this worker, while its fork `child` runs the trial of start
     /// request `start_id`: ends it when told to (a stop, another start, an
-    /// end of the trial), else waits for it to end by itself (it passed
-    /// and was told to end, or died: a poison). Reports how it ended,
-    /// and is a ready spare again.
-    fn oversee_trial(&mut self, child: u32, start_id: u32) -> Step {
+    /// end asked for since the count was `ends`), else waits for it to end
+    /// by itself (a poison). Reports how it ended, and is a ready spare
+    /// again.
+    fn oversee_trial(&mut self, child: u32, start_id: u32, ends: u32) -> Step {
         use nix::sys::signal::{Signal, kill};
         use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
         let pid = nix::unistd::Pid::from_raw(child as i32);
-        let ends = self.region.trial_end_requests();
         let mut stop = false;
         let status = loop {
             let told = self.region.stop_requested()

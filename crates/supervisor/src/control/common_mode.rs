@@ -14,6 +14,13 @@ use crate::policy::Nanos;
 use crate::policy::common_mode::{Cause, Decision, Loss, Sight};
 use crate::policy::join::Phase;
 use crate::shared::{EMPTY, JOINING, LIVE};
+use crate::sys;
+
+/// A trial may use this many times the time its worker last took for a
+/// block inside the suspect block before it counts as spinning there.
+const TRIAL_CPU_MARGIN: u64 = 8;
+/// ... and at least this much CPU time (ns).
+const TRIAL_CPU_FLOOR: Nanos = 1_000_000;
 
 impl Supervisor {
     /// What slot `i`'s worker, just lost, tells about its input. Called
@@ -77,8 +84,20 @@ impl Supervisor {
                     // previous trial's (a reused worker).
                     continue;
                 }
+                let hb = slot.region.heartbeat();
                 sight.trial_passed = past;
-                sight.trial_inside = slot.region.heartbeat().rendering.load(Acquire) == block + 1;
+                sight.trial_inside = hb.rendering.load(Acquire) == block + 1;
+                // The fork running it, else the worker itself.
+                let pid = Some(slot.region.control().trial_pid.load(Acquire)).filter(|&p| p != 0);
+                sight.trial_cpu_ns = pid.or(self.pid(i)).and_then(sys::process_cpu_ns);
+                // What a block takes, as the worker measured it last
+                // (bringing its DSP to the block, or a trial's last block;
+                // wall time: an overestimate), with room; never less than
+                // a millisecond, never more than a block period.
+                let period = self.cfg.block_duration().as_nanos() as Nanos;
+                let block_ns = hb.render_ns_last.load(Relaxed);
+                sight.trial_cpu_budget =
+                    (TRIAL_CPU_MARGIN * block_ns).clamp(TRIAL_CPU_FLOOR, period.max(TRIAL_CPU_FLOOR));
             } else if past {
                 sight.passed = true;
             } else if state == LIVE {

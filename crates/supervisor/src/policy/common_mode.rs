@@ -24,11 +24,15 @@
 //!   in the block again the poison is in the second half, if it passes it is
 //!   in the first. Each trial halves the suspects; after `max_trials` the
 //!   ones left are all cut. A trial runs in a fork of a spare (see
-//!   `chronus_worker::Worker::fork_trials`): one that dies takes only the
-//!   fork with it, so the same spare runs the next trial at once, and
-//!   starts as a replica once the poison is cut: no spawn on that path. A trial renders as fast as it can; one still
-//!   inside the suspect block after `trial_patience` (a block period: any
-//!   replica must render a block faster than that) has hung in it.
+//!   `chronus_worker::Worker::fork_trials`), which the spare brought to
+//!   the suspect block once: the fork renders that block alone. One that
+//!   dies takes only the fork with it, so the same spare runs the next
+//!   trial at once, and starts as a replica once the poison is cut: no
+//!   spawn on that path. A trial still inside the suspect block after
+//!   `trial_patience` (a block period: any replica must render a block
+//!   faster than that) has hung in it, and so has one that burned more CPU
+//!   time inside it than a block may take (the budget in [`Sight`]): a
+//!   spinning trial is told from a descheduled one in about a millisecond.
 //!
 //! Every cut is final, applies to every replica and replacement from then
 //! on (the bus's excision table), and is written to the journal, so the run
@@ -93,6 +97,12 @@ pub struct Sight {
     pub trial_passed: bool,
     /// The trial run is inside it.
     pub trial_inside: bool,
+    /// The CPU time the trial's process has used, if known.
+    pub trial_cpu_ns: Option<u64>,
+    /// CPU time a block may take: a trial that used more inside the
+    /// suspect block is spinning there (hung), however little wall time
+    /// passed.
+    pub trial_cpu_budget: Nanos,
 }
 
 /// What to do.
@@ -157,8 +167,9 @@ pub enum Phase {
         trials: u32,
         /// A trial is running, skipping `lo..mid`.
         trial: Option<u64>,
-        /// Since when the trial is inside the block.
-        inside_since: Option<Nanos>,
+        /// Since when the trial is inside the block, and the CPU time it
+        /// had used then (if known).
+        inside: Option<(Nanos, Option<u64>)>,
     },
 }
 
@@ -228,7 +239,7 @@ impl CommonMode {
             }
             Phase::Suspect { block: b, events, worker, .. } if b == block && worker != loss.worker => {
                 let (lo, hi) = (events.0.min(loss.events.0), events.1.max(loss.events.1));
-                self.phase = Phase::Bisecting { block, lo, hi, trials: 0, trial: None, inside_since: None };
+                self.phase = Phase::Bisecting { block, lo, hi, trials: 0, trial: None, inside: None };
                 self.settle()
             }
             Phase::Suspect { .. } => {
@@ -237,14 +248,8 @@ impl CommonMode {
             }
             Phase::Bisecting { block: b, hi, trials, trial: Some(mid), .. } if loss.trial && b == block => {
                 // It died in the block without lo..mid: the poison is in mid..hi.
-                self.phase = Phase::Bisecting {
-                    block,
-                    lo: mid,
-                    hi,
-                    trials: trials + 1,
-                    trial: None,
-                    inside_since: None,
-                };
+                self.phase =
+                    Phase::Bisecting { block, lo: mid, hi, trials: trials + 1, trial: None, inside: None };
                 self.settle()
             }
             Phase::Bisecting { .. } if loss.trial => self.trial_inconclusive(),
@@ -256,12 +261,16 @@ impl CommonMode {
     /// that passed it tells the poison is among the events it skipped.
     pub fn poll(&mut self, now: Nanos, sight: &Sight) -> Decision {
         match self.phase {
-            Phase::Bisecting { trial: Some(_), ref mut inside_since, .. }
+            Phase::Bisecting { trial: Some(_), ref mut inside, .. }
                 if sight.trial_inside && !sight.trial_passed =>
             {
-                let since = *inside_since.get_or_insert(now);
-                if now.saturating_sub(since) > self.cfg.trial_patience {
-                    *inside_since = None;
+                let (since, cpu_then) = *inside.get_or_insert((now, sight.trial_cpu_ns));
+                let spun = match (cpu_then, sight.trial_cpu_ns) {
+                    (Some(then), Some(cpu)) => cpu.saturating_sub(then) > sight.trial_cpu_budget,
+                    _ => false,
+                };
+                if spun || now.saturating_sub(since) > self.cfg.trial_patience {
+                    *inside = None;
                     return Decision::TrialHung;
                 }
                 Decision::Wait
@@ -272,14 +281,8 @@ impl CommonMode {
                 Decision::Wait
             }
             Phase::Bisecting { block, lo, trials, trial: Some(mid), .. } if sight.trial_passed => {
-                self.phase = Phase::Bisecting {
-                    block,
-                    lo,
-                    hi: mid,
-                    trials: trials + 1,
-                    trial: None,
-                    inside_since: None,
-                };
+                self.phase =
+                    Phase::Bisecting { block, lo, hi: mid, trials: trials + 1, trial: None, inside: None };
                 match self.settle() {
                     Decision::Wait => Decision::EndTrial,
                     other => other,
@@ -295,8 +298,7 @@ impl CommonMode {
 
     fn trial_inconclusive(&mut self) -> Decision {
         if let Phase::Bisecting { block, lo, hi, trials, trial: Some(_), .. } = self.phase {
-            self.phase =
-                Phase::Bisecting { block, lo, hi, trials: trials + 1, trial: None, inside_since: None };
+            self.phase = Phase::Bisecting { block, lo, hi, trials: trials + 1, trial: None, inside: None };
             return self.settle();
         }
         Decision::Wait
@@ -340,7 +342,14 @@ mod tests {
         Loss { worker: 99, cause, block: Some(block), events: (0, 0), trial: true }
     }
 
-    const PENDING: Sight = Sight { passed: false, pending: true, trial_passed: false, trial_inside: false };
+    const PENDING: Sight = Sight {
+        passed: false,
+        pending: true,
+        trial_passed: false,
+        trial_inside: false,
+        trial_cpu_ns: None,
+        trial_cpu_budget: 0,
+    };
 
     #[test]
     fn one_loss_holds_replacements_until_another_replica_passes_the_block() {
@@ -446,6 +455,35 @@ mod tests {
         // Its loss (killed as hung, inside the block) narrows the suspects.
         let d = c.lost(ms(107), &trial(Cause::Hang, 4_096));
         assert_eq!(d, Decision::Cut { block: 4_096, from: 11, to: 12, trials: 1 });
+    }
+
+    #[test]
+    fn a_trial_that_burns_more_cpu_inside_the_block_than_a_block_takes_has_hung() {
+        let mut c = CommonMode::new(CFG);
+        c.lost(0, &crash(1, 4_096, (10, 12)));
+        c.lost(0, &crash(2, 4_096, (10, 12)));
+        c.trial_started();
+        let cpu = |ns| Sight {
+            trial_inside: true,
+            trial_cpu_ns: Some(ns),
+            trial_cpu_budget: ms(1),
+            ..Sight::default()
+        };
+        assert_eq!(c.poll(ms(100), &cpu(ms(7))), Decision::Wait);
+        // Descheduled (a stalled machine): no CPU used, only the wall-time
+        // patience counts.
+        assert_eq!(c.poll(ms(104), &cpu(ms(7))), Decision::Wait);
+        assert_eq!(c.poll(ms(104), &cpu(ms(8))), Decision::Wait, "a block's worth");
+        assert_eq!(c.poll(ms(104), &cpu(ms(8) + 1)), Decision::TrialHung, "more: spinning");
+        // Unknown CPU time (the process is gone): the patience alone.
+        let mut c = CommonMode::new(CFG);
+        c.lost(0, &crash(1, 4_096, (10, 12)));
+        c.lost(0, &crash(2, 4_096, (10, 12)));
+        c.trial_started();
+        let unknown = Sight { trial_cpu_ns: None, ..cpu(0) };
+        assert_eq!(c.poll(ms(100), &unknown), Decision::Wait);
+        assert_eq!(c.poll(ms(105), &unknown), Decision::Wait);
+        assert_eq!(c.poll(ms(106), &unknown), Decision::TrialHung);
     }
 
     #[test]
