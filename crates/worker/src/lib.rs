@@ -7,7 +7,9 @@
 //! process into a worker when the supervisor started it as one (it set
 //! [`ENV`]) and returns at once otherwise; the supervisor side starts
 //! workers with [`spawn_worker`] (posix_spawn: no fork of a threaded
-//! real-time process). [`Worker`] is the loop, usable in-process for tests.
+//! real-time process). [`Worker`] is the loop, usable in-process for tests;
+//! a worker process (one thread) forks itself only to run a poison trial
+//! ([`Worker::fork_trials`]).
 #![forbid(unsafe_code)]
 
 mod entry;
