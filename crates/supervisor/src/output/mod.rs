@@ -406,12 +406,10 @@ impl OutputEngine {
         if deadline.is_none() {
             // Free-running: faster than real time, so it may outrun the
             // collector that writes the journal; nothing is due, so wait
-            // (boundedly) for room rather than drop an entry.
+            // (boundedly) for room rather than drop an entry — stopping
+            // too: the collector drains until the output is done.
             let give_up = Instant::now() + FREE_RUN_PATIENCE;
-            while !self.sequencer.journal_has_room()
-                && Instant::now() < give_up
-                && !self.shared.stop.load(Relaxed)
-            {
+            while !self.sequencer.journal_has_room() && Instant::now() < give_up {
                 std::thread::sleep(Duration::from_micros(200));
             }
         }
@@ -445,13 +443,18 @@ impl OutputEngine {
                 // Free-running: faster than real time, so it may outrun the
                 // collector; nothing is due, so wait for room rather than
                 // drop what the recording must hold.
+                // Stopping too: the collector drains until the output is
+                // done (a push dropped while stopping cut a frame in half
+                // and left the WAV unfinishable).
                 let give_up = Instant::now() + FREE_RUN_PATIENCE;
-                while record.slots() < 2 * n && Instant::now() < give_up && !self.shared.stop.load(Relaxed) {
+                while record.slots() < 2 * n && Instant::now() < give_up {
                     std::thread::sleep(Duration::from_micros(200));
                 }
             }
             for (l, r) in left.iter().zip(right.iter()) {
-                if record.push(*l).is_err() || record.push(*r).is_err() {
+                // A frame goes in whole or not at all: the recording stays
+                // stereo.
+                if record.slots() < 2 || record.push(*l).is_err() || record.push(*r).is_err() {
                     self.shared.io_overruns.fetch_add(1, Relaxed);
                 }
             }
