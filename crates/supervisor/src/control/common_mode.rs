@@ -96,8 +96,9 @@ impl Supervisor {
                 // a millisecond, never more than a block period.
                 let period = self.cfg.block_duration().as_nanos() as Nanos;
                 let block_ns = hb.render_ns_last.load(Relaxed);
-                sight.trial_cpu_budget =
-                    (TRIAL_CPU_MARGIN * block_ns).clamp(TRIAL_CPU_FLOOR, period.max(TRIAL_CPU_FLOOR));
+                sight.trial_cpu_budget = TRIAL_CPU_MARGIN
+                    .saturating_mul(block_ns)
+                    .clamp(TRIAL_CPU_FLOOR, period.max(TRIAL_CPU_FLOOR));
             } else if past {
                 sight.passed = true;
             } else if state == LIVE {
