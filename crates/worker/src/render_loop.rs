@@ -343,7 +343,9 @@ impl<'r> Worker<'r> {
     }
 
     /// Steps until a stop is requested, sleeping on the region's wake futex
-    /// while idle; then reports [`WorkerState::Stopped`].
+    /// while idle; then reports [`WorkerState::Stopped`]. With
+    /// [`Worker::fork_trials`], a poison trial it is told to start runs in a
+    /// fork, which this loop watches until it ends.
     ///
     /// # Errors
     /// [`WorkerError::Lapped`] if the log went a lap past this worker.
