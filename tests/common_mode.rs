@@ -178,6 +178,16 @@ fn run_poison(dir: &TempDir, kind: &str, companions: usize, at: usize) -> Poison
     PoisonRun { report: engine.stop().unwrap(), status: after, cuts, spawned }
 }
 
+/// A poison among companions: only it was cut, and the trials that told
+/// it apart spawned nothing (the only spawns are the refills of the two
+/// replicas it killed).
+fn check_singled_out(run: &PoisonRun) {
+    assert_eq!(run.status.excised_commands, 1, "only the poison is cut, its companions are applied");
+    assert_eq!(run.cuts.len(), 1);
+    assert_eq!(run.cuts[0].event.address, chronus::dsp::POISON);
+    assert_eq!(run.spawned, 2, "spawns from the poison until redundant again");
+}
+
 #[test]
 fn a_crash_poison_is_cut_out_losing_nothing_and_keeping_the_state() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -211,10 +221,7 @@ fn a_poison_among_innocent_commands_of_its_block_is_singled_out_by_trials() {
     // Third of six: the first trial (skipping three) passes the block, the
     // second (skipping two) dies in it.
     let run = run_poison(&dir, "crash", 5, 2);
-    assert_eq!(run.status.excised_commands, 1, "only the poison is cut, its 5 companions are applied");
-    assert_eq!(run.cuts.len(), 1);
-    assert_eq!(run.cuts[0].event.address, chronus::dsp::POISON);
-    assert_eq!(run.spawned, 2, "spawns from the poison until redundant again");
+    check_singled_out(&run);
     assert_eq!(run.report.lost_frames(), 0, "{:#?}", run.report.failovers);
     check_exact_and_state_kept(&run.report, &dir);
 }
@@ -228,9 +235,7 @@ fn trials_run_in_forks_of_a_spare_so_dying_in_them_costs_no_spawn_and_no_audio()
     // the only spawns are the refills of the two replicas that crashed,
     // and all is over before the output has played the lead it held.
     let run = run_poison(&dir, "crash", 4, 4);
-    assert_eq!(run.status.excised_commands, 1);
-    assert_eq!(run.cuts[0].event.address, chronus::dsp::POISON);
-    assert_eq!(run.spawned, 2, "spawns from the poison until redundant again");
+    check_singled_out(&run);
     assert_eq!(run.report.lost_frames(), 0, "{:#?}", run.report.failovers);
     check_exact_and_state_kept(&run.report, &dir);
 }
@@ -246,9 +251,7 @@ fn a_hang_poison_among_others_is_found_by_trials_that_spin_for_no_longer_than_a_
     // one hang timeout (the common hang's detection) and nothing for the
     // trials.
     let run = run_poison(&dir, "hang", 8, 8);
-    assert_eq!(run.status.excised_commands, 1, "only the poison is cut");
-    assert_eq!(run.cuts[0].event.address, chronus::dsp::POISON);
-    assert_eq!(run.spawned, 2, "spawns from the poison until redundant again");
+    check_singled_out(&run);
     let bound = 4 * 256;
     assert!(run.report.lost_frames() <= bound, "{} frames lost", run.report.lost_frames());
     check_exact_and_state_kept(&run.report, &dir);

@@ -442,12 +442,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_trial_stuck_inside_the_block_past_its_patience_has_hung() {
+    /// Both replicas died in block 4096 with suspects 10 and 11; the first
+    /// trial (skipping 10) is running.
+    fn trial_running() -> CommonMode {
         let mut c = CommonMode::new(CFG);
         c.lost(0, &crash(1, 4_096, (10, 12)));
         c.lost(0, &crash(2, 4_096, (10, 12)));
         c.trial_started();
+        c
+    }
+
+    #[test]
+    fn a_trial_stuck_inside_the_block_past_its_patience_has_hung() {
+        let mut c = trial_running();
         let inside = Sight { trial_inside: true, ..Sight::default() };
         assert_eq!(c.poll(ms(100), &inside), Decision::Wait);
         assert_eq!(c.poll(ms(105), &inside), Decision::Wait, "a block period is allowed");
@@ -459,10 +466,7 @@ mod tests {
 
     #[test]
     fn a_trial_that_burns_more_cpu_inside_the_block_than_a_block_takes_has_hung() {
-        let mut c = CommonMode::new(CFG);
-        c.lost(0, &crash(1, 4_096, (10, 12)));
-        c.lost(0, &crash(2, 4_096, (10, 12)));
-        c.trial_started();
+        let mut c = trial_running();
         let cpu = |ns| Sight {
             trial_inside: true,
             trial_cpu_ns: Some(ns),
@@ -476,10 +480,7 @@ mod tests {
         assert_eq!(c.poll(ms(104), &cpu(ms(8))), Decision::Wait, "a block's worth");
         assert_eq!(c.poll(ms(104), &cpu(ms(8) + 1)), Decision::TrialHung, "more: spinning");
         // Unknown CPU time (the process is gone): the patience alone.
-        let mut c = CommonMode::new(CFG);
-        c.lost(0, &crash(1, 4_096, (10, 12)));
-        c.lost(0, &crash(2, 4_096, (10, 12)));
-        c.trial_started();
+        let mut c = trial_running();
         let unknown = Sight { trial_cpu_ns: None, ..cpu(0) };
         assert_eq!(c.poll(ms(100), &unknown), Decision::Wait);
         assert_eq!(c.poll(ms(105), &unknown), Decision::Wait);
