@@ -31,5 +31,13 @@ ensure_packages() {
   fi
 }
 
-# Building needs a C toolchain, pkg-config and ALSA's headers (cpal).
-BUILD_DEPS=(cc=gcc pkg-config=pkg-config pc:alsa=libasound2-dev)
+# Building the default features needs a C toolchain, pkg-config, ALSA's
+# headers (cpal: the `device` feature) and JACK's (the `jack` feature:
+# jack-sys's build script asks pkg-config for `jack` on Linux even though
+# libjack is loaded at run time). The embedder's build
+# (`--no-default-features`) needs neither.
+BUILD_DEPS=(cc=gcc pkg-config=pkg-config pc:alsa=libasound2-dev pc:jack=libjack-jackd2-dev)
+
+# The -dev packages of BUILD_DEPS: what `.ci/run` removes (under CI=true)
+# to prove the scripts install them on a machine that lacks them.
+BUILD_DEV_PACKAGES=(libasound2-dev libjack-jackd2-dev)

@@ -1,8 +1,9 @@
 //! Audio outputs of Chronus: the sound card through cpal (feature `device`,
-//! on by default), a native JACK client with MIDI input (feature `jack`, on
-//! by default; libjack is loaded when a client starts), and 32-bit float
-//! stereo WAV files (hound). Without those features nothing here needs ALSA
-//! or JACK.
+//! on by default; building needs ALSA's headers), a native JACK client with
+//! MIDI input (feature `jack`, on by default; building needs JACK's headers,
+//! and libjack is loaded when a client starts), and 32-bit float stereo WAV
+//! files (hound). Without those features nothing here needs ALSA or JACK,
+//! to build or to run.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "device")]
