@@ -273,9 +273,13 @@ fn a_bundle_sounds_at_its_time_tag_on_the_jack_clock() {
     let due = mono + ahead.as_micros() as u64;
     let error_ms = (onset as f64 - due as f64) / 1_000.0;
     eprintln!("bundle onset {error_ms:+.2} ms from its time tag");
-    // The time tag's frame is exact; what is left is the wall and
-    // monotonic clocks read a few µs apart, and frame rounding.
-    assert!(error_ms.abs() <= 1.0, "onset {error_ms:+.2} ms from its time tag");
+    // What this guards is the clock domain: a tag placed on the wrong clock
+    // sounded 257 ms late. The frame is exact, but the onset is seen through
+    // a dummy server's cycles on a shared VM, whose wake-ups run up to a few
+    // ms late (1.9 ms seen on a fresh machine), so the bound is one period;
+    // the precision itself is a benchmark (docs/benchmarks.md).
+    let period_ms = 256.0 / 48.0;
+    assert!(error_ms.abs() <= period_ms, "onset {error_ms:+.2} ms from its time tag");
     let out = play.quit();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     check_exact(&dir, 0.5);
