@@ -256,7 +256,7 @@ fn tune(spec: &DspSpec, setup: &Setup) -> Result<(Vec<TimedEvent>, u64), Box<dyn
                 chronus::dsp::Arg::Float(*freq),
                 chronus::dsp::Arg::Float(0.8),
             ];
-            spec.parse(setup, "/pluck", &args, &mut out)?;
+            spec.parse(setup, "/pluck", &args, &chronus::dsp::NoFiles, &mut out)?;
             events.extend(out.into_iter().map(|event| TimedEvent { frame, event }));
             frame += step;
         }

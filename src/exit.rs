@@ -25,6 +25,9 @@ pub const NO_DEVICE: u8 = 74;
 pub const LEASE_HELD: u8 = 77;
 /// The engine gave up respawning workers (`--exit-on-quarantine`).
 pub const QUARANTINED: u8 = 78;
+/// OSC would listen beyond loopback with nobody beyond it allowed
+/// (`play --osc` without `--allow`).
+pub const EXPOSED: u8 = 79;
 
 /// The exit-code table, for `--help`.
 pub const TABLE: &str = "\
@@ -44,7 +47,9 @@ Exit codes:
       generation, size) or another DSP than this program's
   77  another chronus supervisor holds the instance name (play --name)
   78  the engine quarantined its workers after repeated failed restarts
-      (play --exit-on-quarantine)";
+      (play --exit-on-quarantine)
+  79  OSC would listen beyond loopback and nobody beyond it is allowed
+      (play --osc ADDR without --allow CIDR)";
 
 /// An error with the exit code it ends the program with.
 #[derive(Debug)]

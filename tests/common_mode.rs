@@ -157,10 +157,10 @@ fn run_poison(dir: &TempDir, kind: &str, companions: usize, at: usize) -> Poison
     for k in 0..companions {
         // Each on a voice of its own: none supersedes another.
         let args = [Arg::Int(3 + k as i64), Arg::Str("cutoff"), Arg::Float(2_000.0 + 100.0 * k as f32)];
-        spec.parse(&setup, "/voice/set", &args, &mut events).unwrap();
+        spec.parse(&setup, "/voice/set", &args, &chronus::dsp::NoFiles, &mut events).unwrap();
     }
     let mut poison = Vec::new();
-    spec.parse(&setup, "/test/poison", &[Arg::Str(kind)], &mut poison).unwrap();
+    spec.parse(&setup, "/test/poison", &[Arg::Str(kind)], &chronus::dsp::NoFiles, &mut poison).unwrap();
     events.insert(at, poison[0]);
     engine.send_all_from(&events, None, 7).unwrap();
     let status = wait(&engine, "the poison cut out", |s| s.excised_commands >= 1);

@@ -292,22 +292,29 @@ fn a_flood_during_faults_loses_nothing_and_status_still_answers() {
 #[test]
 fn a_patch_changes_while_playing_through_a_kill_in_its_crossfade_bit_exactly() {
     let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let play = Play::start("osc-patch", &["--faults", "--voices", "16", "--patch", "bass"]);
+    let patches = TempDir::new("osc-patch-dir");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/patches/pad.toml"),
+        patches.path("pad.toml"),
+    )
+    .unwrap();
+    std::fs::write(patches.path("bad.toml"), "wave = \"saw\"\ncutof = 900\n").unwrap();
+    let dir = patches.0.to_str().unwrap();
+    let play =
+        Play::start("osc-patch", &["--faults", "--voices", "16", "--patch", "bass", "--patch-dir", dir]);
     let s = |v: &str| OscType::String(v.into());
     play.send(&msg("/note/on", vec![OscType::Int(1), OscType::Float(110.0), OscType::Float(0.6)]));
     std::thread::sleep(Duration::from_millis(300));
     // Fades of 0.4 s each way, so the kill lands inside the change.
-    let pad = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/patches/pad.toml");
-    play.send(&msg("/patch/load", vec![s(pad), OscType::Float(0.4)]));
+    play.send(&msg("/patch/load", vec![s("pad.toml"), OscType::Float(0.4)]));
     play.send(&msg("/note/on", vec![OscType::Int(2), OscType::Float(220.0), OscType::Float(0.4)]));
     std::thread::sleep(Duration::from_millis(200));
     let before = play.status().unwrap();
     Command::new("kill").args(["-9", &before[1].clone().int().unwrap().to_string()]).status().unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    // A broken patch: an /error naming the line, and nothing changes.
-    let bad = play.dir.path("bad.toml");
-    std::fs::write(&bad, "wave = \"saw\"\ncutof = 900\n").unwrap();
-    play.send(&msg("/patch/load", vec![s(bad.to_str().unwrap())]));
+    // A broken patch in the patch directory: an /error naming the line,
+    // and nothing changes.
+    play.send(&msg("/patch/load", vec![s("bad.toml")]));
     let reply = play.reply().expect("no reply to a broken patch");
     assert_eq!(reply.addr, "/error");
     let text = format!("{:?}", reply.args);
@@ -325,4 +332,185 @@ fn a_patch_changes_while_playing_through_a_kill_in_its_crossfade_bit_exactly() {
     assert_eq!(journal.matches("/patch/begin").count(), 3, "bass, pad, lead:\n{journal}");
     assert!(journal.contains("/set reverb_mix 0.35"), "{journal}");
     assert!(!journal.contains("pad.toml") && !journal.contains("/patch/load"), "{journal}");
+}
+
+/// The `/status.reply` field (0-based) counting file reads refused.
+const FILES_REFUSED: usize = 24;
+
+fn field(status: &[OscType], i: usize) -> i64 {
+    status[i].clone().long().or_else(|| status[i].clone().int().map(i64::from)).unwrap()
+}
+
+#[test]
+fn listening_beyond_loopback_needs_the_senders_named() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let port = free_port();
+    for addr in [format!("0.0.0.0:{port}"), format!("[::]:{port}")] {
+        let started = Instant::now();
+        let out = chronus(&["play", "--sink", "null", "--osc", &addr, "--duration", "5", "--name", "door"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(79), "{addr}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains("listens beyond loopback") && stderr.contains("--allow"), "{stderr}");
+        assert!(out.stdout.is_empty(), "nothing started: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(started.elapsed() < Duration::from_secs(5), "refused before playing");
+    }
+    // Admitting every host is possible, and said at start.
+    let dir = TempDir::new("osc-door-open");
+    let addr = format!("0.0.0.0:{port}");
+    let mut child = Command::new(chronus_exe())
+        .args(["play", "--sink", "null", "--osc", &addr, "--allow", "0.0.0.0/0", "--name", "door-open"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let local = format!("127.0.0.1:{port}");
+    loop {
+        socket.send_to(&encoder::encode(&msg("/status", vec![])).unwrap(), &local).unwrap();
+        let mut buf = [0u8; 4096];
+        if socket.recv_from(&mut buf).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the open engine did not answer");
+    }
+    socket.send_to(&encoder::encode(&msg("/quit", vec![])).unwrap(), &local).unwrap();
+    assert!(child.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap();
+    assert!(log.contains("accepts commands from every host"), "no warning: {log}");
+}
+
+#[test]
+fn patch_loads_read_only_patch_files_under_the_patch_directory() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let root = TempDir::new("osc-door-patches");
+    let patches = root.path("patches");
+    std::fs::create_dir(&patches).unwrap();
+    std::fs::write(patches.join("warm.toml"), "wave = \"saw\"\ncutoff = 700\n").unwrap();
+    std::fs::write(root.path("secret.toml"), "cutoff = 100\n").unwrap();
+    std::os::unix::fs::symlink("../secret.toml", patches.join("link.toml")).unwrap();
+    std::fs::write(patches.join("huge.toml"), vec![b'#'; 70_000]).unwrap();
+    let play = Play::start("osc-door", &["--patch-dir", patches.to_str().unwrap()]);
+    let before = play.status().unwrap();
+    let s = |v: &str| OscType::String(v.into());
+    let secret = root.path("secret.toml");
+    let refused = [
+        ("../../etc/passwd", "only patch files"),
+        ("/etc/passwd", "only patch files"),
+        ("../secret.toml", "outside the patch directory"),
+        (secret.to_str().unwrap(), "outside the patch directory"),
+        ("link.toml", "outside the patch directory"),
+        ("huge.toml", "over the 65536-byte limit"),
+    ];
+    for (path, says) in refused {
+        play.send(&msg("/patch/load", vec![s(path)]));
+        let reply = play.reply().unwrap_or_else(|| panic!("no reply to /patch/load {path}"));
+        assert_eq!(reply.addr, "/error", "{path}: {reply:?}");
+        let text = format!("{:?}", reply.args);
+        assert!(text.contains(says), "{path}: {text}");
+    }
+    let after = play.status().unwrap();
+    assert_eq!(field(&after, FILES_REFUSED), refused.len() as i64, "each refusal counted: {after:?}");
+    assert_eq!(field(&after, 9), field(&before, 9), "nothing stamped: {after:?}");
+    assert_eq!(field(&after, 10) - field(&before, 10), refused.len() as i64, "each refusal is an OSC error");
+    // A missing patch is an error, not a refusal; one inside is loaded.
+    play.send(&msg("/patch/load", vec![s("missing.toml")]));
+    assert_eq!(play.reply().unwrap().addr, "/error");
+    play.send(&msg("/patch/load", vec![s("warm.toml")]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(field(&play.status().unwrap(), FILES_REFUSED), refused.len() as i64);
+    let (_, _, _, dir) = play.quit_and_check();
+    let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
+    assert_eq!(journal.matches("/patch/begin").count(), 1, "only warm.toml was applied:\n{journal}");
+    assert!(journal.contains("/set cutoff 700") && !journal.contains("/set cutoff 100"), "{journal}");
+
+    // Without --patch-dir: the bundled presets, by file name, and nothing else.
+    let play = Play::start("osc-door-bundled", &[]);
+    play.send(&msg("/patch/load", vec![s(secret.to_str().unwrap())]));
+    let text = format!("{:?}", play.reply().unwrap().args);
+    assert!(text.contains("only the bundled patches are served"), "{text}");
+    play.send(&msg("/patch/load", vec![s("pad.toml")]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(field(&play.status().unwrap(), FILES_REFUSED), 1);
+    let (_, _, _, dir) = play.quit_and_check();
+    let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
+    assert_eq!(journal.matches("/patch/begin").count(), 1, "pad.toml, bundled:\n{journal}");
+}
+
+/// Runs `sh -c script` in a network namespace of its own (util-linux's
+/// `unshare`): loopback up, and 10.77.0.1 on it, an address that is not
+/// loopback. Needs root (CAP_SYS_ADMIN).
+fn in_own_network(script: &str) -> Command {
+    let setup = "ip link set lo up && ip addr add 10.77.0.1/32 dev lo && ";
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--net", "sh", "-c"]).arg(format!("{setup}{script}"));
+    cmd
+}
+
+#[test]
+fn a_sender_not_allowed_is_dropped_unread_even_its_quit() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: a network namespace needs root (CI runs as root)");
+        return;
+    }
+    let dir = TempDir::new("osc-door-denied");
+    // The engine listens on every address of its namespace and allows one
+    // host, 10.77.0.9; a client there sending from 10.77.0.1 is someone else.
+    let mut engine = in_own_network(&format!(
+        "exec {} play --sink null --osc 0.0.0.0:57300 --allow 10.77.0.9 --name door-denied",
+        chronus_exe().display()
+    ))
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(dir.path("stderr.log")).unwrap())
+    .spawn()
+    .expect("unshare (util-linux) and ip (iproute2) are needed; scripts/test installs them");
+    let _guard = KillOnDrop(engine.id());
+    let netns = format!("--net=/proc/{}/ns/net", engine.id());
+    let client = |to: &str, args: &[&str]| {
+        let out = Command::new("nsenter")
+            .arg(&netns)
+            .arg(chronus_exe())
+            .args(args)
+            .args(["--to", to])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client("127.0.0.1:57300", &["status", "--json"]).0 != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "no engine in the namespace: {}",
+            std::fs::read_to_string(dir.path("stderr.log")).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // From 10.77.0.1: not allowed. No reply, not even to /status, and /quit
+    // does nothing.
+    let (code, _) = client("10.77.0.1:57300", &["status"]);
+    assert_eq!(code, Some(69), "a sender not allowed got an answer");
+    client("10.77.0.1:57300", &["send", "/quit"]);
+    client("10.77.0.1:57300", &["send", "/note_on", "1", "440", "0.5"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(engine.try_wait().unwrap().is_none(), "a /quit from a sender not allowed stopped it");
+    let (code, json) = client("127.0.0.1:57300", &["status", "--json"]);
+    assert_eq!(code, Some(0));
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(status["osc_denied"], 3, "{json}");
+    assert_eq!(status["events_stamped"], 0, "{json}");
+    // Loopback is always allowed.
+    client("127.0.0.1:57300", &["send", "/quit"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = engine.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the loopback /quit did not stop it");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
 }

@@ -6,11 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chronus::dsp::Setup;
-use chronus::osc::{Allow, OscServer};
+use chronus::osc::{Allow, Bundled, OscError, OscListener, PatchDir};
 use chronus::supervisor::{Engine, EngineConfig, FailoverSummary, Health, PacedSink, Target, play_looped};
 use chronus::worker::WorkerCommand;
 
-use crate::exit::{CANT_CREATE, ExitCodeExt, Failure, LEASE_HELD, NO_DEVICE, OS_ERR, QUARANTINED, USAGE};
+use crate::exit::{
+    CANT_CREATE, EXPOSED, ExitCodeExt, Failure, LEASE_HELD, NO_DEVICE, NO_INPUT, OS_ERR, QUARANTINED, USAGE,
+};
 
 /// Flags of `chronus play`.
 #[derive(Debug, clap::Args)]
@@ -61,12 +63,20 @@ pub struct PlayArgs {
     /// Sample rate in Hz.
     #[arg(long, default_value_t = 48_000)]
     sample_rate: u32,
-    /// OSC address to listen on (loopback unless you name another).
+    /// OSC address to listen on (loopback unless you name another; beyond
+    /// loopback, --allow must name who may send).
     #[arg(long, default_value = chronus::osc::DEFAULT_ADDR, value_name = "ADDR:PORT")]
     osc: String,
-    /// Only accept OSC from these networks (repeatable), e.g. 192.168.1.0/24.
+    /// Accept OSC from these networks too (repeatable), e.g.
+    /// 192.168.1.0/24; loopback is always accepted. 0.0.0.0/0 accepts every
+    /// host (a warning says so).
     #[arg(long, value_name = "CIDR")]
     allow: Vec<String>,
+    /// The directory `/patch/load` reads patch files (*.toml) from, for
+    /// every sender: nothing outside it, no link out of it. Default: only
+    /// the bundled presets (bass.toml, lead.toml, organ.toml, pad.toml).
+    #[arg(long, value_name = "DIR")]
+    patch_dir: Option<PathBuf>,
     /// Spare workers kept spawned, prepared and idle, so a replacement
     /// starts with no spawn on the critical path (replicas + spares ≤ 8).
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -113,6 +123,7 @@ struct PlayConfig {
     duration: Option<Duration>,
     osc: String,
     allow: Allow,
+    files: Box<dyn chronus::dsp::Files>,
     patch: Vec<chronus::dsp::Event>,
 }
 
@@ -156,10 +167,16 @@ impl PlayArgs {
             None if self.demo => Some(Duration::from_secs_f64(demo_secs)),
             None => None,
         };
-        let mut allow = Allow::all();
+        let mut allow = Allow::loopback();
         for cidr in &self.allow {
             allow.add(cidr).map_err(|e| Failure::new(USAGE, e))?;
         }
+        let files: Box<dyn chronus::dsp::Files> = match &self.patch_dir {
+            Some(dir) => {
+                Box::new(PatchDir::open(dir).or_exit(NO_INPUT, format!("--patch-dir {}", dir.display()))?)
+            }
+            None => Box::new(Bundled(&super::synth::BUNDLED_PATCHES)),
+        };
         let output = match self.sink.as_str() {
             "null" => Output::Null,
             #[cfg(feature = "jack")]
@@ -217,6 +234,7 @@ impl PlayArgs {
             duration,
             osc: self.osc,
             allow,
+            files,
             patch,
         })
     }
@@ -272,6 +290,12 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
         chronus::supervisor::LeaseError::BadName(_) => Failure::new(USAGE, e),
         other => Failure { code: OS_ERR, error: anyhow::Error::new(other) },
     })?;
+    // Bound before anything starts: an address refused costs nothing. (One
+    // that admits every host is logged as a warning.)
+    let listener = OscListener::bind(&cfg.osc, cfg.allow, cfg.files).map_err(|e| match e {
+        OscError::Exposed(_) => Failure::new(EXPOSED, e),
+        e => Failure::new(OS_ERR, format!("cannot listen for OSC on {}: {e}", cfg.osc)),
+    })?;
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, interrupted.clone()).or_exit(OS_ERR, "cannot handle signals")?;
@@ -314,8 +338,8 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
         engine.send_all(&cfg.patch, Some(0)).or_exit(OS_ERR, "cannot send the patch")?;
     }
     let engine = Arc::new(engine);
-    let server = OscServer::start(&cfg.osc, engine.clone(), cfg.allow)
-        .or_exit(OS_ERR, format!("cannot listen for OSC on {}", cfg.osc))?;
+    let server =
+        listener.serve(engine.clone()).or_exit(OS_ERR, format!("cannot serve OSC on {}", cfg.osc))?;
     let status =
         engine.wait_for(Duration::from_secs(2), |s| s.health == Health::Healthy).unwrap_or_else(|s| s);
     println!(

@@ -22,7 +22,7 @@ pub struct StatusArgs {
 }
 
 /// The fields of `/status.reply`, in order.
-const FIELDS: [&str; 23] = [
+const FIELDS: [&str; 25] = [
     "health",
     "active_pid",
     "standby_pid",
@@ -46,6 +46,8 @@ const FIELDS: [&str; 23] = [
     "spares_ready",
     "poison_refusals",
     "workers_spawned",
+    "osc_denied",
+    "files_refused",
 ];
 
 fn value(a: &OscType) -> serde_json::Value {
@@ -73,7 +75,7 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
         let secs = map.get("frames_played").and_then(|v| v.as_i64()).unwrap_or(0) as f64
             / map.get("sample_rate").and_then(|v| v.as_i64()).unwrap_or(48_000).max(1) as f64;
         println!(
-            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  device xruns {} ({} frames)  played {:.1} s  {} Hz, block {}  {}: {} sounding  events {} ({} coalesced, {} cut out as poisons)  overloaded {} ({} times)  spares ready {}  OSC errors {}",
+            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  device xruns {} ({} frames)  played {:.1} s  {} Hz, block {}  {}: {} sounding  events {} ({} coalesced, {} cut out as poisons)  overloaded {} ({} times)  spares ready {}  OSC errors {} ({} senders denied, {} file reads refused)",
             get("health"),
             get("active_pid"),
             get("standby_pid"),
@@ -94,6 +96,8 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
             get("overloads"),
             get("spares_ready"),
             get("osc_errors"),
+            get("osc_denied"),
+            get("files_refused"),
         );
     }
     Ok(())

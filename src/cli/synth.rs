@@ -28,6 +28,10 @@ pub fn spec_for_journal(header: &JournalHeader) -> Result<DspSpec, JournalError>
     Ok(DspSpec::from_json::<Synth>(&header.config)?)
 }
 
+/// What `/patch/load` serves an OSC sender when `play` was given no
+/// `--patch-dir`: the presets built into the synth, as `bass.toml`, ….
+pub const BUNDLED_PATCHES: [(&str, &str); 4] = chronus::synth::patch::PRESET_FILES;
+
 /// The built-in demo score and its loop length in frames.
 pub fn demo_score(spec: &DspSpec, setup: &Setup) -> Result<(Vec<TimedEvent>, u64), Failure> {
     let score = chronus::journal::parse_score(include_str!("../../examples/scores/demo.score"), spec, setup)
@@ -44,7 +48,13 @@ pub fn patch_events(spec: &DspSpec, setup: &Setup, arg: &str) -> Result<Vec<chro
     let is_file = std::path::Path::new(arg).exists() || arg.contains('/') || arg.ends_with(".toml");
     let address = if is_file { "/patch/load" } else { "/patch/preset" };
     let mut events = Vec::new();
-    spec.parse(setup, address, &[chronus::dsp::Arg::Str(arg), chronus::dsp::Arg::Float(0.0)], &mut events)
-        .or_exit(DATA_ERR, format!("--patch {arg}"))?;
+    spec.parse(
+        setup,
+        address,
+        &[chronus::dsp::Arg::Str(arg), chronus::dsp::Arg::Float(0.0)],
+        &chronus::dsp::AnyFile,
+        &mut events,
+    )
+    .or_exit(DATA_ERR, format!("--patch {arg}"))?;
     Ok(events)
 }

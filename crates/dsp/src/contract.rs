@@ -3,6 +3,7 @@
 use crate::address::{AddressSpec, Arg};
 use crate::error::DspError;
 use crate::event::{BlockEvent, Event};
+use crate::files::Files;
 
 /// What the engine runs a DSP at, fixed for the DSP's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -182,15 +183,19 @@ pub trait Dsp: Send + 'static {
     /// where commands enter the engine, such as `/patch/load s:path` turned
     /// into the events that set a patch — into events appended to `out`.
     /// `None` if `path` is not such an address (it is then looked up in the
-    /// table). May read files; never runs in a worker.
+    /// table). Never runs in a worker. A file it needs it reads through
+    /// `files`, never by itself: the caller decides what a sender may make
+    /// it read (any file for a local score; for OSC, only patch files under
+    /// the directory the user named).
     fn expand(
         config: &Self::Config,
         setup: &Setup,
         path: &str,
         args: &[Arg<'_>],
+        files: &dyn Files,
         out: &mut Vec<Event>,
     ) -> Option<Result<(), String>> {
-        let _ = (config, setup, path, args, out);
+        let _ = (config, setup, path, args, files, out);
         None
     }
 

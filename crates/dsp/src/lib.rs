@@ -24,10 +24,12 @@ pub mod address;
 mod contract;
 mod error;
 mod event;
+mod files;
 mod spec;
 
 pub use address::{AddressSpec, AddressTable, Arg, ArgKind, ArgSpec};
 pub use contract::{Block, Dsp, DspStats, Piece, Setup};
 pub use error::{AddressError, DspError, TableError};
 pub use event::{BlockEvent, ENGINE_ADDRESSES, Event, MAX_ARGS, POISON, POISON_KINDS, TimedEvent};
+pub use files::{AnyFile, FileError, Files, MAX_FILE_BYTES, NoFiles};
 pub use spec::{DspSpec, DynDsp};

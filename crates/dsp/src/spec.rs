@@ -7,6 +7,7 @@ use crate::address::{AddressTable, Arg};
 use crate::contract::{Block, Dsp, DspStats, Setup};
 use crate::error::{AddressError, DspError};
 use crate::event::Event;
+use crate::files::Files;
 
 /// A prepared DSP behind a pointer: what a worker process and the offline
 /// renderer hold. Implemented for every [`Dsp`]; the methods are the
@@ -65,6 +66,7 @@ trait ErasedSpec: Send + Sync {
         setup: &Setup,
         path: &str,
         args: &[Arg<'_>],
+        files: &dyn Files,
         out: &mut Vec<Event>,
     ) -> Option<Result<(), String>>;
     fn prepare(&self, setup: &Setup) -> Result<Box<dyn DynDsp>, DspError>;
@@ -94,9 +96,10 @@ impl<D: Dsp> ErasedSpec for Typed<D> {
         setup: &Setup,
         path: &str,
         args: &[Arg<'_>],
+        files: &dyn Files,
         out: &mut Vec<Event>,
     ) -> Option<Result<(), String>> {
-        D::expand(&self.config, setup, path, args, out)
+        D::expand(&self.config, setup, path, args, files, out)
     }
     fn prepare(&self, setup: &Setup) -> Result<Box<dyn DynDsp>, DspError> {
         Ok(Box::new(D::prepare(setup, &self.config)?))
@@ -125,7 +128,7 @@ impl<D: Dsp> ErasedSpec for Typed<D> {
 /// assert_eq!(spec.name(), "silence/1");
 /// let setup = Setup { sample_rate: 48_000, block: 64 };
 /// let mut events = Vec::new();
-/// spec.parse(&setup, "/nothing", &[], &mut events)?;
+/// spec.parse(&setup, "/nothing", &[], &NoFiles, &mut events)?;
 /// assert_eq!(events, [Event::new(0)]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -180,8 +183,9 @@ impl DspSpec {
     }
 
     /// Turns an address and its arguments into events appended to `out`:
-    /// the DSP's expansion if it has one for `path`, else the table's event,
-    /// checked by the DSP's [`Dsp::validate`].
+    /// the DSP's expansion if it has one for `path` (reading only what
+    /// `files` serves), else the table's event, checked by the DSP's
+    /// [`Dsp::validate`].
     ///
     /// # Errors
     /// The [`AddressError`] to send back; nothing is appended.
@@ -190,10 +194,11 @@ impl DspSpec {
         setup: &Setup,
         path: &str,
         args: &[Arg<'_>],
+        files: &dyn Files,
         out: &mut Vec<Event>,
     ) -> Result<(), AddressError> {
         let start = out.len();
-        if let Some(expanded) = self.inner.expand(setup, path, args, out) {
+        if let Some(expanded) = self.inner.expand(setup, path, args, files, out) {
             let checked = expanded.and_then(|()| {
                 out[start..].iter().try_for_each(|e| self.check(setup, e).map_err(|err| err.to_string()))
             });

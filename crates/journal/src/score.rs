@@ -44,7 +44,7 @@ pub fn parse_score(text: &str, spec: &DspSpec, setup: &Setup) -> Result<Vec<Time
         };
         let args: Vec<Arg<'_>> = args.iter().map(|a| typed_arg(a)).collect();
         events.clear();
-        spec.parse(setup, path, &args, &mut events)
+        spec.parse(setup, path, &args, &chronus_dsp::AnyFile, &mut events)
             .map_err(|source| JournalError::Command { line, source })?;
         let frame = (seconds * f64::from(setup.sample_rate)).round() as u64;
         out.extend(events.iter().map(|&event| TimedEvent { frame, event }));

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use chronus_dsp::{Arg, DspSpec, Event, Setup};
+use chronus_dsp::{Arg, DspSpec, Event, Files, Setup};
 use rosc::{OscPacket, OscTime, OscType};
 
 /// What one message asks for.
@@ -30,7 +30,7 @@ pub struct Decoded {
 }
 
 /// What decoding needs to know about the engine.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Target<'a> {
     /// The DSP (its address table and checks).
     pub spec: &'a DspSpec,
@@ -38,6 +38,19 @@ pub struct Target<'a> {
     pub setup: Setup,
     /// Whether the engine takes its test addresses (`/test/poison`).
     pub faults_enabled: bool,
+    /// What a sender may make the DSP read (`/patch/load`): the server's
+    /// [`crate::PatchDir`] or [`crate::Bundled`], never any file.
+    pub files: &'a dyn Files,
+}
+
+impl std::fmt::Debug for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("spec", self.spec)
+            .field("setup", &self.setup)
+            .field("faults_enabled", &self.faults_enabled)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Deepest bundle nesting accepted.
@@ -65,7 +78,7 @@ fn message(addr: &str, args: &[OscType], at: Option<SystemTime>, target: &Target
         return out.push(Item::Error(addr.into(), "arguments must be ints, floats or strings".into()));
     };
     let mut events = Vec::new();
-    let item = match target.spec.parse(&target.setup, addr, &typed, &mut events) {
+    let item = match target.spec.parse(&target.setup, addr, &typed, target.files, &mut events) {
         Ok(()) if events.iter().any(Event::is_engine) && !target.faults_enabled => Item::Error(
             addr.into(),
             format!("{addr} is for tests: start the engine with fault injection (chronus play --faults)"),
@@ -122,8 +135,12 @@ mod tests {
 
     fn decode(bytes: &[u8]) -> Decoded {
         let spec = DspSpec::new::<Synth>(SynthConfig::new(8)).unwrap();
-        let target =
-            Target { spec: &spec, setup: Setup { sample_rate: 48_000, block: 256 }, faults_enabled: false };
+        let target = Target {
+            spec: &spec,
+            setup: Setup { sample_rate: 48_000, block: 256 },
+            faults_enabled: false,
+            files: &chronus_dsp::NoFiles,
+        };
         decode_packet(bytes, &target)
     }
 

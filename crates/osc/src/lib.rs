@@ -6,12 +6,19 @@
 //! addresses `/status` and `/quit`. Bundles apply at the frame their time tag
 //! names. Anything wrong — undecodable bytes, unknown addresses, wrong
 //! argument types or counts, out-of-range voices, NaN, oversized packets,
-//! senders not allowed — gets an `/error` reply and a counter, never a crash
-//! and never a glitch. The address space is documented in `docs/osc.md`.
+//! files outside the patch directory — gets an `/error` reply and a
+//! counter, never a crash and never a glitch. Senders not allowed
+//! ([`Allow`]: loopback, and the networks the user named) are dropped
+//! unread and counted; a socket beyond loopback with nobody named is
+//! refused ([`OscError::Exposed`]). What a sender may make the DSP read is
+//! a [`PatchDir`] or the [`Bundled`] presets, never any file. The address
+//! space and who may do what are documented in `docs/osc.md`.
 #![forbid(unsafe_code)]
 
 mod decode;
+mod files;
 mod server;
 
 pub use decode::{Decoded, Item, Target, decode_packet};
-pub use server::{Allow, DEFAULT_ADDR, MAX_PACKET, OscServer, OscStats};
+pub use files::{Bundled, PatchDir};
+pub use server::{Allow, DEFAULT_ADDR, MAX_PACKET, OscError, OscListener, OscServer, OscStats};

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use chronus_dsp::Files;
 use chronus_supervisor::{Engine, EngineError};
 use rosc::{OscMessage, OscPacket, OscType, encoder};
 
 use crate::decode::{Item, Target, decode_packet};
+use crate::files::Counted;
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:57120";
@@ -30,25 +32,30 @@ const RECEIVE_BUFFER: usize = 4 << 20;
 /// Longest between looks for cut commands to tell their senders of.
 const CUTS_EVERY: Duration = Duration::from_millis(20);
 
-/// Which senders may control the engine.
+/// Which senders may control the engine: loopback always (the machine's
+/// own users), and the networks added with [`Allow::add`]. A packet from
+/// anyone else is dropped unread and counted ([`OscStats::denied`]), so it
+/// can neither play, nor `/quit`, nor make the DSP read a file.
 #[derive(Clone, Debug, Default)]
 pub struct Allow {
     nets: Vec<(IpAddr, u8)>,
 }
 
 impl Allow {
-    /// Everyone (the socket's bind address already limits who can reach it).
-    pub fn all() -> Self {
+    /// Loopback only: what the server accepts unless told more.
+    pub fn loopback() -> Self {
         Self::default()
     }
 
-    /// Parses `ADDR/PREFIX` (or a bare address) and adds it.
+    /// Parses `ADDR/PREFIX` (or a bare address) and adds it. `0.0.0.0/0`
+    /// (or `::/0`) admits every host: see [`Allow::admits_everyone`].
     ///
     /// # Errors
     /// A message when `cidr` is not an address with an optional prefix.
     pub fn add(&mut self, cidr: &str) -> Result<(), String> {
         let (addr, prefix) = cidr.split_once('/').map_or((cidr, None), |(a, p)| (a, Some(p)));
         let addr: IpAddr = addr.parse().map_err(|_| format!("'{cidr}' is not an address or CIDR"))?;
+        let addr = addr.to_canonical();
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -60,10 +67,41 @@ impl Allow {
         Ok(())
     }
 
-    /// Whether `ip` may send.
-    pub fn permits(&self, ip: IpAddr) -> bool {
-        self.nets.is_empty() || self.nets.iter().any(|(net, prefix)| same_prefix(*net, ip, *prefix))
+    /// Whether any network beyond loopback was added.
+    pub fn names_networks(&self) -> bool {
+        !self.nets.is_empty()
     }
+
+    /// Whether a `/0` was added: every host that can reach the socket may
+    /// send.
+    pub fn admits_everyone(&self) -> bool {
+        self.nets.iter().any(|(_, prefix)| *prefix == 0)
+    }
+
+    /// Whether `ip` may send. IPv4 addresses seen through an IPv6 socket
+    /// (`::ffff:a.b.c.d`) are judged as IPv4.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_loopback() || self.nets.iter().any(|(net, prefix)| same_prefix(*net, ip, *prefix))
+    }
+}
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OscError {
+    /// Binding or setting up the socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The socket would listen beyond loopback while only loopback senders
+    /// are allowed: name who may send (`--allow CIDR`, or `--allow
+    /// 0.0.0.0/0` to admit every host, knowingly).
+    #[error(
+        "OSC on {0} listens beyond loopback, and nobody beyond it is allowed: name the senders with --allow \
+         CIDR (e.g. --allow 192.168.1.0/24), or --allow 0.0.0.0/0 to accept any host (anyone who can reach \
+         the port can then play, load patches from the patch directory and /quit)"
+    )]
+    Exposed(SocketAddr),
 }
 
 fn same_prefix(a: IpAddr, b: IpAddr, prefix: u8) -> bool {
@@ -98,6 +136,10 @@ pub struct OscStats {
     pub overload_replies: AtomicU64,
     /// Datagrams dropped because the sender is not allowed.
     pub denied: AtomicU64,
+    /// File reads a sender asked for that were refused (a `/patch/load`
+    /// outside the patch directory, a link out of it, not a patch file,
+    /// too large).
+    pub files_refused: AtomicU64,
 }
 
 /// A running OSC server.
@@ -114,6 +156,7 @@ struct Handler {
     socket: UdpSocket,
     engine: Arc<Engine>,
     allow: Allow,
+    files: Box<dyn Files>,
     stats: Arc<OscStats>,
     quit: Arc<AtomicBool>,
     senders: Senders,
@@ -280,6 +323,8 @@ impl Handler {
                 OscType::Int(s.spares_ready as i32),
                 OscType::Long(s.poison_refusals as i64),
                 OscType::Long(s.workers_spawned as i64),
+                OscType::Long(self.stats.denied.load(Relaxed) as i64),
+                OscType::Long(self.stats.files_refused.load(Relaxed) as i64),
             ],
         );
     }
@@ -298,7 +343,9 @@ impl Handler {
             );
         }
         let cfg = self.engine.config();
-        let target = Target { spec: &cfg.dsp, setup: cfg.setup(), faults_enabled: cfg.faults_enabled };
+        let files = Counted { files: &*self.files, refused: &self.stats.files_refused };
+        let target =
+            Target { spec: &cfg.dsp, setup: cfg.setup(), faults_enabled: cfg.faults_enabled, files: &files };
         for item in decode_packet(bytes, &target).items {
             match item {
                 Item::Events(events, at) => {
@@ -342,23 +389,70 @@ impl Handler {
     }
 }
 
-impl OscServer {
-    /// Binds `addr` and serves `engine` on a thread of its own.
+/// A bound OSC socket and who may use it, not yet serving: bound before
+/// the engine starts, so a refused address costs nothing.
+pub struct OscListener {
+    socket: UdpSocket,
+    allow: Allow,
+    files: Box<dyn Files>,
+}
+
+impl std::fmt::Debug for OscListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OscListener")
+            .field("socket", &self.socket)
+            .field("allow", &self.allow)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OscListener {
+    /// Binds `addr` for the senders `allow` permits; what a sender may make
+    /// the DSP read (a `/patch/load`) is whatever `files` serves.
     ///
     /// # Errors
-    /// The bind error (address in use, not permitted).
-    pub fn start(addr: &str, engine: Arc<Engine>, allow: Allow) -> std::io::Result<Self> {
+    /// [`OscError::Io`]: the bind error (address in use, not permitted);
+    /// [`OscError::Exposed`]: `addr` is beyond loopback (a host's address,
+    /// or `0.0.0.0`) and `allow` names no network.
+    pub fn bind(addr: &str, allow: Allow, files: Box<dyn Files>) -> Result<Self, OscError> {
         let socket = UdpSocket::bind(addr)?;
+        let bound = socket.local_addr()?;
+        if !bound.ip().to_canonical().is_loopback() && !allow.names_networks() {
+            return Err(OscError::Exposed(bound));
+        }
+        if allow.admits_everyone() {
+            tracing::warn!(
+                "OSC on {bound} accepts commands from every host that can reach it (an allowed network is a /0): \
+                 any of them can play, load patches from the patch directory, and /quit"
+            );
+        }
         socket.set_read_timeout(Some(CUTS_EVERY))?;
         grow_receive_buffer(&socket);
-        let local = socket.local_addr()?;
+        Ok(Self { socket, allow, files })
+    }
+
+    /// The address it listens on.
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Serves `engine` on a thread of its own.
+    ///
+    /// # Errors
+    /// The socket's or the thread's error.
+    pub fn serve(self, engine: Arc<Engine>) -> std::io::Result<OscServer> {
+        let local = self.socket.local_addr()?;
         let stats = Arc::new(OscStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let quit = Arc::new(AtomicBool::new(false));
         let handler = Handler {
-            socket,
+            socket: self.socket,
             engine,
-            allow,
+            allow: self.allow,
+            files: self.files,
             stats: stats.clone(),
             quit: quit.clone(),
             senders: Senders::default(),
@@ -366,7 +460,23 @@ impl OscServer {
         let stop2 = stop.clone();
         let thread =
             std::thread::Builder::new().name("chronus-osc".into()).spawn(move || handler.run(stop2))?;
-        Ok(Self { addr: local, stats, stop, quit, thread: Some(thread) })
+        Ok(OscServer { addr: local, stats, stop, quit, thread: Some(thread) })
+    }
+}
+
+impl OscServer {
+    /// Binds `addr` and serves `engine` on a thread of its own: see
+    /// [`OscListener::bind`] and [`OscListener::serve`].
+    ///
+    /// # Errors
+    /// As [`OscListener::bind`] and [`OscListener::serve`].
+    pub fn start(
+        addr: &str,
+        engine: Arc<Engine>,
+        allow: Allow,
+        files: Box<dyn Files>,
+    ) -> Result<Self, OscError> {
+        Ok(OscListener::bind(addr, allow, files)?.serve(engine)?)
     }
 
     /// The address it listens on.
@@ -418,15 +528,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allow_lists_match_prefixes() {
-        let mut a = Allow::all();
-        assert!(a.permits("10.1.2.3".parse().unwrap()));
-        a.add("127.0.0.0/8").unwrap();
-        a.add("192.168.1.7").unwrap();
-        assert!(a.permits("127.9.9.9".parse().unwrap()));
-        assert!(a.permits("192.168.1.7".parse().unwrap()));
-        assert!(!a.permits("192.168.1.8".parse().unwrap()));
-        assert!(!a.permits("::1".parse().unwrap()));
+    fn allow_lists_admit_loopback_and_the_networks_named() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut a = Allow::loopback();
+        assert!(a.permits(ip("127.9.9.9")) && a.permits(ip("::1")) && a.permits(ip("::ffff:127.0.0.1")));
+        assert!(!a.permits(ip("10.1.2.3")), "nobody beyond loopback unless named");
+        assert!(!a.names_networks() && !a.admits_everyone());
+        a.add("192.168.1.0/24").unwrap();
+        a.add("10.0.0.7").unwrap();
+        assert!(a.permits(ip("192.168.1.200")) && a.permits(ip("10.0.0.7")));
+        assert!(a.permits(ip("::ffff:192.168.1.9")), "IPv4 through an IPv6 socket");
+        assert!(!a.permits(ip("192.168.2.1")) && !a.permits(ip("10.0.0.8")) && !a.permits(ip("fe80::1")));
+        assert!(a.names_networks() && !a.admits_everyone());
+        a.add("0.0.0.0/0").unwrap();
+        assert!(a.admits_everyone() && a.permits(ip("8.8.8.8")));
         assert!(a.add("300.1.1.1").is_err());
         assert!(a.add("10.0.0.0/33").is_err());
     }

@@ -17,8 +17,12 @@ fn messages(p: &OscPacket) -> usize {
 
 fn check(bytes: &[u8]) {
     let spec = DspSpec::new::<Synth>(SynthConfig::new(64)).unwrap();
-    let target =
-        Target { spec: &spec, setup: Setup { sample_rate: 48_000, block: 256 }, faults_enabled: true };
+    let target = Target {
+        spec: &spec,
+        setup: Setup { sample_rate: 48_000, block: 256 },
+        faults_enabled: true,
+        files: &chronus_dsp::NoFiles,
+    };
     let decoded = decode_packet(bytes, &target);
     if decoded.items.is_empty() {
         // Only a legal bundle with no message in it may yield nothing.

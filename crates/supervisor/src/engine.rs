@@ -296,7 +296,10 @@ impl Engine {
 
     /// Parses `path` with `args` through the DSP's table (and expansions,
     /// such as a patch load) and queues the events, at `frame` if given.
-    /// Returns how many events were queued.
+    /// Returns how many events were queued. An expansion may read any file
+    /// this process can ([`chronus_dsp::AnyFile`]): this is the embedding
+    /// program's own call. What arrives from a network goes through the OSC
+    /// server, which decides what its senders may make the DSP read.
     ///
     /// # Errors
     /// [`EngineError::Refused`] with the message to show the sender;
@@ -325,7 +328,7 @@ impl Engine {
         let mut events = Vec::new();
         self.cfg
             .dsp
-            .parse(&self.cfg.setup(), path, args, &mut events)
+            .parse(&self.cfg.setup(), path, args, &chronus_dsp::AnyFile, &mut events)
             .map_err(|e| EngineError::Refused(e.to_string()))?;
         if events.iter().any(|e| e.is_engine()) && !self.cfg.faults_enabled {
             return Err(EngineError::Refused(format!(

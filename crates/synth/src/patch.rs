@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use chronus_dsp::{Arg, Event};
+use chronus_dsp::{Arg, Event, FileError, Files};
 use toml::{Spanned, Value};
 
 use crate::command::Command;
@@ -34,13 +34,18 @@ use crate::param::Param;
 /// The fade of `/patch/load` and `/patch/preset` when none is given, s.
 pub const DEFAULT_FADE_SECONDS: f32 = 0.01;
 
+const BASS: &str = include_str!("../../../examples/patches/bass.toml");
+const LEAD: &str = include_str!("../../../examples/patches/lead.toml");
+const ORGAN: &str = include_str!("../../../examples/patches/organ.toml");
+const PAD: &str = include_str!("../../../examples/patches/pad.toml");
+
 /// The presets shipped with Chronus (`examples/patches/`), by name.
-pub const PRESETS: [(&str, &str); 4] = [
-    ("bass", include_str!("../../../examples/patches/bass.toml")),
-    ("lead", include_str!("../../../examples/patches/lead.toml")),
-    ("organ", include_str!("../../../examples/patches/organ.toml")),
-    ("pad", include_str!("../../../examples/patches/pad.toml")),
-];
+pub const PRESETS: [(&str, &str); 4] = [("bass", BASS), ("lead", LEAD), ("organ", ORGAN), ("pad", PAD)];
+
+/// The same presets by file name (`bass.toml`, …): what `/patch/load`
+/// serves when no patch directory was named.
+pub const PRESET_FILES: [(&str, &str); 4] =
+    [("bass.toml", BASS), ("lead.toml", LEAD), ("organ.toml", ORGAN), ("pad.toml", PAD)];
 
 /// Names of the choices, by parameter (their index is the number).
 const WAVES: [&str; 5] = ["sine", "saw", "square", "triangle", "noise"];
@@ -68,14 +73,10 @@ pub struct PatchFile {
 /// Why a patch was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PatchError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {reason}")]
-    Read {
-        /// The path.
-        path: String,
-        /// The operating system's reason.
-        reason: String,
-    },
+    /// The file was not read: refused by whoever decides what may be read
+    /// (for OSC: outside the patch directory), or unreadable.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The text is not a usable patch.
     #[error("line {line}: {message}")]
     Bad {
@@ -94,14 +95,13 @@ pub fn preset(name: &str) -> Option<&'static str> {
     PRESETS.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
 }
 
-/// Reads and parses the patch file at `path`.
+/// Reads the patch file at `path` through `files` (which decides what may
+/// be read) and parses it.
 ///
 /// # Errors
-/// [`PatchError::Read`], or [`PatchError::Bad`] naming the line.
-pub fn load(path: &str) -> Result<PatchFile, PatchError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| PatchError::Read { path: path.to_owned(), reason: e.to_string() })?;
-    parse(&text)
+/// [`PatchError::File`], or [`PatchError::Bad`] naming the line.
+pub fn load(path: &str, files: &dyn Files) -> Result<PatchFile, PatchError> {
+    parse(&files.read_text(path)?)
 }
 
 /// Parses a patch.
@@ -206,12 +206,17 @@ pub fn events(patch: &PatchFile, fade: f32, out: &mut Vec<Event>) {
     out.extend(patch.settings.iter().map(|&(param, value)| Command::Set { param, value }.to_event()));
 }
 
-/// `/patch/load s:path [f:fade_s]` or `/patch/preset s:name [f:fade_s]`
-/// into events appended to `out`.
+/// `/patch/load s:path [f:fade_s]` (the file read through `files`) or
+/// `/patch/preset s:name [f:fade_s]` into events appended to `out`.
 ///
 /// # Errors
 /// A message for the sender: wrong arguments, or the [`PatchError`].
-pub fn expand(source: Source, args: &[Arg<'_>], out: &mut Vec<Event>) -> Result<(), String> {
+pub fn expand(
+    source: Source,
+    args: &[Arg<'_>],
+    files: &dyn Files,
+    out: &mut Vec<Event>,
+) -> Result<(), String> {
     let usage = match source {
         Source::File => "usage: /patch/load s:path [f:fade_s]",
         Source::Preset => "usage: /patch/preset s:name [f:fade_s]",
@@ -223,7 +228,7 @@ pub fn expand(source: Source, args: &[Arg<'_>], out: &mut Vec<Event>) -> Result<
         _ => return Err(usage.to_owned()),
     };
     let patch = match source {
-        Source::File => load(what),
+        Source::File => load(what, files),
         Source::Preset => preset(what).ok_or_else(|| PatchError::NoPreset(what.to_owned())).and_then(parse),
     }
     .map_err(|e| e.to_string())?;
@@ -234,6 +239,7 @@ pub fn expand(source: Source, args: &[Arg<'_>], out: &mut Vec<Event>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chronus_dsp::{AnyFile, NoFiles};
 
     #[test]
     fn a_patch_parses_in_file_order_with_choices_by_name_or_number() {
@@ -270,7 +276,7 @@ mod tests {
     fn every_preset_parses_and_expands_behind_a_patch_begin() {
         for (name, _) in PRESETS {
             let mut out = Vec::new();
-            expand(Source::Preset, &[Arg::Str(name)], &mut out).unwrap();
+            expand(Source::Preset, &[Arg::Str(name)], &NoFiles, &mut out).unwrap();
             assert_eq!(
                 Command::from_event(&out[0]),
                 Some(Command::PatchBegin { fade: DEFAULT_FADE_SECONDS })
@@ -278,10 +284,15 @@ mod tests {
             assert!(out.len() > 5, "{name}");
             assert!(out[1..].iter().all(|e| matches!(Command::from_event(e), Some(Command::Set { .. }))));
         }
-        let err = expand(Source::Preset, &[Arg::Str("harp")], &mut Vec::new()).unwrap_err();
+        let err = expand(Source::Preset, &[Arg::Str("harp")], &NoFiles, &mut Vec::new()).unwrap_err();
         assert!(err.contains("no preset 'harp'"), "{err}");
-        let err = expand(Source::File, &[Arg::Str("/nonexistent.toml")], &mut Vec::new()).unwrap_err();
+        let err =
+            expand(Source::File, &[Arg::Str("/nonexistent.toml")], &AnyFile, &mut Vec::new()).unwrap_err();
         assert!(err.starts_with("cannot read /nonexistent.toml"), "{err}");
-        assert!(expand(Source::File, &[Arg::Int(3)], &mut Vec::new()).unwrap_err().starts_with("usage"));
+        let err = expand(Source::File, &[Arg::Str("bass.toml")], &NoFiles, &mut Vec::new()).unwrap_err();
+        assert!(err.contains("no files may be read"), "{err}");
+        assert!(
+            expand(Source::File, &[Arg::Int(3)], &AnyFile, &mut Vec::new()).unwrap_err().starts_with("usage")
+        );
     }
 }

@@ -18,7 +18,7 @@
 //! become `/patch/begin` and the `/set` commands of the patch
 //! ([`crate::patch`]).
 
-use chronus_dsp::{AddressSpec, Arg, ArgSpec, Block, Dsp, DspError, DspStats, Event, Piece, Setup};
+use chronus_dsp::{AddressSpec, Arg, ArgSpec, Block, Dsp, DspError, DspStats, Event, Files, Piece, Setup};
 
 use crate::command::Command;
 use crate::param::Param;
@@ -193,6 +193,7 @@ impl Dsp for Synth {
         _: &Setup,
         path: &str,
         args: &[Arg<'_>],
+        files: &dyn Files,
         out: &mut Vec<Event>,
     ) -> Option<Result<(), String>> {
         let source = match path {
@@ -200,7 +201,7 @@ impl Dsp for Synth {
             "/patch/preset" => crate::patch::Source::Preset,
             _ => return None,
         };
-        Some(crate::patch::expand(source, args, out))
+        Some(crate::patch::expand(source, args, files, out))
     }
 
     fn validate(_: &SynthConfig, setup: &Setup, event: &Event) -> Result<(), String> {
@@ -292,15 +293,32 @@ mod tests {
         let spec = DspSpec::new::<Synth>(SynthConfig::new(8)).unwrap();
         let setup = Setup { sample_rate: 48_000, block: 256 };
         let mut out = Vec::new();
-        spec.parse(&setup, "/voice/set", &[Arg::Int(3), Arg::Str("cutoff"), Arg::Int(1200)], &mut out)
-            .unwrap();
+        spec.parse(
+            &setup,
+            "/voice/set",
+            &[Arg::Int(3), Arg::Str("cutoff"), Arg::Int(1200)],
+            &chronus_dsp::NoFiles,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, [Command::VoiceSet { voice: 3, param: Param::Cutoff, value: 1200.0 }.to_event()]);
-        let master =
-            spec.parse(&setup, "/voice/set", &[Arg::Int(3), Arg::Str("master"), Arg::Int(1)], &mut out);
+        let master = spec.parse(
+            &setup,
+            "/voice/set",
+            &[Arg::Int(3), Arg::Str("master"), Arg::Int(1)],
+            &chronus_dsp::NoFiles,
+            &mut out,
+        );
         assert!(master.unwrap_err().to_string().contains("global"));
-        let filter = spec.parse(&setup, "/set", &[Arg::Str("filter"), Arg::Float(1.5)], &mut out);
+        let filter = spec.parse(
+            &setup,
+            "/set",
+            &[Arg::Str("filter"), Arg::Float(1.5)],
+            &chronus_dsp::NoFiles,
+            &mut out,
+        );
         assert!(filter.is_err());
-        let voice = spec.parse(&setup, "/note_off", &[Arg::Int(8)], &mut out);
+        let voice = spec.parse(&setup, "/note_off", &[Arg::Int(8)], &chronus_dsp::NoFiles, &mut out);
         assert!(voice.unwrap_err().to_string().contains("out of range"));
         assert_eq!(out.len(), 1);
     }

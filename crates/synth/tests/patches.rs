@@ -11,7 +11,8 @@ use common::synth;
 /// expands it.
 fn load(s: &mut Synth, name: &str, fade: f32) {
     let mut events = Vec::new();
-    patch::expand(Source::Preset, &[Arg::Str(name), Arg::Float(fade)], &mut events).unwrap();
+    patch::expand(Source::Preset, &[Arg::Str(name), Arg::Float(fade)], &chronus_dsp::NoFiles, &mut events)
+        .unwrap();
     for e in &events {
         s.apply(&Command::from_event(e).unwrap()).unwrap();
     }

@@ -143,7 +143,9 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     let (spec, setup) = (cfg.dsp.clone(), cfg.setup());
     let engine =
         Arc::new(Engine::start(cfg, PacedSink::new(sample_rate)).or_exit(OS_ERR, "cannot start the engine")?);
-    let server = OscServer::start("127.0.0.1:0", engine.clone(), Allow::all()).or_exit(OS_ERR, "OSC")?;
+    let files = Box::new(chronus::osc::Bundled(&super::synth::BUNDLED_PATCHES));
+    let server =
+        OscServer::start("127.0.0.1:0", engine.clone(), Allow::loopback(), files).or_exit(OS_ERR, "OSC")?;
     let osc_addr = server.local_addr();
     // Poisons and floods come from a client of their own, which hears the
     // engine's replies.
