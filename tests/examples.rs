@@ -1,6 +1,8 @@
 //! The shipped examples run and say what they must: `karplus` (a DSP of
-//! one's own, killed three times) ends with the verdict it measured, and
-//! `nondeterministic` is caught and exits non-zero. The test builds them
+//! one's own, killed three times) ends with the verdict it measured,
+//! `nondeterministic` is caught and exits non-zero, and `sandboxed` (a DSP
+//! that reads a file inside a render) loses both replicas to SIGSYS, has the
+//! command cut out, plays on, and is named by the check. The test builds them
 //! (a no-op when `cargo test` already has).
 
 mod util;
@@ -42,4 +44,21 @@ fn nondeterministic_is_caught_and_exits_non_zero() {
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("not deterministic"), "{stdout}");
     assert!(stdout.contains("two worker processes differ from frame 0"), "{stdout}");
+}
+
+#[test]
+fn sandboxed_dies_of_sigsys_in_both_replicas_and_plays_on() {
+    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(example("sandboxed")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let killed =
+        stdout.lines().filter(|l| l.contains("killed by SIGSYS (forbidden system call openat)")).count();
+    assert_eq!(killed, 2, "{stdout}");
+    assert!(stdout.contains("the check: openat"), "{stdout}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("frames lost: 0, bit-exact: yes, the tone plays on: yes"),
+        "{stdout}"
+    );
 }

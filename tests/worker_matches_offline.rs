@@ -72,7 +72,8 @@ fn run_worker_by_hand(dsp: &str, env: &str) -> (std::process::Output, WorkerRegi
 
 #[test]
 fn a_worker_refuses_a_region_of_another_generation() {
-    let (out, region) = run_worker_by_hand("chronus-synth/1", "v2 region=3 bus=4 epoch=9 generation=6");
+    let (out, region) =
+        run_worker_by_hand("chronus-synth/1", "v3 region=3 bus=4 epoch=9 sandbox=on generation=6");
     assert_eq!(out.status.code(), Some(76));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("generation 5") && stderr.contains("generation 6"), "{stderr}");
@@ -81,7 +82,8 @@ fn a_worker_refuses_a_region_of_another_generation() {
 
 #[test]
 fn a_worker_refuses_a_bus_for_another_dsp() {
-    let (out, region) = run_worker_by_hand("someone-elses-dsp/1", "v2 region=3 bus=4 epoch=9 generation=5");
+    let (out, region) =
+        run_worker_by_hand("someone-elses-dsp/1", "v3 region=3 bus=4 epoch=9 sandbox=on generation=5");
     assert_eq!(out.status.code(), Some(76));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("someone-elses-dsp/1") && stderr.contains("chronus-synth/1"), "{stderr}");
@@ -91,7 +93,7 @@ fn a_worker_refuses_a_bus_for_another_dsp() {
 #[test]
 fn a_worker_without_its_parent_refuses_to_run() {
     let (out, _region) =
-        run_worker_by_hand("chronus-synth/1", "v2 region=3 bus=4 epoch=9 generation=5 parent=1");
+        run_worker_by_hand("chronus-synth/1", "v3 region=3 bus=4 epoch=9 sandbox=on generation=5 parent=1");
     assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -32,9 +32,10 @@ pub struct FailoverArgs {
     #[arg(long, default_value_t = 50)]
     kills: u32,
     /// Fault kind: kill, segv, abort, panic, exit0, exit1, hang, slow, stop,
-    /// or mixed (all of them in turn). Faults alternate between the active
-    /// and the standby. `kill` and `stop` are sent from outside (as kill(1)
-    /// would); the others the worker inflicts on itself.
+    /// syscall (a call the workers' sandbox forbids), or mixed (all of them
+    /// in turn). Faults alternate between the active and the standby.
+    /// `kill` and `stop` are sent from outside (as kill(1) would); the
+    /// others the worker inflicts on itself.
     #[arg(long, default_value = "mixed")]
     fault: String,
     /// Pause between a recovery and the next fault, in milliseconds.
@@ -90,6 +91,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     cfg.block = args.block;
     cfg.spares = args.spares;
     cfg.faults_enabled = true;
+    cfg.protect_supervisor = true;
     cfg.record_in_memory = true;
     let sample_rate = cfg.sample_rate;
     let (score, loop_frames) = super::synth::demo_score(&cfg.dsp, &cfg.setup())?;
@@ -115,10 +117,13 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                 .map_err(|st| format!("never healthy: {st:?}"))?;
             for n in 0..args.kills as usize {
                 let kind = kinds[n % kinds.len()];
-                let target = if n % 2 == 0 { Target::Active } else { Target::Standby };
+                // Each kind on the active and the standby in turn, whatever
+                // the number of kinds.
+                let on_active = (n + n / kinds.len()).is_multiple_of(2);
+                let target = if on_active { Target::Active } else { Target::Standby };
                 std::thread::sleep(Duration::from_millis(args.interval_ms));
                 inflict(&engine, target, kind).map_err(|e| format!("fault {}: {e}", n + 1))?;
-                bar.set_message(format!("{kind} on the {}", if n % 2 == 0 { "active" } else { "standby" }));
+                bar.set_message(format!("{kind} on the {}", if on_active { "active" } else { "standby" }));
                 engine
                     .wait_for(Duration::from_secs(10), |st| st.failovers > n as u64)
                     .map_err(|st| format!("fault {} ({kind}) was not noticed: {st:?}", n + 1))?;
@@ -173,6 +178,10 @@ fn verdict_line(s: &FailoverSummary) -> String {
 
 fn print_summary(s: &FailoverSummary) {
     println!("{}", verdict_line(s));
+    if !s.sandbox_kills.is_empty() {
+        let calls: Vec<String> = s.sandbox_kills.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!("workers the sandbox killed (SIGSYS), by forbidden call: {}", calls.join(", "));
+    }
     println!(
         "{:<12} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "faults", "µs", "min", "p50", "p95", "p99", "max"

@@ -1,6 +1,8 @@
-//! `chronus check`: is the DSP deterministic? A score rendered by two
-//! worker processes, in-process, and by a worker started from a snapshot
-//! halfway, compared bit for bit.
+//! `chronus check`: is the DSP deterministic, and does it keep to its
+//! sandbox? A score rendered by two worker processes, in-process, and by a
+//! worker started from a snapshot halfway, compared bit for bit; the
+//! workers' sandbox audits, naming every system call it forbids that the
+//! DSP made.
 
 use std::path::PathBuf;
 

@@ -41,7 +41,8 @@ enum Cmd {
     /// A long run with faults of every kind; writes a report (JSON, Markdown, SVG).
     Soak(soak::SoakArgs),
     /// Check that the DSP is deterministic: a score rendered by worker
-    /// processes, in-process, and from a snapshot must agree bit for bit.
+    /// processes, in-process, and from a snapshot must agree bit for bit,
+    /// and the workers make no system call their sandbox forbids.
     Check(check::CheckArgs),
 }
 

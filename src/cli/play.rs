@@ -134,6 +134,9 @@ impl PlayArgs {
         engine.block = self.block;
         engine.sample_rate = self.sample_rate;
         engine.faults_enabled = self.faults;
+        // Workers (code Chronus does not own) run as this user: they may
+        // not reach into this process.
+        engine.protect_supervisor = true;
         engine.spares = self.spares;
         if let Some(lead) = self.lead {
             engine.lead_blocks = lead;

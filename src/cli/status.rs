@@ -22,7 +22,7 @@ pub struct StatusArgs {
 }
 
 /// The fields of `/status.reply`, in order.
-const FIELDS: [&str; 25] = [
+const FIELDS: [&str; 28] = [
     "health",
     "active_pid",
     "standby_pid",
@@ -48,6 +48,9 @@ const FIELDS: [&str; 25] = [
     "workers_spawned",
     "osc_denied",
     "files_refused",
+    "sandbox",
+    "sandbox_kills",
+    "last_forbidden_call",
 ];
 
 fn value(a: &OscType) -> serde_json::Value {
@@ -75,7 +78,7 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
         let secs = map.get("frames_played").and_then(|v| v.as_i64()).unwrap_or(0) as f64
             / map.get("sample_rate").and_then(|v| v.as_i64()).unwrap_or(48_000).max(1) as f64;
         println!(
-            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  device xruns {} ({} frames)  played {:.1} s  {} Hz, block {}  {}: {} sounding  events {} ({} coalesced, {} cut out as poisons)  overloaded {} ({} times)  spares ready {}  OSC errors {} ({} senders denied, {} file reads refused)",
+            "{}  active pid {}  standby pid {}  failovers {}  underrun frames {} ({} machine stall)  device xruns {} ({} frames)  played {:.1} s  {} Hz, block {}  {}: {} sounding  events {} ({} coalesced, {} cut out as poisons)  overloaded {} ({} times)  spares ready {}  sandbox {} ({} killed{})  OSC errors {} ({} senders denied, {} file reads refused)",
             get("health"),
             get("active_pid"),
             get("standby_pid"),
@@ -95,6 +98,12 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
             if get("overloaded") == "1" { "yes" } else { "no" },
             get("overloads"),
             get("spares_ready"),
+            get("sandbox"),
+            get("sandbox_kills"),
+            match get("last_forbidden_call").as_str() {
+                "" => String::new(),
+                call => format!(", last for {call}"),
+            },
             get("osc_errors"),
             get("osc_denied"),
             get("files_refused"),

@@ -21,8 +21,10 @@ pub const ENGINE_ADDRESSES: u16 = 0xff00;
 /// DSP bug that some input triggers in every replica at once.
 pub const POISON: u16 = ENGINE_ADDRESSES + 1;
 
-/// `/test/poison` kinds, in the order of its choice argument.
-pub const POISON_KINDS: [&str; 2] = ["crash", "hang"];
+/// `/test/poison` kinds, in the order of its choice argument: every
+/// replica that applies it crashes, hangs, or makes a system call its
+/// sandbox forbids.
+pub const POISON_KINDS: [&str; 3] = ["crash", "hang", "syscall"];
 
 /// One event: an address of the DSP's table and its arguments.
 ///

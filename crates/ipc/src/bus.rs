@@ -59,7 +59,7 @@ impl Bus {
             geometry,
             dsp_name: name,
         };
-        let map = Mapping::create("chronus-bus", header, offsets.config, config_json.as_bytes())?;
+        let map = Mapping::create("chronus-bus", header, offsets.config, config_json.as_bytes(), true)?;
         let bus = Self { map, offsets, config: config_json.to_owned(), name: dsp_name.to_owned() };
         bus.control().faults_enabled.store(u32::from(faults_enabled), Release);
         Ok(bus)

@@ -26,12 +26,16 @@ pub enum FaultKind {
     /// Silently change its own synth state once (a bit flip, a bug):
     /// it keeps running but no longer agrees with the journal.
     Diverge = 10,
+    /// Make a system call its sandbox forbids (open a file, as a DSP that
+    /// reads one while rendering would): the sandbox kills it with SIGSYS.
+    /// Only for a sandboxed worker.
+    Syscall = 11,
 }
 
 impl FaultKind {
     /// Every kind the benchmarks and soak inflict (all but `Diverge`, which
     /// cannot be arbitrated when it hits the active: see docs/failover.md).
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Kill,
         FaultKind::Segv,
         FaultKind::Abort,
@@ -41,6 +45,7 @@ impl FaultKind {
         FaultKind::Hang,
         FaultKind::Slow,
         FaultKind::Stop,
+        FaultKind::Syscall,
     ];
 
     /// The kind with this code.
@@ -61,6 +66,7 @@ impl FaultKind {
             FaultKind::Slow => "slow",
             FaultKind::Stop => "stop",
             FaultKind::Diverge => "diverge",
+            FaultKind::Syscall => "syscall",
         }
     }
 

@@ -24,7 +24,9 @@
 //! Every section starts on a 64-byte boundary. Everything either side may
 //! write after spawn is an atomic, so a region can be shared with a peer
 //! that misbehaves without undefined behaviour on this side. Workers map the
-//! bus read-only: no worker can change what another one reads.
+//! bus read-only, and it is sealed against every write but the supervisor's
+//! own mapping (`F_SEAL_FUTURE_WRITE`): no worker can change what another
+//! one reads, however it reopens or maps it.
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -35,13 +37,16 @@ use crate::IpcError;
 /// "CHRONUS\x02" in little-endian.
 pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\x02");
 /// Version of these layouts; bump on any change.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 /// Section alignment.
 pub const ALIGN: usize = 64;
 /// Longest DSP name a region carries.
 pub const DSP_NAME_BYTES: usize = 64;
 /// Number of recent block checksums a worker keeps.
 pub const CHECKSUMS: usize = 64;
+/// 64-bit words of the set of system calls a sandboxed worker was refused
+/// (one bit per system call number).
+pub const FORBIDDEN_WORDS: usize = 8;
 
 /// What kind of region a header starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,6 +204,44 @@ pub enum StartError {
     BadRequest = 3,
 }
 
+/// What a worker's sandbox does with a system call it does not allow
+/// (the `sandbox` word of its [`ControlBlock`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum SandboxMode {
+    /// No sandbox: the worker may make any call (only when an embedder
+    /// says so).
+    Off = 0,
+    /// The call is refused and the worker dies of SIGSYS, the call named in
+    /// its region: a fault like a crash.
+    #[default]
+    Enforce = 1,
+    /// The call fails with `EPERM`, is recorded, and the worker goes on
+    /// (`chronus check`: every forbidden call a DSP makes, by name).
+    Audit = 2,
+}
+
+impl SandboxMode {
+    /// The mode with this code.
+    pub fn from_u32(code: u32) -> Option<Self> {
+        [Self::Off, Self::Enforce, Self::Audit].into_iter().find(|m| *m as u32 == code)
+    }
+
+    /// `off`, `on` or `audit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Enforce => "on",
+            Self::Audit => "audit",
+        }
+    }
+
+    /// The mode named `name` ([`SandboxMode::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Off, Self::Enforce, Self::Audit].into_iter().find(|m| m.name() == name)
+    }
+}
+
 /// Supervisor → worker control, and the worker's reported state.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
@@ -247,8 +290,9 @@ pub struct ControlBlock {
     pub trial_ended: AtomicU32,
     /// How that process ended (see `WorkerRegion::trial_end`).
     pub trial_exit: AtomicU32,
-    /// Padding.
-    pub _pad0: AtomicU32,
+    /// The worker's sandbox once it is in force (0: none; see
+    /// `WorkerRegion::sandbox`), written by the worker.
+    pub sandbox: AtomicU32,
     /// First frame for [`StartKind::Fresh`].
     pub start_frame: AtomicU64,
     /// First event number to read for [`StartKind::Fresh`].
@@ -265,6 +309,15 @@ pub struct ControlBlock {
     /// … to this one (exclusive) this worker alone must not apply: a trial
     /// that tells which of several suspects is a poison (empty: none).
     pub start_skip_to: AtomicU64,
+    /// The first system call the worker's sandbox refused it, plus one (0:
+    /// none), written by the worker's SIGSYS handler: the worker's word
+    /// (its death by SIGSYS is the kernel's).
+    pub forbidden_call: AtomicU32,
+    /// The same for the fork running its poison trial.
+    pub trial_forbidden_call: AtomicU32,
+    /// Every system call refused, one bit per number (an auditing sandbox
+    /// refuses and goes on: `chronus check`).
+    pub forbidden_calls: [AtomicU64; FORBIDDEN_WORDS],
 }
 
 /// Worker progress, read by the watchdog.

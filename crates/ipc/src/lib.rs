@@ -33,13 +33,14 @@ pub use bus::Bus;
 pub use error::IpcError;
 pub use event_log::{Full, LogEntry, LogReader, LogWriter};
 pub use fault::FaultKind;
-pub use layout::{Geometry, StartError, StartKind, WorkerState};
+pub use layout::{Geometry, SandboxMode, StartError, StartKind, WorkerState};
 pub use snapshot::{HASH_SEED, SnapshotInfo, checksum_samples, hash_words};
 pub use sys::{
-    adopt_fd, fork_single_threaded, futex_wait, futex_wake, inherit_fds, monotonic_ns, set_thread_fifo,
-    thread_policy,
+    DIE_BY_CALL, TRIAL_END_SIGNAL, ThreadCounter, accept_trial_end_signal, adopt_fd, block_trial_end_signal,
+    end_trial_forks, fork_single_threaded, futex_wait, futex_wake, inherit_fds, leads_own_group,
+    monotonic_ns, segfault, set_thread_fifo, thread_policy,
 };
-pub use worker_region::{StartRequest, TrialExit, WorkerRegion, stop_token};
+pub use worker_region::{ForbiddenCalls, Recorder, StartRequest, TrialExit, WorkerRegion, stop_token};
 
 #[cfg(test)]
 mod tests;

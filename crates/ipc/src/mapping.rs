@@ -7,7 +7,8 @@
 //!   every bit pattern is valid and concurrent access from the peer is not a
 //!   data race;
 //! * the file is sealed against shrinking, so the peer cannot make our
-//!   mapping fault.
+//!   mapping fault; a region others only read is also sealed against every
+//!   write but its creator's mapping (`F_SEAL_FUTURE_WRITE`).
 //!
 //! So attaching is safe even to a region a misbehaving peer writes garbage
 //! into: garbage is detected by the protocol checks, never undefined
@@ -70,10 +71,18 @@ const _: () = {
 impl Mapping {
     /// Creates a zeroed, sealed region of `header.total_size` bytes and
     /// writes `header` at its start, then `tail` (plain bytes written once,
-    /// such as a configuration) at `tail_at`.
-    pub fn create(name: &str, header: RegionHeader, tail_at: usize, tail: &[u8]) -> Result<Self, IpcError> {
+    /// such as a configuration) at `tail_at`. With `peers_read_only`, the
+    /// file is then sealed against every write but through this mapping:
+    /// no process given it, however it reopens or maps it, can write it.
+    pub fn create(
+        name: &str,
+        header: RegionHeader,
+        tail_at: usize,
+        tail: &[u8],
+        peers_read_only: bool,
+    ) -> Result<Self, IpcError> {
         let len = header.total_size;
-        let fd = sys::sealed_memfd(name, len).map_err(IpcError::os("memfd_create"))?;
+        let fd = sys::sealed_memfd(name, len, !peers_read_only).map_err(IpcError::os("memfd_create"))?;
         let map =
             MmapOptions::new().len(len as usize).populate().map_raw(&fd).map_err(IpcError::os("mmap"))?;
         assert!(size_of::<RegionHeader>() <= len as usize && tail_at + tail.len() <= len as usize);
@@ -84,12 +93,17 @@ impl Mapping {
             map.as_mut_ptr().cast::<RegionHeader>().write(header);
             std::ptr::copy_nonoverlapping(tail.as_ptr(), map.as_mut_ptr().add(tail_at), tail.len());
         }
+        if peers_read_only {
+            sys::seal_writes(fd.as_fd()).map_err(IpcError::os("F_SEAL_FUTURE_WRITE"))?;
+        }
         Ok(Self { fd, map, header, writable: true })
     }
 
     /// Maps a region received from the supervisor, read-write or read-only,
     /// and checks its header: magic, layout version, kind, epoch and
-    /// generation, size, and the seal. The caller checks the geometry.
+    /// generation, size, and the seals (a region mapped read-only must be
+    /// sealed against writes: otherwise a peer could change what this
+    /// process reads). The caller checks the geometry.
     pub fn attach(
         fd: OwnedFd,
         kind: RegionKind,
@@ -101,8 +115,12 @@ impl Mapping {
         if len < size_of::<RegionHeader>() as u64 {
             return Err(IpcError::BufTooSmall { needed: size_of::<RegionHeader>() as u64, actual: len });
         }
-        if !sys::is_shrink_sealed(fd.as_fd()).map_err(IpcError::os("F_GET_SEALS"))? {
+        let (shrink_sealed, write_sealed) = sys::seals(fd.as_fd()).map_err(IpcError::os("F_GET_SEALS"))?;
+        if !shrink_sealed {
             return Err(IpcError::BufCorrupt("the memory file is not sealed against shrinking"));
+        }
+        if !writable && !write_sealed {
+            return Err(IpcError::BufCorrupt("a read-only region that is not sealed against writes"));
         }
         let opts = {
             let mut o = MmapOptions::new();

@@ -238,3 +238,44 @@ fn what_a_real_time_thread_starts_runs_as_an_ordinary_process() {
     .unwrap();
     assert_eq!(seen, (libc::SCHED_OTHER, libc::SCHED_OTHER), "(process, thread) policies");
 }
+
+#[test]
+fn the_bus_is_sealed_against_writes_by_any_fd_and_an_unsealed_one_is_refused() {
+    let bus = bus();
+    let (shrink, writes) = sys::seals(bus.fd()).unwrap();
+    assert!(shrink && writes, "the bus must be sealed against shrinking and writes");
+    // Even a read-write reopening (what a worker could do through /proc)
+    // cannot be mapped writable or written; the supervisor's own mapping
+    // still writes.
+    let rw = sys::reopen_read_write_for_test(bus.fd());
+    assert!(memmap2::MmapOptions::new().len(4_096).map_raw(&rw).is_err());
+    assert!(nix::unistd::write(&rw, b"x").is_err());
+    bus.publish_render_limit(256);
+    assert_eq!(bus.render_limit(), 256);
+    // A worker region is read-write for its worker: not write-sealed, so it
+    // cannot pass for a region others only read.
+    let region = WorkerRegion::create(geometry(), 7, 5).unwrap();
+    let (_, writes) = sys::seals(region.fd()).unwrap();
+    assert!(!writes);
+    let as_read_only = mapping::Mapping::attach(
+        sys::reopen_read_write_for_test(region.fd()),
+        layout::RegionKind::Worker,
+        7,
+        5,
+        false,
+    );
+    assert!(matches!(as_read_only, Err(IpcError::BufCorrupt(m)) if m.contains("not sealed against writes")));
+}
+
+#[test]
+fn the_thread_counter_reads_again_without_opening_anything() {
+    // (Other tests run in threads of this process too: only bounds hold.)
+    let counter = ThreadCounter::open().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let extra = std::thread::spawn(move || rx.recv());
+    assert!(counter.threads().unwrap() >= 2, "this thread and the one waiting");
+    // Two threads (at least) while `extra` waits: no fork.
+    assert!(matches!(fork_single_threaded(&counter), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
+    drop(tx);
+    let _ = extra.join();
+}

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::layout::{
     AudioRingHeader, CHECKSUMS, ControlBlock, DSP_NAME_BYTES, Geometry, Heartbeat, LAYOUT_VERSION,
-    REGION_MAGIC, RegionHeader, RegionKind, SnapshotHeader, StartError, StartKind, WorkerOffsets,
-    WorkerState,
+    REGION_MAGIC, RegionHeader, RegionKind, SandboxMode, SnapshotHeader, StartError, StartKind,
+    WorkerOffsets, WorkerState,
 };
 use crate::mapping::Mapping;
 use crate::{IpcError, sys};
@@ -57,10 +57,38 @@ pub struct TrialExit {
     pub code: Option<i32>,
     /// The signal that ended it, if one did.
     pub signal: Option<i32>,
+    /// Its worker ended it, as asked (a stop, another start, an end
+    /// request): not an outcome of the trial.
+    pub on_request: bool,
 }
 
 const EXITED: u32 = 1 << 16;
 const SIGNALED: u32 = 1 << 17;
+const ON_REQUEST: u32 = 1 << 18;
+
+/// Whose forbidden system calls a [`ForbiddenCalls`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorder {
+    /// The worker (a replica or a spare).
+    Worker,
+    /// The fork running its poison trial.
+    Trial,
+}
+
+/// While it lives, the system calls this process's sandbox refuses are
+/// recorded in its region (the first one, and the set of all); see
+/// [`WorkerRegion::record_forbidden_calls`]. Dropping it stops the
+/// recording (the sandbox still refuses).
+#[derive(Debug)]
+pub struct ForbiddenCalls<'r> {
+    _region: std::marker::PhantomData<&'r WorkerRegion>,
+}
+
+impl Drop for ForbiddenCalls<'_> {
+    fn drop(&mut self) {
+        crate::sys::disarm_sigsys_report();
+    }
+}
 
 /// One mapped worker region.
 #[derive(Debug)]
@@ -92,7 +120,7 @@ impl WorkerRegion {
             geometry,
             dsp_name: [0; DSP_NAME_BYTES],
         };
-        let map = Mapping::create("chronus-worker", header, 0, &[])?;
+        let map = Mapping::create("chronus-worker", header, 0, &[], false)?;
         Ok(Self { map, offsets, generation: AtomicU64::new(generation) })
     }
 
@@ -380,14 +408,15 @@ impl WorkerRegion {
     }
 
     /// Worker: the trial process of start request `start_id` is gone (and
-    /// reaped): it exited with `code`, or `signal` ended it.
-    pub fn trial_ended(&self, start_id: u32, code: Option<i32>, signal: Option<i32>) {
+    /// reaped): it exited with `code`, or `signal` ended it; `on_request`
+    /// if the worker ended it as asked.
+    pub fn trial_ended(&self, start_id: u32, code: Option<i32>, signal: Option<i32>, on_request: bool) {
         let c = self.control();
         let exit = match (code, signal) {
             (_, Some(s)) => SIGNALED | (s as u32 & 0xff) << 8,
             (Some(code), None) => EXITED | (code as u32 & 0xff),
             (None, None) => 0,
-        };
+        } | if on_request { ON_REQUEST } else { 0 };
         c.trial_exit.store(exit, Relaxed);
         c.trial_pid.store(0, Relaxed);
         c.trial_ended.store(start_id, Release);
@@ -408,7 +437,61 @@ impl WorkerRegion {
             start_id,
             code: (exit & EXITED != 0).then_some((exit & 0xff) as i32),
             signal: (exit & SIGNALED != 0).then_some(((exit >> 8) & 0xff) as i32),
+            on_request: exit & ON_REQUEST != 0,
         })
+    }
+
+    /// Worker: installs the SIGSYS handler its sandbox reports through
+    /// (refused calls kill the process with SIGSYS, or with `audit` fail
+    /// with `EPERM`), and records them in this region for `who` while the
+    /// result lives. Call before the sandbox's filter is in force.
+    ///
+    /// # Errors
+    /// The OS error of `sigaction`.
+    pub fn record_forbidden_calls(&self, who: Recorder, audit: bool) -> std::io::Result<ForbiddenCalls<'_>> {
+        crate::sys::install_sigsys_handler(audit)?;
+        let c = self.control();
+        let first = match who {
+            Recorder::Worker => &c.forbidden_call,
+            Recorder::Trial => &c.trial_forbidden_call,
+        };
+        // SAFETY: both live in this region's mapping, which outlives the
+        // returned guard (it borrows the region); dropping the guard
+        // disarms the handler.
+        unsafe { crate::sys::arm_sigsys_report(first, &c.forbidden_calls) };
+        Ok(ForbiddenCalls { _region: std::marker::PhantomData })
+    }
+
+    /// Worker: its sandbox is in force, in `mode`.
+    pub fn set_sandbox(&self, mode: SandboxMode) {
+        self.control().sandbox.store(mode as u32, Release);
+    }
+
+    /// The worker's sandbox, as it reported it (`Off` until it is in
+    /// force; a worker's word).
+    pub fn sandbox(&self) -> SandboxMode {
+        SandboxMode::from_u32(self.control().sandbox.load(Acquire)).unwrap_or_default()
+    }
+
+    /// The first system call the worker's sandbox refused it (its number),
+    /// or its trial's fork's, as their SIGSYS handler recorded it: the
+    /// process's word (its death by SIGSYS is the kernel's).
+    pub fn forbidden_call(&self, who: Recorder) -> Option<u32> {
+        let c = self.control();
+        let first = match who {
+            Recorder::Worker => &c.forbidden_call,
+            Recorder::Trial => &c.trial_forbidden_call,
+        };
+        first.load(Acquire).checked_sub(1)
+    }
+
+    /// Every system call number the sandbox refused this region's
+    /// processes, ascending.
+    pub fn forbidden_calls(&self) -> Vec<u32> {
+        let words = &self.control().forbidden_calls;
+        (0..words.len() as u32 * 64)
+            .filter(|&nr| words[(nr / 64) as usize].load(Acquire) & (1 << (nr % 64)) != 0)
+            .collect()
     }
 
     /// Worker: forgets every checksum published (a worker told to start

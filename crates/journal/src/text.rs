@@ -31,6 +31,9 @@
 //! * `@xrun FRAME FRAMES`: the audio device ran dry before FRAME and played
 //!   FRAMES frames of silence there (measured): the recording has them, the
 //!   render as played inserts them;
+//! * `@forbidden FRAME CALL`: a worker rendering the block at FRAME was
+//!   killed by its sandbox for system call CALL (`openat`, `socket`, …): a
+//!   fault, recorded for whoever reads the journal; the render ignores it;
 //! * `@end FRAMES`: frames played; the render's length.
 //!
 //! `#` starts a comment.
@@ -121,6 +124,9 @@ pub struct Annotations {
     /// Device xruns (`@xrun`): before frame `first`, the device played
     /// `frames` frames of silence. In order.
     pub xruns: Vec<FrameSpan>,
+    /// Workers the sandbox killed (`@forbidden`): the block's frame and the
+    /// system call's name. In order.
+    pub forbidden: Vec<(u64, String)>,
 }
 
 impl Annotations {
@@ -148,6 +154,7 @@ impl Annotations {
         self.stalls.sort_by_key(|s| s.first);
         self.gaps.sort_by_key(|s| s.first);
         self.xruns.sort_by_key(|s| s.first);
+        self.forbidden.sort();
     }
 
     /// `left`/`right` (a render of frames `0..`) as the device played them:
@@ -163,7 +170,7 @@ impl Annotations {
 }
 
 /// One line of a journal's body.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Line {
     /// A stamped event.
     Event(TimedEvent),
@@ -179,6 +186,8 @@ pub enum Line {
     Fade(FrameSpan),
     /// `@xrun FRAME FRAMES`.
     Xrun(FrameSpan),
+    /// `@forbidden FRAME CALL`.
+    Forbidden(u64, String),
     /// `@end FRAMES`.
     End(u64),
 }
@@ -309,6 +318,14 @@ impl<R: BufRead> JournalReader<R> {
             "@reset" => Line::Reset(one(&t)?),
             "@fade" => Line::Fade(span(&t)?),
             "@xrun" => Line::Xrun(span(&t)?),
+            "@forbidden" => match t[..] {
+                [_, frame, call]
+                    if !call.is_empty() && call.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                {
+                    Line::Forbidden(whole(line, "@forbidden", frame)?, call.to_owned())
+                }
+                _ => return Err(syntax("@forbidden takes FRAME CALL (a system call's name)".into())),
+            },
             "@end" => Line::End(one(&t)?),
             s if s.starts_with('@') => return Err(syntax(format!("unknown annotation {s}"))),
             _ => {
@@ -392,6 +409,7 @@ impl Journal {
             Line::Reset(f) => self.notes.resets.push(f),
             Line::Fade(s) => self.notes.fade = Some(s),
             Line::Xrun(s) => self.notes.xruns.push(s),
+            Line::Forbidden(f, call) => self.notes.forbidden.push((f, call)),
             Line::End(f) => self.notes.end_frame = Some(f),
         }
     }
@@ -422,6 +440,9 @@ impl Journal {
         }
         for x in &self.notes.xruns {
             w.xrun(*x)?;
+        }
+        for (frame, call) in &self.notes.forbidden {
+            w.forbidden(*frame, call)?;
         }
         if let Some(end) = self.notes.end_frame {
             w.finish(end)?;
@@ -513,6 +534,15 @@ impl<W: Write> JournalWriter<W> {
     /// Any I/O error of the output.
     pub fn xrun(&mut self, span: FrameSpan) -> std::io::Result<()> {
         writeln!(self.out, "@xrun {} {}", span.first, span.frames)
+    }
+
+    /// `@forbidden`: a worker rendering the block at `frame` was killed
+    /// by its sandbox for system call `call`.
+    ///
+    /// # Errors
+    /// Any I/O error of the output.
+    pub fn forbidden(&mut self, frame: u64, call: &str) -> std::io::Result<()> {
+        writeln!(self.out, "@forbidden {frame} {call}")
     }
 
     /// Flushes what was written so far.

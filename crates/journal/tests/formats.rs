@@ -36,6 +36,7 @@ fn journal() -> Journal {
             resets: vec![512],
             fade: Some(FrameSpan { first: 700, frames: 240 }),
             xruns: vec![FrameSpan { first: 640, frames: 77 }],
+            forbidden: vec![(512, "openat".into())],
         },
     }
 }
@@ -69,6 +70,10 @@ fn errors_name_the_line() {
     assert!(e.contains("out of range"), "{e}");
     let e = Journal::parse(&format!("{head}5 /note_on 1 nan 0.5\n"), spec_for).unwrap_err().full_message();
     assert!(e.contains("finite"), "{e}");
+    for bad in ["@forbidden 5", "@forbidden x openat", "@forbidden 5 open$at"] {
+        let e = Journal::parse(&format!("{head}{bad}\n"), spec_for).unwrap_err().full_message();
+        assert!(e.starts_with("line 6: "), "{bad}: {e}");
+    }
     assert!(Journal::parse("0 /note_off 1", spec_for).is_err());
     let e = Journal::parse("# chronus journal v2\n@dsp x\n@sample_rate 48000\n@block 64\n", spec_for)
         .unwrap_err();

@@ -325,6 +325,9 @@ impl Handler {
                 OscType::Long(s.workers_spawned as i64),
                 OscType::Long(self.stats.denied.load(Relaxed) as i64),
                 OscType::Long(self.stats.files_refused.load(Relaxed) as i64),
+                OscType::String(s.sandbox.into()),
+                OscType::Long(s.sandbox_kills as i64),
+                OscType::String(s.last_forbidden_call.unwrap_or_default()),
             ],
         );
     }

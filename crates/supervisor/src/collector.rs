@@ -30,6 +30,9 @@ pub(crate) enum Note {
     Xrun(FrameSpan),
     /// Event number N was cut out as a poison: never applied.
     Excise(u64),
+    /// A worker rendering the block at this frame was killed by its sandbox
+    /// for this system call (its number).
+    Forbidden(u64, u32),
 }
 
 impl Default for Note {
@@ -113,6 +116,9 @@ impl Collector {
                         Note::Fade(span) => j.fade(span),
                         Note::Xrun(span) => j.xrun(span),
                         Note::Excise(n) => j.excise(n),
+                        Note::Forbidden(frame, call) => {
+                            j.forbidden(frame, &chronus_worker::sandbox::call_name(call))
+                        }
                     });
                     if let Some(Err(e)) = written {
                         out.errors.push(format!("journal: {e}"));
@@ -126,6 +132,9 @@ impl Collector {
                         Note::Fade(span) => n.fade = Some(span),
                         Note::Xrun(span) => n.xruns.push(span),
                         Note::Excise(seq) => n.excised.push(seq),
+                        Note::Forbidden(frame, call) => {
+                            n.forbidden.push((frame, chronus_worker::sandbox::call_name(call)))
+                        }
                     }
                 }
             }

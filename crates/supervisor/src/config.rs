@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chronus_dsp::{DspSpec, Setup};
-use chronus_worker::WorkerCommand;
+use chronus_worker::{SandboxMode, WorkerCommand};
 
 use crate::policy::MAX_SLOTS;
 
@@ -71,6 +71,20 @@ pub struct EngineConfig {
     /// Keep the journal in memory (returned by [`crate::Engine::stop`]); a
     /// long run writes it to `journal_path` instead.
     pub journal_in_memory: bool,
+    /// The workers' sandbox (docs/security.md): once prepared, a worker
+    /// makes only its render loop's system calls, and dies of SIGSYS, the
+    /// call named, for any other ([`SandboxMode::Enforce`], the default).
+    /// [`SandboxMode::Off`] switches it off — only for a DSP that must call
+    /// the OS while it renders, knowingly; [`SandboxMode::Audit`] refuses
+    /// and records instead of killing (for checks, not for playing).
+    pub sandbox: SandboxMode,
+    /// Make this process non-dumpable (`PR_SET_DUMPABLE` 0), so a worker
+    /// running as the same non-root user cannot ptrace it or open its
+    /// `/proc` files (its fds, its memory) while it prepares, before its
+    /// sandbox is in force. Also: no core dumps, and no debugger attaching
+    /// as that user. Off by default (it changes the embedding program);
+    /// `chronus play`, `soak` and `bench` set it.
+    pub protect_supervisor: bool,
 }
 
 impl EngineConfig {
@@ -101,6 +115,8 @@ impl EngineConfig {
             record_path: None,
             journal_path: None,
             journal_in_memory: true,
+            sandbox: SandboxMode::Enforce,
+            protect_supervisor: false,
         }
     }
 

@@ -1,8 +1,11 @@
 //! Checking a DSP before shipping it: the same events rendered by worker
 //! processes must agree with each other, with an in-process render, and a
 //! worker started from a snapshot must continue exactly as the one that
-//! took it. [`check_determinism`] runs all three with real processes (the
-//! program given, which calls [`chronus_worker::init`] for the DSP).
+//! took it; and it must make no system call the workers' sandbox forbids.
+//! [`check_determinism`] runs all three with real processes (the program
+//! given, which calls [`chronus_worker::init`] for the DSP), their sandbox
+//! auditing: a forbidden call fails with `EPERM`, is recorded, and the
+//! render goes on, so every one is named.
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -10,13 +13,13 @@ use std::time::{Duration, Instant};
 use chronus_dsp::{DspSpec, Setup, TimedEvent};
 use chronus_ipc::{AudioReader, Bus, Geometry, LogWriter, StartKind, WorkerRegion, WorkerState};
 use chronus_journal::{Annotations, render_offline};
-use chronus_worker::{WorkerCommand, WorkerProcess, spawn_worker};
+use chronus_worker::{SandboxMode, WorkerCommand, WorkerProcess, spawn_worker};
 
 use crate::EngineError;
 
 /// What [`check_determinism`] found. Each field is the first frame where
 /// two renders differ (`None`: identical).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeterminismReport {
     /// Frames rendered.
     pub frames: u64,
@@ -30,12 +33,18 @@ pub struct DeterminismReport {
     pub from_snapshot: Option<u64>,
     /// Where C started.
     pub snapshot_frame: u64,
+    /// System calls the workers' sandbox refused the DSP (by name,
+    /// ascending): an engine's workers would die of SIGSYS on each.
+    pub forbidden_calls: Vec<String>,
 }
 
 impl DeterminismReport {
-    /// Whether every render agreed.
+    /// Whether every render agreed and no forbidden call was made.
     pub fn passed(&self) -> bool {
-        self.between_processes.is_none() && self.against_in_process.is_none() && self.from_snapshot.is_none()
+        self.between_processes.is_none()
+            && self.against_in_process.is_none()
+            && self.from_snapshot.is_none()
+            && self.forbidden_calls.is_empty()
     }
 }
 
@@ -52,7 +61,16 @@ impl std::fmt::Display for DeterminismReport {
             verdict(self.against_in_process),
             self.snapshot_frame,
             verdict(self.from_snapshot)
-        )
+        )?;
+        if self.forbidden_calls.is_empty() {
+            write!(f, "; no system call the sandbox forbids")
+        } else {
+            write!(
+                f,
+                "; system calls the sandbox forbids: {} (a worker dies of SIGSYS on each: docs/security.md)",
+                self.forbidden_calls.join(", ")
+            )
+        }
     }
 }
 
@@ -110,7 +128,7 @@ pub fn check_determinism(
     let mut workers = Vec::new();
     for generation in 1..=3 {
         let region = WorkerRegion::create(geometry, epoch, generation)?;
-        let process = spawn_worker(worker, &region, bus_fd.as_fd(), None)
+        let process = spawn_worker(worker, &region, bus_fd.as_fd(), None, SandboxMode::Audit)
             .map_err(|e| EngineError::WorkerStart(format!("cannot run {}: {e}", worker.exe.display())))?;
         workers.push(Worker { region, process, left: Vec::new(), right: Vec::new() });
     }
@@ -177,6 +195,9 @@ pub fn check_determinism(
     }
     let offline = render_offline(spec, setup, events, &Annotations::default(), frames, false)
         .map_err(|e| EngineError::Output(e.to_string()))?;
+    let mut forbidden: Vec<u32> = workers.iter().flat_map(|w| w.region.forbidden_calls()).collect();
+    forbidden.sort_unstable();
+    forbidden.dedup();
     let (a, b, c) = (&workers[0], &workers[1], &workers[2]);
     Ok(DeterminismReport {
         frames,
@@ -184,5 +205,6 @@ pub fn check_determinism(
         against_in_process: first_difference((&a.left, &a.right), (&offline.left, &offline.right), 0),
         from_snapshot: first_difference((&a.left, &a.right), (&c.left, &c.right), info.frame as usize),
         snapshot_frame: info.frame,
+        forbidden_calls: forbidden.into_iter().map(chronus_worker::sandbox::call_name).collect(),
     })
 }

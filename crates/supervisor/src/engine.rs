@@ -164,6 +164,10 @@ impl Engine {
     /// As [`Engine::start`].
     pub fn start_external(cfg: EngineConfig) -> Result<(Self, OutputEngine), EngineError> {
         cfg.validate()?;
+        if cfg.protect_supervisor {
+            nix::sys::prctl::set_dumpable(false)
+                .map_err(|_| EngineError::Config("PR_SET_DUMPABLE failed"))?;
+        }
         let setup = cfg.setup();
         // Prepared once here: it must prepare at all, and it says how large
         // its snapshots are.

@@ -26,6 +26,9 @@ pub struct ExitStatus {
     pub code: Option<i32>,
     /// The signal that killed it, if one did.
     pub signal: Option<i32>,
+    /// Killed by SIGSYS: the system call its sandbox refused (the number,
+    /// as the process recorded it; see [`ExitStatus::forbidden_call_name`]).
+    pub forbidden_call: Option<u32>,
 }
 
 impl ExitStatus {
@@ -33,10 +36,21 @@ impl ExitStatus {
     pub fn of(status: &nix::sys::wait::WaitStatus) -> Self {
         use nix::sys::wait::WaitStatus::{Exited, Signaled};
         match *status {
-            Exited(_, code) => Self { code: Some(code), signal: None },
-            Signaled(_, sig, _) => Self { code: None, signal: Some(sig as i32) },
+            Exited(_, code) => Self { code: Some(code), signal: None, forbidden_call: None },
+            Signaled(_, sig, _) => Self { code: None, signal: Some(sig as i32), forbidden_call: None },
             _ => Self::default(),
         }
+    }
+
+    /// Whether the sandbox killed it (SIGSYS).
+    pub fn by_sandbox(&self) -> bool {
+        self.signal == Some(libc::SIGSYS)
+    }
+
+    /// The name of the system call the sandbox refused, if it did
+    /// (`openat`).
+    pub fn forbidden_call_name(&self) -> Option<String> {
+        self.forbidden_call.filter(|_| self.by_sandbox()).map(chronus_worker::sandbox::call_name)
     }
 }
 
@@ -44,10 +58,17 @@ impl std::fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.code, self.signal) {
             (Some(code), _) => write!(f, "exited with status {code}"),
-            (None, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
-                Ok(s) => write!(f, "killed by {s}"),
-                Err(_) => write!(f, "killed by signal {sig}"),
-            },
+            (None, Some(sig)) => {
+                match nix::sys::signal::Signal::try_from(sig) {
+                    Ok(s) => write!(f, "killed by {s}")?,
+                    Err(_) => write!(f, "killed by signal {sig}")?,
+                }
+                match self.forbidden_call_name() {
+                    Some(call) => write!(f, " (forbidden system call {call})"),
+                    None if self.by_sandbox() => f.write_str(" (a system call its sandbox forbids)"),
+                    None => Ok(()),
+                }
+            }
             (None, None) => f.write_str("ended"),
         }
     }

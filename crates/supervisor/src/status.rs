@@ -93,6 +93,12 @@ pub struct Status {
     /// (a replacement or spare each; a poison trial that passed is reused,
     /// not respawned).
     pub workers_spawned: u64,
+    /// The workers' sandbox: `on`, `off` or `audit`.
+    pub sandbox: &'static str,
+    /// Workers the sandbox killed (SIGSYS) for a system call it forbids.
+    pub sandbox_kills: u64,
+    /// The last system call it refused one (`openat`), by name.
+    pub last_forbidden_call: Option<String>,
 }
 
 impl Status {
@@ -123,6 +129,9 @@ impl Status {
             excised_commands: 0,
             poison_refusals: 0,
             workers_spawned: 0,
+            sandbox: cfg.sandbox.name(),
+            sandbox_kills: 0,
+            last_forbidden_call: None,
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct FailoverSummary {
     pub fault_kinds: BTreeMap<String, usize>,
     /// Faults on the active worker.
     pub active_faults: usize,
+    /// Workers their sandbox killed (SIGSYS), by the system call refused
+    /// (`openat`; `unnamed` when the worker recorded none).
+    pub sandbox_kills: BTreeMap<String, usize>,
     /// Frames the listener did not get from a worker (silence played) for
     /// Chronus's own reasons: underruns outside machine stalls.
     pub lost_frames: u64,
@@ -121,6 +124,11 @@ impl FailoverSummary {
             let name = ev.fault.map_or("external", |k| k.name());
             *fault_kinds.entry(name.to_owned()).or_insert(0) += 1;
         }
+        let mut sandbox_kills = BTreeMap::new();
+        for ev in e.iter().filter(|ev| ev.exit.by_sandbox()) {
+            let call = ev.exit.forbidden_call_name().unwrap_or_else(|| "unnamed".into());
+            *sandbox_kills.entry(call).or_insert(0) += 1;
+        }
         let all: Vec<&FailoverEvent> = e.iter().collect();
         let overall = ClassFigures::of(&all);
         let mut by_class = BTreeMap::new();
@@ -137,6 +145,7 @@ impl FailoverSummary {
             events_coalesced: report.events_coalesced,
             fault_kinds,
             active_faults: e.iter().filter(|ev| ev.role == Role::Active).count(),
+            sandbox_kills,
             lost_frames: report.lost_frames(),
             underruns: report.underrun_frames,
             machine_stall_frames: report.machine_stall_frames,

@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::os::fd::RawFd;
 
 use chronus_dsp::{Dsp, DspSpec, Setup};
-use chronus_ipc::{Bus, WorkerRegion};
+use chronus_ipc::{Bus, SandboxMode, ThreadCounter, WorkerRegion};
 
 use crate::{INJECTED_PANIC, Worker, WorkerError, die_with_parent, enter_realtime};
 
@@ -25,15 +25,21 @@ pub struct WorkerEnv {
     pub parent_pid: Option<u32>,
     /// Run under SCHED_FIFO at this priority, if permitted.
     pub rt_priority: Option<i32>,
+    /// The sandbox to render in (once prepared).
+    pub sandbox: SandboxMode,
 }
 
 impl WorkerEnv {
-    /// The variable's value: `v2 region=3 bus=4 epoch=E generation=G
-    /// parent=P [rt=N]`.
+    /// The variable's value: `v3 region=3 bus=4 epoch=E generation=G
+    /// sandbox=on|off|audit [parent=P] [rt=N]`.
     pub fn encode(&self) -> String {
         let mut s = format!(
-            "v2 region={} bus={} epoch={} generation={}",
-            self.region_fd, self.bus_fd, self.epoch, self.generation
+            "v3 region={} bus={} epoch={} generation={} sandbox={}",
+            self.region_fd,
+            self.bus_fd,
+            self.epoch,
+            self.generation,
+            self.sandbox.name()
         );
         if let Some(p) = self.parent_pid {
             s.push_str(&format!(" parent={p}"));
@@ -52,11 +58,18 @@ impl WorkerEnv {
         let bad = |why: &str| WorkerError::BadEnvironment(why.to_owned());
         let text = value.to_str().ok_or_else(|| bad("not UTF-8"))?;
         let mut words = text.split_whitespace();
-        if words.next() != Some("v2") {
-            return Err(bad("expected version v2 (a supervisor of another Chronus version?)"));
+        if words.next() != Some("v3") {
+            return Err(bad("expected version v3 (a supervisor of another Chronus version?)"));
         }
-        let mut env =
-            Self { region_fd: -1, bus_fd: -1, epoch: 0, generation: 0, parent_pid: None, rt_priority: None };
+        let mut env = Self {
+            region_fd: -1,
+            bus_fd: -1,
+            epoch: 0,
+            generation: 0,
+            parent_pid: None,
+            rt_priority: None,
+            sandbox: SandboxMode::Enforce,
+        };
         let (mut epoch, mut generation) = (false, false);
         for word in words {
             let (key, value) = word.split_once('=').ok_or_else(|| bad(word))?;
@@ -68,6 +81,7 @@ impl WorkerEnv {
                 "generation" => (env.generation, generation) = (num("generation")?, true),
                 "parent" => env.parent_pid = Some(num("parent")? as u32),
                 "rt" => env.rt_priority = Some(num("rt")? as i32),
+                "sandbox" => env.sandbox = SandboxMode::from_name(value).ok_or_else(|| bad(word))?,
                 _ => return Err(bad(word)),
             }
         }
@@ -152,6 +166,10 @@ pub fn run<D: Dsp>(env: WorkerEnv) -> u8 {
 fn run_inner<D: Dsp>(env: WorkerEnv) -> Result<(), WorkerError> {
     die_with_parent(env.parent_pid)?;
     let os = |what| move |source| WorkerError::Os { what, source };
+    // No core dumps of DSP state, and a process of the same (non-root)
+    // user — another replica's DSP among them — cannot ptrace this one or
+    // open its /proc files (its fds, its memory).
+    nix::sys::prctl::set_dumpable(false).map_err(|e| os("PR_SET_DUMPABLE")(e.into()))?;
     let region = chronus_ipc::adopt_fd(env.region_fd).map_err(os("inherited region fd"))?;
     let bus = chronus_ipc::adopt_fd(env.bus_fd).map_err(os("inherited bus fd"))?;
     let region = WorkerRegion::attach(region, env.epoch, env.generation)?;
@@ -169,7 +187,12 @@ fn run_inner<D: Dsp>(env: WorkerEnv) -> Result<(), WorkerError> {
     let mut worker = Worker::new(&region, &bus, dsp)?;
     // Prepared at normal priority: only the render loop runs real-time.
     enter_realtime(env.rt_priority);
-    worker.fork_trials(env.rt_priority);
+    // Opened before the sandbox, which lets it be read but nothing opened.
+    let threads = ThreadCounter::open().map_err(os("open /proc/self/stat"))?;
+    let leads_group = chronus_ipc::leads_own_group();
+    // Everything prepared: from here on, only the render loop's calls.
+    let _recording = crate::sandbox::enter(&region, env.sandbox, &threads, leads_group)?;
+    worker.fork_trials(env.rt_priority, threads, env.sandbox, leads_group);
     worker.run()
 }
 
@@ -186,11 +209,18 @@ mod tests {
             generation: 9,
             parent_pid: Some(77),
             rt_priority: Some(60),
+            sandbox: SandboxMode::Audit,
         };
         assert_eq!(WorkerEnv::parse(OsStr::new(&env.encode())).unwrap(), env);
-        for bad in
-            ["", "v1 region=3", "v2 region=3 bus=4", "v2 region=x bus=4 epoch=1 generation=1", "v2 what=1"]
-        {
+        for bad in [
+            "",
+            "v1 region=3",
+            "v2 region=3 bus=4 epoch=1 generation=1",
+            "v3 region=3 bus=4",
+            "v3 region=x bus=4 epoch=1 generation=1",
+            "v3 region=3 bus=4 epoch=1 generation=1 sandbox=maybe",
+            "v3 what=1",
+        ] {
             assert!(WorkerEnv::parse(OsStr::new(bad)).is_err(), "{bad}");
         }
     }

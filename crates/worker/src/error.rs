@@ -28,6 +28,10 @@ pub enum WorkerError {
     /// lockstep.
     #[error("the event log went a lap past this worker")]
     Lapped,
+    /// The sandbox it was asked to run in could not be set up (it does not
+    /// run without it).
+    #[error("cannot enter the sandbox: {0} (an embedder may switch it off: EngineConfig::sandbox)")]
+    Sandbox(String),
     /// An OS call failed.
     #[error("{what}")]
     Os {
@@ -41,11 +45,11 @@ pub enum WorkerError {
 impl WorkerError {
     /// The exit code a worker process ends with for this error: 75 orphaned,
     /// 76 refused (shared memory, DSP mismatch, environment, lapped), 71 an
-    /// OS call failed.
+    /// OS call failed or the sandbox could not be set up.
     pub fn exit_code(&self) -> u8 {
         match self {
             WorkerError::Orphaned { .. } => crate::EXIT_ORPHANED,
-            WorkerError::Os { .. } => crate::EXIT_OS,
+            WorkerError::Os { .. } | WorkerError::Sandbox(_) => crate::EXIT_OS,
             _ => crate::EXIT_REFUSED,
         }
     }

@@ -9,16 +9,23 @@ use nix::sys::signal::{Signal, raise};
 pub const INJECTED_PANIC: &str = "injected fault: panic in the render loop";
 
 /// What `/test/poison` does to every worker that applies it: `0` crashes
-/// (a segmentation fault), `1` hangs (an infinite loop). Any other kind is
-/// ignored.
+/// (a segmentation fault), `1` hangs (an infinite loop), `2` makes a system
+/// call the sandbox forbids (it dies of SIGSYS). Any other kind is ignored.
 pub(crate) fn poison(kind: u32) {
     match kind {
-        0 => segfault(),
+        0 => chronus_ipc::segfault(),
         1 => loop {
             std::hint::spin_loop();
         },
+        2 => forbidden_call(),
         _ => {}
     }
+}
+
+/// Opens a file, as a DSP that reads one while it renders would: a call
+/// the sandbox forbids (without a sandbox, nothing happens).
+fn forbidden_call() {
+    let _ = std::fs::File::open("/etc/hostname");
 }
 
 /// Inflicts `kind`. Returns only for kinds that keep the worker running
@@ -29,7 +36,7 @@ pub(crate) fn inflict(kind: FaultKind) -> bool {
         FaultKind::Kill => {
             let _ = raise(Signal::SIGKILL);
         }
-        FaultKind::Segv => segfault(),
+        FaultKind::Segv => chronus_ipc::segfault(),
         FaultKind::Abort => std::process::abort(),
         FaultKind::Panic => std::panic::panic_any(INJECTED_PANIC),
         FaultKind::Exit0 => std::process::exit(0),
@@ -42,15 +49,7 @@ pub(crate) fn inflict(kind: FaultKind) -> bool {
         }
         FaultKind::Slow => return true,
         FaultKind::Diverge => {}
+        FaultKind::Syscall => forbidden_call(),
     }
     false
-}
-
-/// Dies of SIGSEGV. Rust's runtime catches the first one (its stack
-/// overflow handler), puts the default action back and returns; the second
-/// one kills, as a real segmentation fault would.
-fn segfault() {
-    loop {
-        let _ = raise(Signal::SIGSEGV);
-    }
 }

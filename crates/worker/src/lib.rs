@@ -17,9 +17,11 @@ mod error;
 mod fault;
 mod process;
 mod render_loop;
+pub mod sandbox;
 mod spawn;
 mod test_entry;
 
+pub use chronus_ipc::SandboxMode;
 pub use entry::{WorkerEnv, init, run};
 pub use error::WorkerError;
 pub use fault::INJECTED_PANIC;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chronus_dsp::{Block, BlockEvent, DynDsp, POISON};
 use chronus_ipc::{
-    AudioWriter, Bus, FaultKind, HASH_SEED, LogEntry, LogReader, StartError, StartKind, StartRequest,
-    WorkerRegion, WorkerState, checksum_samples, monotonic_ns,
+    AudioWriter, Bus, FaultKind, HASH_SEED, LogEntry, LogReader, Recorder, SandboxMode, StartError,
+    StartKind, StartRequest, ThreadCounter, WorkerRegion, WorkerState, checksum_samples, monotonic_ns,
 };
 
 use crate::WorkerError;
@@ -63,9 +63,8 @@ pub struct Worker<'r> {
     slow: bool,
     /// An injected `diverge` fault was done.
     diverged: bool,
-    /// Poison trials run in a fork of this process ([`Worker::fork_trials`]),
-    /// which then takes SCHED_FIFO at this priority, if any.
-    fork_trials: Option<Option<i32>>,
+    /// Poison trials run in a fork of this process ([`Worker::fork_trials`]).
+    fork_trials: Option<TrialForks>,
     /// In such a fork: the start request it runs (and no other).
     trial_of: Option<u32>,
     /// Where this worker's own DSP stands for forking trials: restored from
@@ -73,6 +72,17 @@ pub struct Worker<'r> {
     /// frame `.2`, the first of the suspect block. Every trial of that
     /// block forks from there and renders that block alone.
     trial_base: Option<(u32, u64, u64)>,
+}
+
+/// How this worker forks its poison trials.
+#[derive(Debug)]
+struct TrialForks {
+    /// The fork takes SCHED_FIFO at this priority, if any.
+    priority: Option<i32>,
+    /// Forking needs one thread: counted here.
+    threads: ThreadCounter,
+    /// The sandbox this process runs in (the fork inherits it).
+    sandbox: SandboxMode,
 }
 
 impl std::fmt::Debug for Worker<'_> {
@@ -146,9 +156,22 @@ impl<'r> Worker<'r> {
     /// itself: a trial that dies (it applied the poison) takes only the
     /// fork with it, and this worker stays a ready spare, for the next
     /// trial or to start as a replica. For [`Worker::run`] in a worker
-    /// process of its own (one thread); without it trials run in-process.
-    pub fn fork_trials(&mut self, rt_priority: Option<i32>) {
-        self.fork_trials = Some(rt_priority);
+    /// process of its own (one thread, counted by `threads`); without it
+    /// trials run in-process. In a `sandbox` (which does not let it signal
+    /// a fork by pid) it ends a fork with [`chronus_ipc::TRIAL_END_SIGNAL`]
+    /// to its own process group, so it forks only if it leads one
+    /// (`leads_group`).
+    pub fn fork_trials(
+        &mut self,
+        rt_priority: Option<i32>,
+        threads: ThreadCounter,
+        sandbox: SandboxMode,
+        leads_group: bool,
+    ) {
+        if sandbox != SandboxMode::Off && !leads_group {
+            return;
+        }
+        self.fork_trials = Some(TrialForks { priority: rt_priority, threads, sandbox });
     }
 
     /// Whether it renders (it was told where to start).
@@ -360,7 +383,8 @@ impl<'r> Worker<'r> {
                     self.region.start_finished(req.id, Some(e));
                     continue;
                 }
-                match chronus_ipc::fork_single_threaded() {
+                let forked = self.fork_trials.as_ref().map(|f| chronus_ipc::fork_single_threaded(&f.threads));
+                match forked.unwrap_or_else(|| Err(std::io::ErrorKind::Unsupported.into())) {
                     Ok(Some(child)) => {
                         if self.oversee_trial(child, req.id, ends) == Step::Stop {
                             break;
@@ -464,7 +488,18 @@ impl<'r> Worker<'r> {
         if crate::die_with_parent(Some(parent)).is_err() {
             std::process::exit(i32::from(crate::EXIT_ORPHANED));
         }
-        if let Some(Some(priority)) = self.fork_trials {
+        let forks = self.fork_trials.as_ref();
+        if forks.is_some_and(|f| f.sandbox != SandboxMode::Off) {
+            // Ended by its worker's signal to the group; what the sandbox
+            // refuses it is recorded as its own, not its worker's. (The
+            // mapping lives as long as this process: nothing to disarm.)
+            let _ = chronus_ipc::accept_trial_end_signal();
+            let audit = forks.is_some_and(|f| f.sandbox == SandboxMode::Audit);
+            if let Ok(recording) = self.region.record_forbidden_calls(Recorder::Trial, audit) {
+                std::mem::forget(recording);
+            }
+        }
+        if let Some(priority) = forks.and_then(|f| f.priority) {
             let _ = chronus_ipc::set_thread_fifo(priority);
         }
         self.trial_of = Some(req.id);
@@ -482,19 +517,26 @@ impl<'r> Worker<'r> {
         use nix::sys::signal::{Signal, kill};
         use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
         let pid = nix::unistd::Pid::from_raw(child as i32);
+        let by_group = self.fork_trials.as_ref().is_some_and(|f| f.sandbox != SandboxMode::Off);
         let mut stop = false;
-        let status = loop {
+        let (status, told) = loop {
             let told = self.region.stop_requested()
                 || self.region.trial_end_requests() != ends
                 || self.region.pending_start().is_some_and(|r| r.id != start_id);
             if told {
                 stop |= self.region.stop_requested();
-                let _ = kill(pid, Signal::SIGKILL);
-                break waitpid(pid, None);
+                // Sandboxed, it may signal no pid but its own: its forks
+                // take the trial end signal to its group (it blocks it).
+                let _ = if by_group {
+                    chronus_ipc::end_trial_forks().map_err(|_| nix::errno::Errno::EPERM)
+                } else {
+                    kill(pid, Signal::SIGKILL)
+                };
+                break (waitpid(pid, None), true);
             }
             match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => std::thread::sleep(TRIAL_POLL),
-                other => break other,
+                other => break (other, false),
             }
         };
         let (code, signal) = match status {
@@ -507,7 +549,7 @@ impl<'r> Worker<'r> {
         if self.region.pending_start().is_some_and(|r| r.id == start_id) {
             self.region.start_finished(start_id, Some(StartError::Refused));
         }
-        self.region.trial_ended(start_id, code, signal);
+        self.region.trial_ended(start_id, code, signal, told);
         self.region.set_worker_state(WorkerState::Ready);
         if stop { Step::Stop } else { Step::Idle }
     }

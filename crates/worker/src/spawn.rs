@@ -89,9 +89,11 @@ fn cstring(s: impl AsRef<OsStr>) -> std::io::Result<CString> {
 }
 
 /// Starts `command` as a worker on `region` (fd 3) and the bus (`bus_fd`,
-/// read-only, as fd 4), with [`crate::ENV`] saying so; stdin and stdout on
+/// read-only, as fd 4), to render in `sandbox` once prepared (see
+/// [`crate::sandbox`]), with [`crate::ENV`] saying so; stdin and stdout on
 /// /dev/null, stderr inherited (so its one-line errors reach the user), and
-/// this process's environment otherwise.
+/// this process's environment otherwise. It leads a process group of its
+/// own (its poison trials' forks join it).
 ///
 /// # Errors
 /// Any error of spawning the process.
@@ -100,6 +102,7 @@ pub fn spawn_worker(
     region: &WorkerRegion,
     bus_fd: BorrowedFd<'_>,
     rt_priority: Option<i32>,
+    sandbox: crate::SandboxMode,
 ) -> std::io::Result<WorkerProcess> {
     let mut args = vec![cstring(&command.exe)?];
     for a in &command.args {
@@ -112,6 +115,7 @@ pub fn spawn_worker(
         generation: region.generation(),
         parent_pid: Some(std::process::id()),
         rt_priority,
+        sandbox,
     };
     let mut env: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| k != crate::ENV)

@@ -18,7 +18,8 @@ pub enum Action {
     /// SIGKILL of the active and the standby in one `kill`.
     DoubleKill,
     /// `/test/poison KIND TAG` over OSC: every replica that applies it
-    /// crashes (`crash`) or hangs (`hang`); the engine must cut it out.
+    /// crashes (`crash`), hangs (`hang`) or makes a system call its sandbox
+    /// forbids (`syscall`); the engine must cut it out.
     Poison(&'static str),
     /// 5,000 `/set` commands as fast as the socket takes them: load on the
     /// control path, not a fault.
@@ -29,17 +30,24 @@ impl Action {
     /// Every kind, for `--faults mixed`.
     pub fn all() -> Vec<Self> {
         let mut all: Vec<Self> = FaultKind::ALL.iter().map(|&k| Self::Worker(k)).collect();
-        all.extend([Self::DoubleKill, Self::Poison("crash"), Self::Poison("hang"), Self::Flood]);
+        all.extend([
+            Self::DoubleKill,
+            Self::Poison("crash"),
+            Self::Poison("hang"),
+            Self::Poison("syscall"),
+            Self::Flood,
+        ]);
         all
     }
 
     /// The action named `name` (a fault kind, `double-kill`,
-    /// `poison-crash`, `poison-hang` or `flood`).
+    /// `poison-crash`, `poison-hang`, `poison-syscall` or `flood`).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "double-kill" => Some(Self::DoubleKill),
             "poison-crash" => Some(Self::Poison("crash")),
             "poison-hang" => Some(Self::Poison("hang")),
+            "poison-syscall" => Some(Self::Poison("syscall")),
             "flood" => Some(Self::Flood),
             other => FaultKind::from_name(other).map(Self::Worker),
         }
@@ -84,19 +92,23 @@ fn kill(engine: &Engine, signal: &str, kind: FaultKind, pids: &[u32]) -> Result<
     if ok { Ok(()) } else { Err(format!("kill {signal} {} failed", list.join(" "))) }
 }
 
-/// Inflicts fault number `n`, `action`. Poisons and floods go over OSC to
-/// `osc` from `client` (which hears the `/error` replies).
+/// Inflicts fault number `n`, `action`, for the `round`-th time (each kind
+/// takes the active and the standby in turn, and its every fifth is sent
+/// from outside, whatever the number of kinds in the mix). Poisons and
+/// floods go over OSC to `osc` from `client` (which hears the `/error`
+/// replies).
 pub fn inflict(
     engine: &Engine,
     n: usize,
+    round: usize,
     action: Action,
     client: &UdpSocket,
     osc: SocketAddr,
 ) -> Result<(), String> {
-    let target = if n.is_multiple_of(2) { Target::Active } else { Target::Standby };
+    let target = if round.is_multiple_of(2) { Target::Active } else { Target::Standby };
     let status = engine.status();
     match action {
-        Action::Worker(kind) if n % 5 == 4 => {
+        Action::Worker(kind) if round % 5 == 4 => {
             // From outside, as an operator or the OOM killer would.
             let pid = if target == Target::Active { status.active_pid } else { status.standby_pid };
             let pid = pid.ok_or("no worker to kill")?;

@@ -30,11 +30,13 @@ pub struct SoakArgs {
     #[arg(long, default_value = "10m")]
     duration: String,
     /// Fault kinds: `mixed` (all of them) or one of kill, segv, abort, panic,
-    /// exit0, exit1, hang, slow, stop (one worker's fault: alternating active
-    /// and standby; every fifth sent from outside with kill(1)), double-kill
-    /// (both replicas in one kill -9), poison-crash, poison-hang (a
-    /// /test/poison every replica dies or hangs on; it must be cut out),
-    /// flood (5,000 commands at once: not a fault, no failover).
+    /// exit0, exit1, hang, slow, stop, syscall (one worker's fault:
+    /// alternating active and standby; every fifth sent from outside with
+    /// kill(1); `syscall`: a call the sandbox forbids), double-kill (both
+    /// replicas in one kill -9), poison-crash, poison-hang, poison-syscall
+    /// (a /test/poison every replica dies, hangs, or makes a forbidden call
+    /// on; it must be cut out), flood (5,000 commands at once: not a fault,
+    /// no failover).
     #[arg(long, default_value = "mixed")]
     faults: String,
     /// Faults per second (`2/s`, `30/m`, or a number per second).
@@ -135,6 +137,7 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
         chronus::worker::WorkerCommand::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
     let mut cfg = EngineConfig::new(super::synth::spec(args.voices)?, worker);
     cfg.faults_enabled = true;
+    cfg.protect_supervisor = true;
     cfg.record_path = Some(dir.join("played.wav"));
     cfg.journal_path = Some(dir.join("run.journal"));
     cfg.journal_in_memory = false;
@@ -211,7 +214,8 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
                     && !status.quarantined;
                 if redundant {
                     let action = kinds[faults % kinds.len()];
-                    match actions::inflict(&engine, faults, action, &client, osc_addr) {
+                    let round = faults / kinds.len();
+                    match actions::inflict(&engine, faults, round, action, &client, osc_addr) {
                         Ok(()) => {
                             faults += 1;
                             tally.add(action);

@@ -272,7 +272,8 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
          | played | {:.0} s |\n| faults inflicted | {} |\n| failovers | {} ({}) |\n| lost frames | {} (of which {hang_losses} to hang poisons, each within its detection time) |\n| underruns | {} |\n| of which machine stalls | {} |\n\
          | recording = the journal's render as played | {} |\n| replacements not joined | {} |\n\
          | RSS growth | {rss_growth} KiB |\n| OSC errors | {} |\n| faults deferred (waiting for health) | {} |\n\
-         | commands cut out as poisons (senders told) | {} ({}) |\n| overloads | {} |\n\n\
+         | commands cut out as poisons (senders told) | {} ({}) |\n| overloads | {} |\n\
+         | workers the sandbox killed, by forbidden call | {} |\n\n\
          ## The machine's own noise\n\n\
          A probe thread at the output's priority{} woke every millisecond: {} wake-ups, {} of them at least {STALL_EVIDENCE_MS} ms late, the latest {:.2} ms late.\n\n\
          | lateness | wake-ups |\n|---|---:|\n{}\n\
@@ -292,6 +293,11 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
         i.tally.cuts,
         i.tally.cut_replies,
         i.tally.overloads,
+        if summary.sandbox_kills.is_empty() {
+            "none".to_owned()
+        } else {
+            summary.sandbox_kills.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+        },
         if i.noise.realtime { " (SCHED_FIFO)" } else { " (no real-time priority)" },
         i.noise.wakeups,
         i.noise.late_count(STALL_EVIDENCE_MS),

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
-use chronus_ipc::{LogEntry, LogReader};
+use chronus_ipc::{LogEntry, LogReader, Recorder};
 
 use super::{Fate, Supervisor};
 use crate::collector::Note;
@@ -178,9 +178,13 @@ impl Supervisor {
             return;
         };
         let hb = region.heartbeat();
-        let exit = ExitStatus { code: end.code, signal: end.signal };
+        let forbidden_call =
+            (end.signal == Some(libc::SIGSYS)).then(|| region.forbidden_call(Recorder::Trial)).flatten();
+        let exit = ExitStatus { code: end.code, signal: end.signal, forbidden_call };
         let cause = match exit {
             _ if self.join_io[t].trial_hung => Cause::Hang,
+            // Ended by its worker, as asked: it passed, or was stopped.
+            _ if end.on_request => Cause::Other,
             ExitStatus { signal: Some(libc::SIGKILL), .. } | ExitStatus { code: Some(0), .. } => Cause::Other,
             _ => Cause::Crash,
         };

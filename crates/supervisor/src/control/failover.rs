@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use chronus_ipc::{AudioReader, monotonic_ns};
+use chronus_ipc::{AudioReader, Recorder, monotonic_ns};
 
 use super::Supervisor;
 use crate::events::{DetectedBy, ExitStatus, FailoverEvent, Role};
@@ -22,8 +22,20 @@ impl Supervisor {
     pub(crate) fn on_exit(&mut self, i: usize) {
         let now = monotonic_ns();
         let Some(mut proc) = self.procs[i].take() else { return };
-        let exit = proc.child.wait().map(|s| ExitStatus::of(&s)).unwrap_or_default();
+        let mut exit = proc.child.wait().map(|s| ExitStatus::of(&s)).unwrap_or_default();
         let slot = &self.shared.slots[i];
+        if exit.by_sandbox() {
+            exit.forbidden_call = slot.region.forbidden_call(Recorder::Worker);
+            self.forbidden.kills += 1;
+            if let Some(call) = exit.forbidden_call {
+                self.forbidden.last = Some(call);
+                let frame = slot.region.heartbeat().rendering.load(Acquire).checked_sub(1);
+                let at = frame.unwrap_or_else(|| self.shared.frame.load(Relaxed));
+                if self.notes.push(crate::collector::Note::Forbidden(at, call)).is_err() {
+                    self.shared.io_overruns.fetch_add(1, Relaxed);
+                }
+            }
+        }
         let role = match slot.state() {
             LIVE if self.shared.active() == i => Role::Active,
             LIVE => Role::Standby,

@@ -63,6 +63,15 @@ pub(crate) enum Request {
     Expect(u32, FaultKind, u64),
 }
 
+/// What the workers' sandbox refused, as the supervisor saw it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ForbiddenTally {
+    /// Workers killed by SIGSYS.
+    pub kills: u64,
+    /// The last system call (number) one of them was refused.
+    pub last: Option<u32>,
+}
+
 /// Pending failover events of a slot: they complete when its replacement
 /// joins. Bounded (a slot that keeps failing completes its newest ones).
 const PENDING: usize = 16;
@@ -118,6 +127,8 @@ pub(crate) struct Supervisor {
     pub reset_next: bool,
     /// Commands cut out, for the API to answer their senders.
     pub cuts: rtrb::Producer<Cut>,
+    /// Workers the sandbox killed, and the last call it refused.
+    pub forbidden: ForbiddenTally,
 }
 
 impl Supervisor {
@@ -191,6 +202,7 @@ impl Supervisor {
             trial: None,
             reset_next: false,
             cuts,
+            forbidden: ForbiddenTally::default(),
         }
     }
 
@@ -208,9 +220,10 @@ impl Supervisor {
             let region = &self.shared.slots[i].region;
             let left = deadline.saturating_duration_since(Instant::now());
             if region.wait_worker_ready(left) != Some(WorkerState::Ready) {
+                let why = self.start_failure(i);
                 self.kill_all();
                 return Err(EngineError::WorkerStart(format!(
-                    "worker {i} did not become ready (see its message above)"
+                    "{why}: it did not become ready (see its message above)"
                 )));
             }
             if i < replicas {
@@ -229,9 +242,10 @@ impl Supervisor {
         let now = monotonic_ns();
         for (i, &id) in ids.iter().enumerate().take(replicas) {
             let region = &self.shared.slots[i].region;
-            if let Err(e) = wait(&|| region.start_outcome(id).is_some(), "a worker did not start") {
+            if wait(&|| region.start_outcome(id).is_some(), "").is_err() {
+                let why = self.start_failure(i);
                 self.kill_all();
-                return Err(e);
+                return Err(EngineError::WorkerStart(format!("{why}: it did not start rendering")));
             }
             self.shared.slots[i].set_state(LIVE);
             self.joins[i].live();
@@ -321,6 +335,11 @@ impl Supervisor {
             return;
         };
         let result = match request {
+            Request::Inject(_, FaultKind::Syscall, _)
+                if self.cfg.sandbox == chronus_worker::SandboxMode::Off =>
+            {
+                Err(EngineError::Config("the syscall fault needs the workers' sandbox (it is off)"))
+            }
             Request::Inject(_, kind, _) => {
                 if self.shared.slots[i].region.inject_fault(kind) {
                     Ok(pid)
@@ -395,6 +414,9 @@ impl Supervisor {
             excised_commands: s.excised_commands.load(Relaxed),
             poison_refusals: s.poison_refusals.load(Relaxed),
             workers_spawned: self.next_generation - 1,
+            sandbox: self.cfg.sandbox.name(),
+            sandbox_kills: self.forbidden.kills,
+            last_forbidden_call: self.forbidden.last.map(chronus_worker::sandbox::call_name),
         };
         // A stopping engine has no workers by design: not a change to log.
         if self.last_health != Some(health) && !s.stop.load(Acquire) {

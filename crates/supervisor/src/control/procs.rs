@@ -36,11 +36,16 @@ impl Supervisor {
         self.next_generation += 1;
         region.reset(generation);
         region.enable_faults(self.cfg.faults_enabled);
-        let child =
-            chronus_worker::spawn_worker(&self.cfg.worker, region, self.bus_fd.as_fd(), self.worker_priority)
-                .map_err(|e| {
-                    EngineError::WorkerStart(format!("cannot run {}: {e}", self.cfg.worker.exe.display()))
-                })?;
+        let child = chronus_worker::spawn_worker(
+            &self.cfg.worker,
+            region,
+            self.bus_fd.as_fd(),
+            self.worker_priority,
+            self.cfg.sandbox,
+        )
+        .map_err(|e| {
+            EngineError::WorkerStart(format!("cannot run {}: {e}", self.cfg.worker.exe.display()))
+        })?;
         let pid = child.id();
         let pidfd = sys::pidfd_open(pid).map_err(|e| EngineError::WorkerStart(format!("pidfd_open: {e}")))?;
         self.procs[i] = Some(Proc { child, pidfd, pid, generation });
@@ -57,6 +62,23 @@ impl Supervisor {
         if let Some(p) = &self.procs[i] {
             fate.killing = Some((why, monotonic_ns()));
             let _ = sys::pidfd_send_signal(p.pidfd.as_fd(), libc::SIGKILL);
+        }
+    }
+
+    /// Why slot `i`'s worker failed to start, if it is gone: how it ended
+    /// (with the system call its sandbox refused, if that killed it).
+    pub(crate) fn start_failure(&mut self, i: usize) -> String {
+        let Some(p) = self.procs[i].as_mut() else { return "no worker".into() };
+        match p.child.try_wait() {
+            Ok(Some(status)) => {
+                let mut exit = crate::events::ExitStatus::of(&status);
+                if exit.by_sandbox() {
+                    exit.forbidden_call =
+                        self.shared.slots[i].region.forbidden_call(chronus_ipc::Recorder::Worker);
+                }
+                format!("worker {i} (pid {}) {exit}", p.pid)
+            }
+            _ => format!("worker {i} (pid {}) is still there but did not answer", p.pid),
         }
     }
 
