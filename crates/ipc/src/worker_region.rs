@@ -462,7 +462,8 @@ impl WorkerRegion {
         Ok(ForbiddenCalls { _region: std::marker::PhantomData })
     }
 
-    /// Worker: its sandbox is in force, in `mode`.
+    /// Worker: its sandbox is in force, in `mode` (before it serves any
+    /// start request).
     pub fn set_sandbox(&self, mode: SandboxMode) {
         self.control().sandbox.store(mode as u32, Release);
     }

@@ -98,7 +98,12 @@ impl Supervisor {
             nothing_to_restore: checkpoint.is_none() && self.live_count() == 0,
             reference: self.reference_for(i),
             fresh_frame: s.limit.load(Acquire).div_ceil(block) * block,
-            started: io.start_req.and_then(|id| region.start_outcome(id)).map(|r| r.is_ok()),
+            // A start counts only in the sandbox asked for (the worker
+            // announces it before it serves any start).
+            started: io
+                .start_req
+                .and_then(|id| region.start_outcome(id))
+                .map(|r| r.is_ok() && region.sandbox() == self.cfg.sandbox),
             output_frame,
             ..Facts::default()
         };

@@ -247,6 +247,14 @@ impl Supervisor {
                 self.kill_all();
                 return Err(EngineError::WorkerStart(format!("{why}: it did not start rendering")));
             }
+            if region.sandbox() != self.cfg.sandbox {
+                let seen = region.sandbox().name();
+                self.kill_all();
+                return Err(EngineError::WorkerStart(format!(
+                    "worker {i} runs with its sandbox {seen}, not {} as asked",
+                    self.cfg.sandbox.name()
+                )));
+            }
             self.shared.slots[i].set_state(LIVE);
             self.joins[i].live();
             self.watchdog.watch(i, now, true);
