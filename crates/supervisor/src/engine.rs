@@ -13,7 +13,7 @@ use crate::EngineError;
 use crate::collector::{Collected, Collector, Note};
 use crate::config::EngineConfig;
 use crate::control::{Request, SUPERVISOR_PRIORITY, Supervisor, Target, WORKER_PRIORITY};
-use crate::events::History;
+use crate::events::{Cut, History};
 use crate::output::OutputEngine;
 use crate::output::sequencer::{Queued, Sequencer, Stamped};
 use crate::output::sink::Sink;
@@ -27,26 +27,8 @@ const OUTPUT_PRIORITY: i32 = 70;
 const CHECKPOINTS: u32 = crate::policy::checkpoint::SLOTS as u32;
 /// Capacity of the excision table.
 const EXCISIONS: u32 = 1_024;
-/// Frames of the engine's fade to silence when it stops (10 ms at 48 kHz).
-pub const FADE_FRAMES: u64 = 480;
 /// Cut-out commands waiting for [`Engine::take_cuts`].
 const CUTS_QUEUED: usize = 256;
-
-/// A command cut out as a poison (see `docs/failover.md`, "Common-mode
-/// faults"): every replica that applied it crashed or hung in the same
-/// block.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Cut {
-    /// Its event number in the journal (`@excise` names it).
-    pub seq: u64,
-    /// The frame it was stamped at.
-    pub frame: u64,
-    /// What it was.
-    pub event: Event,
-    /// Who sent it: the origin passed to [`Engine::send_all_from`] (0:
-    /// unknown).
-    pub origin: u32,
-}
 
 /// A running failover engine: replicas of a DSP in lockstep, an output
 /// thread, a supervisor thread.
@@ -511,7 +493,7 @@ impl Engine {
         }
     }
 
-    /// Fades the output to silence over [`FADE_FRAMES`] frames, from the
+    /// Fades the output to silence over [`FADE_FRAMES`](crate::FADE_FRAMES) frames, from the
     /// next frame the output plays, and returns once it is silent (at most
     /// 1 s). The fade is the engine's, not the DSP's: it works for any DSP,
     /// and it is written into the journal (`@fade`), so a recording still

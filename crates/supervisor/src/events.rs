@@ -80,6 +80,22 @@ impl serde::Serialize for ExitStatus {
     }
 }
 
+/// A command cut out as a poison (see `docs/failover.md`, "Common-mode
+/// faults"): every replica that applied it crashed or hung in the same
+/// block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cut {
+    /// Its event number in the journal (`@excise` names it).
+    pub seq: u64,
+    /// The frame it was stamped at.
+    pub frame: u64,
+    /// What it was.
+    pub event: chronus_dsp::Event,
+    /// Who sent it: the origin passed to [`crate::Engine::send_all_from`]
+    /// (0: unknown).
+    pub origin: u32,
+}
+
 /// Which worker a fault hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -195,7 +195,7 @@ impl VoiceChunk {
 /// state-variable low-pass selected (`filter 4`), the biquad passes the
 /// signal through.
 pub(crate) fn design(p: &VoiceParams, sample_rate: u32) -> BiquadCoefs {
-    if p.filter == crate::rich::SVF_LOWPASS {
+    if p.filter == crate::param::SVF_LOWPASS {
         BiquadCoefs { b0: 1.0, b1: 0.0, b2: 0.0, a1: 0.0, a2: 0.0 }
     } else {
         BiquadCoefs::design(p.filter_kind(), p.cutoff, p.q, sample_rate)

@@ -6,166 +6,125 @@ use crate::SynthError;
 use crate::adsr::{AdsrParams, MAX_STAGE_SECONDS};
 use crate::biquad::{FilterKind, MAX_CUTOFF_RATIO, MIN_CUTOFF_HZ, Q_RANGE};
 
-/// A settable parameter. The names are the ones used on the wire (OSC,
-/// scores, journals).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u16)]
-pub enum Param {
-    /// Oscillator frequency in Hz, `[0, sr/2]`.
-    Freq = 0,
-    /// Voice amplitude, linear gain `[0, 1]`.
-    Amp = 1,
-    /// Filter cutoff in Hz, `[10, 0.49·sr]`.
-    Cutoff = 2,
-    /// Filter quality factor, `[0.1, 40]`.
-    Q = 3,
-    /// Attack time in seconds, `[0, 60]`.
-    Attack = 4,
-    /// Decay time in seconds, `[0, 60]`.
-    Decay = 5,
-    /// Sustain level, linear `[0, 1]`.
-    Sustain = 6,
-    /// Release time in seconds, `[0, 60]`.
-    Release = 7,
-    /// Stereo position, `-1` (left) to `1` (right), constant power.
-    Pan = 8,
-    /// Filter kind: 0 low-pass, 1 high-pass, 2 band-pass, 3 notch.
-    Filter = 9,
-    /// Master output gain, linear `[0, 4]`; global only.
-    Master = 10,
-    /// Stereo delay time in seconds, `[0.001, 1]`; global.
-    DelayTime = 11,
-    /// Delay feedback, `[0, 0.95]`; global.
-    DelayFeedback = 12,
-    /// Delay wet level, `[0, 1]` (0: off); global.
-    DelayMix = 13,
-    /// Reverb room size, `[0, 1]`; global.
-    ReverbSize = 14,
-    /// Reverb high-frequency damping, `[0, 1]`; global.
-    ReverbDamping = 15,
-    /// Reverb wet level, `[0, 1]` (0: off); global.
-    ReverbMix = 16,
-    /// Oscillator 1 waveform: 0 sine, 1 saw, 2 square, 3 triangle, 4 noise.
-    Wave = 17,
-    /// Oscillator 2 waveform (same codes).
-    Wave2 = 18,
-    /// Pulse width of the square waves, `[0.05, 0.95]`.
-    Pw = 19,
-    /// Oscillator 2 detune in cents, `[-1200, 1200]`.
-    Detune = 20,
-    /// Oscillator 2 level, `[0, 1]` (oscillator 1 gets the rest).
-    OscMix = 21,
-    /// White noise level, `[0, 1]`.
-    Noise = 22,
-    /// Filter envelope amount in octaves, `[-8, 8]`.
-    FilterEnv = 23,
-    /// Filter envelope attack, seconds `[0, 60]`.
-    FilterAttack = 24,
-    /// Filter envelope decay, seconds `[0, 60]`.
-    FilterDecay = 25,
-    /// Filter envelope sustain, `[0, 1]`.
-    FilterSustain = 26,
-    /// Filter envelope release, seconds `[0, 60]`.
-    FilterRelease = 27,
-    /// Cutoff key tracking, `[0, 1]`.
-    KeyTrack = 28,
-    /// Velocity to cutoff, octaves `[0, 8]`.
-    VelCutoff = 29,
-    /// LFO shape: 0 sine, 1 triangle, 2 square, 3 sample-and-hold.
-    LfoShape = 30,
-    /// LFO rate, Hz `[0, 50]`.
-    LfoRate = 31,
-    /// LFO to pitch, semitones `[0, 24]`.
-    LfoPitch = 32,
-    /// LFO to cutoff, octaves `[0, 8]`.
-    LfoCutoff = 33,
-    /// LFO to amplitude (tremolo), `[0, 1]`.
-    LfoAmp = 34,
-    /// LFO to pulse width, `[0, 0.45]`.
-    LfoPw = 35,
+/// The one table of parameters: the enum, its ids, its wire names (OSC,
+/// scores, journals, patch files) and [`Param::ALL`] all come from it.
+macro_rules! parameters {
+    ($($(#[$doc:meta])* $variant:ident = $id:literal, $name:literal;)*) => {
+        /// A settable parameter. The names are the ones used on the wire
+        /// (OSC, scores, journals, patch files).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u16)]
+        pub enum Param {
+            $($(#[$doc])* $variant = $id,)*
+        }
+
+        impl Param {
+            /// Every parameter, in id order.
+            pub const ALL: [Param; PARAMS] = [$(Param::$variant),*];
+            /// The wire names, in id order (the `param` choice of `/set`).
+            pub const NAMES: [&'static str; PARAMS] = [$($name),*];
+        }
+
+        /// How many parameters there are.
+        const PARAMS: usize = [$($id),*].len();
+    };
 }
 
-impl Param {
-    /// Every parameter, in id order.
-    pub const ALL: [Param; 36] = [
-        Param::Freq,
-        Param::Amp,
-        Param::Cutoff,
-        Param::Q,
-        Param::Attack,
-        Param::Decay,
-        Param::Sustain,
-        Param::Release,
-        Param::Pan,
-        Param::Filter,
-        Param::Master,
-        Param::DelayTime,
-        Param::DelayFeedback,
-        Param::DelayMix,
-        Param::ReverbSize,
-        Param::ReverbDamping,
-        Param::ReverbMix,
-        Param::Wave,
-        Param::Wave2,
-        Param::Pw,
-        Param::Detune,
-        Param::OscMix,
-        Param::Noise,
-        Param::FilterEnv,
-        Param::FilterAttack,
-        Param::FilterDecay,
-        Param::FilterSustain,
-        Param::FilterRelease,
-        Param::KeyTrack,
-        Param::VelCutoff,
-        Param::LfoShape,
-        Param::LfoRate,
-        Param::LfoPitch,
-        Param::LfoCutoff,
-        Param::LfoAmp,
-        Param::LfoPw,
-    ];
+parameters! {
+    /// Oscillator frequency in Hz, `[0, sr/2]`.
+    Freq = 0, "freq";
+    /// Voice amplitude, linear gain `[0, 1]`.
+    Amp = 1, "amp";
+    /// Filter cutoff in Hz, `[10, 0.49·sr]`.
+    Cutoff = 2, "cutoff";
+    /// Filter quality factor, `[0.1, 40]`.
+    Q = 3, "q";
+    /// Attack time in seconds, `[0, 60]`.
+    Attack = 4, "attack";
+    /// Decay time in seconds, `[0, 60]`.
+    Decay = 5, "decay";
+    /// Sustain level, linear `[0, 1]`.
+    Sustain = 6, "sustain";
+    /// Release time in seconds, `[0, 60]`.
+    Release = 7, "release";
+    /// Stereo position, `-1` (left) to `1` (right), constant power.
+    Pan = 8, "pan";
+    /// Filter kind: 0 low-pass, 1 high-pass, 2 band-pass, 3 notch.
+    Filter = 9, "filter";
+    /// Master output gain, linear `[0, 4]`; global only.
+    Master = 10, "master";
+    /// Stereo delay time in seconds, `[0.001, 1]`; global.
+    DelayTime = 11, "delay_time";
+    /// Delay feedback, `[0, 0.95]`; global.
+    DelayFeedback = 12, "delay_feedback";
+    /// Delay wet level, `[0, 1]` (0: off); global.
+    DelayMix = 13, "delay_mix";
+    /// Reverb room size, `[0, 1]`; global.
+    ReverbSize = 14, "reverb_size";
+    /// Reverb high-frequency damping, `[0, 1]`; global.
+    ReverbDamping = 15, "reverb_damping";
+    /// Reverb wet level, `[0, 1]` (0: off); global.
+    ReverbMix = 16, "reverb_mix";
+    /// Oscillator 1 waveform: 0 sine, 1 saw, 2 square, 3 triangle, 4 noise.
+    Wave = 17, "wave";
+    /// Oscillator 2 waveform (same codes).
+    Wave2 = 18, "wave2";
+    /// Pulse width of the square waves, `[0.05, 0.95]`.
+    Pw = 19, "pw";
+    /// Oscillator 2 detune in cents, `[-1200, 1200]`.
+    Detune = 20, "detune";
+    /// Oscillator 2 level, `[0, 1]` (oscillator 1 gets the rest).
+    OscMix = 21, "osc_mix";
+    /// White noise level, `[0, 1]`.
+    Noise = 22, "noise";
+    /// Filter envelope amount in octaves, `[-8, 8]`.
+    FilterEnv = 23, "filter_env";
+    /// Filter envelope attack, seconds `[0, 60]`.
+    FilterAttack = 24, "filter_attack";
+    /// Filter envelope decay, seconds `[0, 60]`.
+    FilterDecay = 25, "filter_decay";
+    /// Filter envelope sustain, `[0, 1]`.
+    FilterSustain = 26, "filter_sustain";
+    /// Filter envelope release, seconds `[0, 60]`.
+    FilterRelease = 27, "filter_release";
+    /// Cutoff key tracking, `[0, 1]`.
+    KeyTrack = 28, "key_track";
+    /// Velocity to cutoff, octaves `[0, 8]`.
+    VelCutoff = 29, "vel_cutoff";
+    /// LFO shape: 0 sine, 1 triangle, 2 square, 3 sample-and-hold.
+    LfoShape = 30, "lfo_shape";
+    /// LFO rate, Hz `[0, 50]`.
+    LfoRate = 31, "lfo_rate";
+    /// LFO to pitch, semitones `[0, 24]`.
+    LfoPitch = 32, "lfo_pitch";
+    /// LFO to cutoff, octaves `[0, 8]`.
+    LfoCutoff = 33, "lfo_cutoff";
+    /// LFO to amplitude (tremolo), `[0, 1]`.
+    LfoAmp = 34, "lfo_amp";
+    /// LFO to pulse width, `[0, 0.45]`.
+    LfoPw = 35, "lfo_pw";
+}
 
+/// The `filter` code of the state-variable (resonant) low-pass; 0–3 are
+/// the biquad's kinds.
+pub const SVF_LOWPASS: u32 = 4;
+
+/// Parameter names in id order (the `param` choice of `/set`).
+pub const PARAM_NAMES: [&str; PARAMS] = Param::NAMES;
+
+// Ids are positions: `from_id` and `NAMES` index by them.
+const _: () = {
+    let mut i = 0;
+    while i < PARAMS {
+        assert!(Param::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
+impl Param {
     /// The wire name (`"cutoff"`).
     pub fn name(self) -> &'static str {
-        match self {
-            Param::Freq => "freq",
-            Param::Amp => "amp",
-            Param::Cutoff => "cutoff",
-            Param::Q => "q",
-            Param::Attack => "attack",
-            Param::Decay => "decay",
-            Param::Sustain => "sustain",
-            Param::Release => "release",
-            Param::Pan => "pan",
-            Param::Filter => "filter",
-            Param::Master => "master",
-            Param::DelayTime => "delay_time",
-            Param::DelayFeedback => "delay_feedback",
-            Param::DelayMix => "delay_mix",
-            Param::ReverbSize => "reverb_size",
-            Param::ReverbDamping => "reverb_damping",
-            Param::ReverbMix => "reverb_mix",
-            Param::Wave => "wave",
-            Param::Wave2 => "wave2",
-            Param::Pw => "pw",
-            Param::Detune => "detune",
-            Param::OscMix => "osc_mix",
-            Param::Noise => "noise",
-            Param::FilterEnv => "filter_env",
-            Param::FilterAttack => "filter_attack",
-            Param::FilterDecay => "filter_decay",
-            Param::FilterSustain => "filter_sustain",
-            Param::FilterRelease => "filter_release",
-            Param::KeyTrack => "key_track",
-            Param::VelCutoff => "vel_cutoff",
-            Param::LfoShape => "lfo_shape",
-            Param::LfoRate => "lfo_rate",
-            Param::LfoPitch => "lfo_pitch",
-            Param::LfoCutoff => "lfo_cutoff",
-            Param::LfoAmp => "lfo_amp",
-            Param::LfoPw => "lfo_pw",
-        }
+        Self::NAMES[self as usize]
     }
 
     /// The parameter with this wire name.
@@ -246,8 +205,7 @@ impl Param {
             }
             Param::Filter => {
                 let kind = value.round();
-                let known =
-                    FilterKind::from_u32(kind as u32).is_some() || kind == crate::rich::SVF_LOWPASS as f32;
+                let known = FilterKind::from_u32(kind as u32).is_some() || kind == SVF_LOWPASS as f32;
                 return if known && kind == value && kind >= 0.0 {
                     Ok((kind, false))
                 } else {

@@ -173,7 +173,7 @@ fn value_of(param: Param, value: &Value) -> Result<f32, String> {
 
 /// "unknown parameter", with the closest name when one is close.
 fn unknown(name: &str) -> String {
-    let closest = crate::seam::PARAM_NAMES
+    let closest = Param::NAMES
         .iter()
         .map(|n| (edit_distance(name, n), *n))
         .min()

@@ -25,8 +25,7 @@ use crate::wavetable::{NOISE, SAW, SINE, SQUARE, TRIANGLE, WaveTables};
 /// at 48 kHz (scsynth's control blocks are 64 frames).
 pub const CONTROL: usize = 32;
 
-/// The `filter` code of the state-variable low-pass.
-pub const SVF_LOWPASS: u32 = 4;
+pub use crate::param::SVF_LOWPASS;
 
 /// Which filters a chunk's lanes run ([`run_rich`]'s `FILTERS`): only
 /// biquads, only the state-variable low-pass, or some of each.

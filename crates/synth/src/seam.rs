@@ -41,53 +41,7 @@ pub const NOTE_SET: u16 = 6;
 /// Event index of `/patch/begin`.
 pub const PATCH_BEGIN: u16 = 7;
 
-/// Parameter names in id order (the `param` choice of `/set`).
-pub const PARAM_NAMES: [&str; 36] = [
-    "freq",
-    "amp",
-    "cutoff",
-    "q",
-    "attack",
-    "decay",
-    "sustain",
-    "release",
-    "pan",
-    "filter",
-    "master",
-    "delay_time",
-    "delay_feedback",
-    "delay_mix",
-    "reverb_size",
-    "reverb_damping",
-    "reverb_mix",
-    "wave",
-    "wave2",
-    "pw",
-    "detune",
-    "osc_mix",
-    "noise",
-    "filter_env",
-    "filter_attack",
-    "filter_decay",
-    "filter_sustain",
-    "filter_release",
-    "key_track",
-    "vel_cutoff",
-    "lfo_shape",
-    "lfo_rate",
-    "lfo_pitch",
-    "lfo_cutoff",
-    "lfo_amp",
-    "lfo_pw",
-];
-
-const _: () = {
-    let mut i = 0;
-    while i < Param::ALL.len() {
-        assert!(Param::ALL[i] as usize == i);
-        i += 1;
-    }
-};
+pub use crate::param::PARAM_NAMES;
 
 impl Command {
     /// The event for this command.

@@ -357,7 +357,7 @@ impl Synth {
                 return Err(bad("a padding lane is sounding"));
             }
             let filter = ctl.params.filter;
-            if (FilterKind::from_u32(filter).is_none() && filter != crate::rich::SVF_LOWPASS)
+            if (FilterKind::from_u32(filter).is_none() && filter != crate::param::SVF_LOWPASS)
                 || ctl.params.sanitized(self.sample_rate).is_err()
             {
                 return Err(bad("invalid voice parameters"));

@@ -8,7 +8,7 @@ use chronus_ipc::{LogEntry, LogReader, Recorder};
 
 use super::{Fate, Supervisor};
 use crate::collector::Note;
-use crate::engine::Cut;
+use crate::events::Cut;
 use crate::events::{DetectedBy, ExitStatus};
 use crate::policy::Nanos;
 use crate::policy::common_mode::{Cause, Decision, Loss, Sight};

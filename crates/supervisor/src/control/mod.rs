@@ -20,7 +20,7 @@ use chronus_ipc::{FaultKind, StartKind, WorkerState, monotonic_ns};
 
 use crate::collector::Note;
 use crate::config::EngineConfig;
-use crate::engine::Cut;
+use crate::events::Cut;
 use crate::events::History;
 use crate::policy::checkpoint::{CheckpointConfig, Checkpoints};
 use crate::policy::common_mode::{CommonMode, CommonModeConfig};

@@ -23,6 +23,9 @@ use crate::report::FrameSpan;
 use crate::shared::{DEAD, LIVE, Shared};
 use sequencer::Sequencer;
 
+/// Frames of the engine's fade to silence when it stops (10 ms at 48 kHz).
+pub const FADE_FRAMES: u64 = 480;
+
 /// How long a free-running output waits for a frame before giving up.
 const FREE_RUN_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -415,7 +418,7 @@ impl OutputEngine {
         }
         self.sequencer.release(&self.shared, self.limit, next_limit);
         if self.fade.is_none() && self.shared.fade_requested.load(Relaxed) {
-            let fade = FrameSpan { first: self.frame, frames: crate::engine::FADE_FRAMES };
+            let fade = FrameSpan { first: self.frame, frames: FADE_FRAMES };
             self.fade = Some(fade);
             if self.notes.push(Note::Fade(fade)).is_err() {
                 self.shared.io_overruns.fetch_add(1, Relaxed);
