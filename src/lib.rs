@@ -14,7 +14,8 @@
 //! * [`osc`]: OSC control (the UDP server);
 //! * [`audio`]: audio outputs (WAV files; the sound card with the `device`
 //!   feature, on by default);
-//! * [`ipc`]: the shared memory between processes.
+//! * [`ipc`]: the shared memory between processes;
+//! * [`sys`]: the one OS layer (every system call, every `unsafe` OS block).
 //!
 //! The guide for embedding is `docs/embedding.md`.
 #![forbid(unsafe_code)]
@@ -26,4 +27,5 @@ pub use chronus_journal as journal;
 pub use chronus_osc as osc;
 pub use chronus_supervisor as supervisor;
 pub use chronus_synth as synth;
+pub use chronus_sys as sys;
 pub use chronus_worker as worker;

@@ -60,7 +60,7 @@ impl Dsp for Ring {
         // The contract: a DSP prepares as an ordinary process, whoever
         // spawned its worker (replacements and spares come from the
         // supervisor's real-time thread). This one holds Chronus to it.
-        if chronus::ipc::thread_policy() != libc::SCHED_OTHER {
+        if chronus::sys::sched::thread_policy() != libc::SCHED_OTHER {
             return Err(DspError::InvalidSetup("prepared under a real-time scheduling policy".into()));
         }
         Ok(Self {

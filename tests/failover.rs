@@ -210,8 +210,7 @@ fn faults_close_together_and_while_joining_are_survived() {
             // know of it either way, and spawning /bin/kill took longer
             // than a join on a fresh machine (its pages not yet cached), so
             // the kill landed on a promoted standby.
-            let pid = nix::unistd::Pid::from_raw(joining as i32);
-            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+            chronus::sys::process::kill(joining, libc::SIGKILL).unwrap();
             faults += 1;
             wait_failovers(&engine, faults);
             // Then two faults back to back: the new active as soon as it has a

@@ -103,7 +103,7 @@ fn the_jack_callback_path_never_allocates_through_midi_a_period_change_and_a_fai
                 queue(&[0xe0, 0, (n % 128) as u8], 3);
                 queue(&[0xb0, 74, (n % 128) as u8], 5);
             }
-            output.set_output_time(chronus::ipc::monotonic_ns());
+            output.set_output_time(chronus::sys::clock::monotonic_ns());
             output.device_gap(u64::from(n % 250 == 249) * 256);
             output.process(&mut left[..period], &mut right[..period], Some(Instant::now()));
         });

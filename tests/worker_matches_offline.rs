@@ -66,7 +66,7 @@ fn run_worker_by_hand(dsp: &str, env: &str) -> (std::process::Output, WorkerRegi
     let bus_fd = bus.read_only_fd().unwrap();
     let mut cmd = std::process::Command::new(chronus_exe());
     cmd.env(chronus::worker::ENV, env);
-    chronus::ipc::inherit_fds(&mut cmd, &[(region.fd(), 3), (std::os::fd::AsFd::as_fd(&bus_fd), 4)]);
+    chronus::sys::fd::inherit_fds(&mut cmd, &[(region.fd(), 3), (std::os::fd::AsFd::as_fd(&bus_fd), 4)]);
     (cmd.output().unwrap(), region)
 }
 

@@ -91,7 +91,7 @@ fn short_name(d: &cpal::Device) -> Option<String> {
 /// # Errors
 /// [`DeviceError::Backend`] if the host cannot list devices.
 pub fn list_output_devices() -> Result<Vec<(String, String)>, DeviceError> {
-    without_stderr(output_devices)
+    chronus_sys::fd::without_stderr(output_devices)
 }
 
 fn output_devices() -> Result<Vec<(String, String)>, DeviceError> {
@@ -114,29 +114,12 @@ fn output_devices() -> Result<Vec<(String, String)>, DeviceError> {
 /// # Errors
 /// [`DeviceError`] saying why no device can be used.
 pub fn choose_output(name: Option<&str>, sample_rate: u32, block: u32) -> Result<ChosenDevice, DeviceError> {
-    without_stderr(|| match choose(name, sample_rate, block) {
+    chronus_sys::fd::without_stderr(|| match choose(name, sample_rate, block) {
         Err(DeviceError::Backend(why) | DeviceError::Unsupported(why)) if name.is_none() => {
             Err(DeviceError::NoDevice(why))
         }
         other => other,
     })
-}
-
-/// Runs `f` with stderr pointed at /dev/null: libasound prints its own
-/// errors there while devices are probed (several lines on a machine with
-/// no sound card); the outcome is reported by the caller in one line. Call
-/// it at start-up, before other threads write to stderr.
-fn without_stderr<T>(f: impl FnOnce() -> T) -> T {
-    let saved = nix::unistd::dup(std::io::stderr()).ok();
-    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").ok();
-    if let (Some(_), Some(null)) = (&saved, &null) {
-        let _ = nix::unistd::dup2_stderr(null);
-    }
-    let out = f();
-    if let Some(saved) = saved {
-        let _ = nix::unistd::dup2_stderr(saved);
-    }
-    out
 }
 
 fn choose(name: Option<&str>, sample_rate: u32, block: u32) -> Result<ChosenDevice, DeviceError> {

@@ -219,8 +219,7 @@ fn connect(client: &Client, how: &JackConnect, ours: &[String; 2]) {
 /// So the age of `at` is read on JACK's clock and dated on CLOCK_MONOTONIC.
 /// Two vDSO clock reads: real-time safe.
 fn monotonic_from_jack(jack_now: u64, at: u64) -> u64 {
-    let Ok(now) = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) else { return 0 };
-    let now_ns = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
+    let now_ns = chronus_sys::clock::monotonic_ns();
     // Signed: JACK's (filtered) cycle start may lie a little after `now`.
     let age_ns = (jack_now as i64).wrapping_sub(at as i64).saturating_mul(1_000);
     (now_ns as i64).saturating_sub(age_ns).max(0) as u64

@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::Duration;
 
-use crate::{WorkerRegion, sys};
+use crate::WorkerRegion;
 
 /// The frames asked for are not (or no longer) in the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl<'r> AudioWriter<'r> {
         h.write_frame.store(self.write_frame, SeqCst);
         if h.reader_waiting.load(SeqCst) != 0 {
             h.data_seq.fetch_add(1, SeqCst);
-            sys::futex_wake(&h.data_seq, u32::MAX);
+            chronus_sys::futex::futex_wake(&h.data_seq, u32::MAX);
         }
         Ok(())
     }
@@ -200,7 +200,11 @@ impl<'r> AudioReader<'r> {
             let seq = h.data_seq.load(SeqCst);
             h.reader_waiting.store(1, SeqCst);
             if h.write_frame.load(SeqCst) < frame {
-                sys::futex_wait(&h.data_seq, seq, (deadline - now).min(Duration::from_millis(50)));
+                chronus_sys::futex::futex_wait(
+                    &h.data_seq,
+                    seq,
+                    (deadline - now).min(Duration::from_millis(50)),
+                );
             }
             h.reader_waiting.store(0, SeqCst);
         }

@@ -7,12 +7,12 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
+use crate::IpcError;
 use crate::layout::{
     BusControl, BusOffsets, DSP_NAME_BYTES, EventSlot, Geometry, LAYOUT_VERSION, REGION_MAGIC, RegionHeader,
     RegionKind, SnapshotHeader,
 };
 use crate::mapping::Mapping;
-use crate::{IpcError, sys};
 
 /// The engine's bus.
 #[derive(Debug)]
@@ -90,7 +90,7 @@ impl Bus {
     /// # Errors
     /// [`IpcError::Os`] if `/proc/self/fd` cannot be reopened.
     pub fn read_only_fd(&self) -> Result<OwnedFd, IpcError> {
-        sys::reopen_read_only(self.map.fd()).map_err(IpcError::os("reopen the bus read-only"))
+        chronus_sys::memfd::reopen_read_only(self.map.fd()).map_err(IpcError::os("reopen the bus read-only"))
     }
 
     /// The memfd (read-write in the supervisor, read-only in a worker).

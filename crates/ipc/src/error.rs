@@ -53,9 +53,3 @@ impl IpcError {
         move |source| Self::Os { call, source }
     }
 }
-
-impl From<nix::Error> for IpcError {
-    fn from(e: nix::Error) -> Self {
-        Self::Os { call: "system call", source: e.into() }
-    }
-}

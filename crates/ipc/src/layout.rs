@@ -46,7 +46,7 @@ pub const DSP_NAME_BYTES: usize = 64;
 pub const CHECKSUMS: usize = 64;
 /// 64-bit words of the set of system calls a sandboxed worker was refused
 /// (one bit per system call number).
-pub const FORBIDDEN_WORDS: usize = 8;
+pub const FORBIDDEN_WORDS: usize = chronus_sys::sandbox::FORBIDDEN_WORDS;
 
 /// What kind of region a header starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,10 +10,10 @@
 //!
 //! Each is a sealed `memfd` (no `/dev/shm` name, nothing left behind when
 //! anything is SIGKILLed) with a versioned header checked on attach. The
-//! layouts are in [`layout`]. All OS calls are in the private `sys` module;
-//! all raw views into a mapping are made in the private `mapping` module.
-//! Both are small and every `unsafe` block carries its `// SAFETY:`
-//! argument.
+//! layouts are in [`layout`]. The OS calls are chronus-sys's; all raw views
+//! into a mapping are made in the private `mapping` module, the only one
+//! allowed `unsafe` (every block carries its `// SAFETY:` argument).
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -23,9 +23,9 @@ mod error;
 pub mod event_log;
 mod fault;
 pub mod layout;
+#[allow(unsafe_code)] // typed views into the shared mapping
 mod mapping;
 mod snapshot;
-mod sys;
 mod worker_region;
 
 pub use audio_ring::{AudioReader, AudioWriter, NotAvailable};
@@ -35,12 +35,7 @@ pub use event_log::{Full, LogEntry, LogReader, LogWriter};
 pub use fault::FaultKind;
 pub use layout::{Geometry, SandboxMode, StartError, StartKind, WorkerState};
 pub use snapshot::{HASH_SEED, SnapshotInfo, checksum_samples, hash_words};
-pub use sys::{
-    DIE_BY_CALL, TRIAL_END_SIGNAL, ThreadCounter, accept_trial_end_signal, adopt_fd, block_trial_end_signal,
-    end_trial_forks, fork_single_threaded, futex_wait, futex_wake, inherit_fds, leads_own_group,
-    monotonic_ns, segfault, set_thread_fifo, thread_policy,
-};
-pub use worker_region::{ForbiddenCalls, Recorder, StartRequest, TrialExit, WorkerRegion, stop_token};
+pub use worker_region::{Recorder, StartRequest, TrialExit, WorkerRegion, stop_token};
 
 #[cfg(test)]
 mod tests;

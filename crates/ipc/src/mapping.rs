@@ -1,5 +1,5 @@
-//! A sealed memfd mapped shared, with typed views. The only module besides
-//! `sys` with `unsafe`.
+//! A sealed memfd mapped shared, with typed views: the one module of this
+//! crate with `unsafe` (the OS calls are chronus-sys's).
 //!
 //! Soundness rests on three facts, checked here:
 //! * every view handed out is in bounds and aligned (checked per view);
@@ -20,11 +20,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use crate::IpcError;
 use crate::layout::{
     AudioRingHeader, BusControl, ControlBlock, EventSlot, Heartbeat, LAYOUT_VERSION, REGION_MAGIC,
     RegionHeader, RegionKind, SnapshotHeader,
 };
-use crate::{IpcError, sys};
 
 /// Types that may be viewed in shared memory: only atomics inside, valid
 /// for every bit pattern.
@@ -82,7 +82,8 @@ impl Mapping {
         peers_read_only: bool,
     ) -> Result<Self, IpcError> {
         let len = header.total_size;
-        let fd = sys::sealed_memfd(name, len, !peers_read_only).map_err(IpcError::os("memfd_create"))?;
+        let fd = chronus_sys::memfd::sealed_memfd(name, len, !peers_read_only)
+            .map_err(IpcError::os("memfd_create"))?;
         let map =
             MmapOptions::new().len(len as usize).populate().map_raw(&fd).map_err(IpcError::os("mmap"))?;
         assert!(size_of::<RegionHeader>() <= len as usize && tail_at + tail.len() <= len as usize);
@@ -94,7 +95,7 @@ impl Mapping {
             std::ptr::copy_nonoverlapping(tail.as_ptr(), map.as_mut_ptr().add(tail_at), tail.len());
         }
         if peers_read_only {
-            sys::seal_writes(fd.as_fd()).map_err(IpcError::os("F_SEAL_FUTURE_WRITE"))?;
+            chronus_sys::memfd::seal_writes(fd.as_fd()).map_err(IpcError::os("F_SEAL_FUTURE_WRITE"))?;
         }
         Ok(Self { fd, map, header, writable: true })
     }
@@ -111,15 +112,15 @@ impl Mapping {
         generation: u64,
         writable: bool,
     ) -> Result<Self, IpcError> {
-        let len = sys::file_len(fd.as_fd()).map_err(IpcError::os("fstat"))?;
+        let len = chronus_sys::memfd::file_len(fd.as_fd()).map_err(IpcError::os("fstat"))?;
         if len < size_of::<RegionHeader>() as u64 {
             return Err(IpcError::BufTooSmall { needed: size_of::<RegionHeader>() as u64, actual: len });
         }
-        let (shrink_sealed, write_sealed) = sys::seals(fd.as_fd()).map_err(IpcError::os("F_GET_SEALS"))?;
-        if !shrink_sealed {
+        let seals = chronus_sys::memfd::seals(fd.as_fd()).map_err(IpcError::os("F_GET_SEALS"))?;
+        if !seals.shrink {
             return Err(IpcError::BufCorrupt("the memory file is not sealed against shrinking"));
         }
-        if !writable && !write_sealed {
+        if !writable && !seals.writes {
             return Err(IpcError::BufCorrupt("a read-only region that is not sealed against writes"));
         }
         let opts = {
@@ -171,14 +172,15 @@ impl Mapping {
         let bytes = count.checked_mul(size_of::<T>()).expect("section size fits usize");
         let end = offset.checked_add(bytes).expect("section end fits usize");
         assert!(end <= self.map.len(), "section outside the mapping");
-        // SAFETY: in bounds (asserted); the mapping is page-aligned and every
-        // section offset is a multiple of 64 (layout), so aligned for T
-        // (align ≤ 64; asserted in debug builds); T: SharedView is valid for
-        // any bits and only accessed atomically; the mapping lives as long as
+        // The mapping is page-aligned and every section offset a multiple
+        // of 64 (layout): checked here, in every build, for every view.
+        assert!(offset.is_multiple_of(align_of::<T>()), "section misaligned for its type");
+        // SAFETY: in bounds and aligned for T (both asserted just above; the
+        // mapping's base is page-aligned); T: SharedView is valid for any
+        // bits and only accessed atomically; the mapping lives as long as
         // `self`.
         unsafe {
             let ptr = self.map.as_ptr().add(offset).cast::<T>();
-            debug_assert!(ptr.is_aligned());
             std::slice::from_raw_parts(ptr, count)
         }
     }

@@ -209,45 +209,22 @@ fn attach_checks_the_header_and_the_bus_is_read_only_for_workers() {
     // The read-only fd cannot be mapped writable, whatever a worker tries.
     assert!(memmap2::MmapOptions::new().len(4_096).map_raw(&fd).is_err());
     let region = WorkerRegion::create(geometry(), 7, 5).unwrap();
-    let rfd = || sys::reopen_read_write_for_test(region.fd());
+    let rfd = || chronus_sys::memfd::reopen_read_write(region.fd()).unwrap();
     assert!(matches!(WorkerRegion::attach(rfd(), 7, 6), Err(IpcError::GenerationMismatch { .. })));
     assert!(WorkerRegion::attach(rfd(), 9, 5).is_err());
     assert!(WorkerRegion::attach(rfd(), 7, 5).is_ok());
     assert!(WorkerRegion::attach(dup(&fd), 7, 0).is_err(), "a bus is not a worker region");
 }
 
-/// The policy field (the 41st) of a process's /proc/<pid>/stat.
-fn policy_in_stat(stat: &str) -> i32 {
-    // The command name, in parentheses, may hold spaces: count after it.
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    after_name.split(' ').nth(38).unwrap().parse().unwrap()
-}
-
-#[test]
-fn what_a_real_time_thread_starts_runs_as_an_ordinary_process() {
-    // A thread that takes SCHED_FIFO (as root, which the tests run as),
-    // then starts a process and a thread: neither inherits it.
-    let seen = std::thread::spawn(|| {
-        set_thread_fifo(10).expect("SCHED_FIFO (the tests run as root)");
-        assert_eq!(thread_policy(), libc::SCHED_FIFO);
-        let child = std::process::Command::new("cat").arg("/proc/self/stat").output().unwrap();
-        let thread = std::thread::spawn(thread_policy).join().unwrap();
-        (policy_in_stat(&String::from_utf8(child.stdout).unwrap()), thread)
-    })
-    .join()
-    .unwrap();
-    assert_eq!(seen, (libc::SCHED_OTHER, libc::SCHED_OTHER), "(process, thread) policies");
-}
-
 #[test]
 fn the_bus_is_sealed_against_writes_by_any_fd_and_an_unsealed_one_is_refused() {
     let bus = bus();
-    let (shrink, writes) = sys::seals(bus.fd()).unwrap();
-    assert!(shrink && writes, "the bus must be sealed against shrinking and writes");
+    let seals = chronus_sys::memfd::seals(bus.fd()).unwrap();
+    assert!(seals.shrink && seals.writes, "the bus must be sealed against shrinking and writes");
     // Even a read-write reopening (what a worker could do through /proc)
     // cannot be mapped writable or written; the supervisor's own mapping
     // still writes.
-    let rw = sys::reopen_read_write_for_test(bus.fd());
+    let rw = chronus_sys::memfd::reopen_read_write(bus.fd()).unwrap();
     assert!(memmap2::MmapOptions::new().len(4_096).map_raw(&rw).is_err());
     assert!(nix::unistd::write(&rw, b"x").is_err());
     bus.publish_render_limit(256);
@@ -255,27 +232,13 @@ fn the_bus_is_sealed_against_writes_by_any_fd_and_an_unsealed_one_is_refused() {
     // A worker region is read-write for its worker: not write-sealed, so it
     // cannot pass for a region others only read.
     let region = WorkerRegion::create(geometry(), 7, 5).unwrap();
-    let (_, writes) = sys::seals(region.fd()).unwrap();
-    assert!(!writes);
+    assert!(!chronus_sys::memfd::seals(region.fd()).unwrap().writes);
     let as_read_only = mapping::Mapping::attach(
-        sys::reopen_read_write_for_test(region.fd()),
+        chronus_sys::memfd::reopen_read_write(region.fd()).unwrap(),
         layout::RegionKind::Worker,
         7,
         5,
         false,
     );
     assert!(matches!(as_read_only, Err(IpcError::BufCorrupt(m)) if m.contains("not sealed against writes")));
-}
-
-#[test]
-fn the_thread_counter_reads_again_without_opening_anything() {
-    // (Other tests run in threads of this process too: only bounds hold.)
-    let counter = ThreadCounter::open().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let extra = std::thread::spawn(move || rx.recv());
-    assert!(counter.threads().unwrap() >= 2, "this thread and the one waiting");
-    // Two threads (at least) while `extra` waits: no fork.
-    assert!(matches!(fork_single_threaded(&counter), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
-    drop(tx);
-    let _ = extra.join();
 }

@@ -6,13 +6,13 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
 
+use crate::IpcError;
 use crate::layout::{
     AudioRingHeader, CHECKSUMS, ControlBlock, DSP_NAME_BYTES, Geometry, Heartbeat, LAYOUT_VERSION,
     REGION_MAGIC, RegionHeader, RegionKind, SandboxMode, SnapshotHeader, StartError, StartKind,
     WorkerOffsets, WorkerState,
 };
 use crate::mapping::Mapping;
-use crate::{IpcError, sys};
 
 /// The value of `ControlBlock::stop` that asks a worker of `generation` to
 /// stop. Never 0, so a zeroed region never reads as a stop request, and
@@ -66,28 +66,14 @@ const EXITED: u32 = 1 << 16;
 const SIGNALED: u32 = 1 << 17;
 const ON_REQUEST: u32 = 1 << 18;
 
-/// Whose forbidden system calls a [`ForbiddenCalls`] records.
+/// Whose forbidden system calls [`WorkerRegion::record_forbidden_calls`]
+/// records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recorder {
     /// The worker (a replica or a spare).
     Worker,
     /// The fork running its poison trial.
     Trial,
-}
-
-/// While it lives, the system calls this process's sandbox refuses are
-/// recorded in its region (the first one, and the set of all); see
-/// [`WorkerRegion::record_forbidden_calls`]. Dropping it stops the
-/// recording (the sandbox still refuses).
-#[derive(Debug)]
-pub struct ForbiddenCalls<'r> {
-    _region: std::marker::PhantomData<&'r WorkerRegion>,
-}
-
-impl Drop for ForbiddenCalls<'_> {
-    fn drop(&mut self) {
-        crate::sys::disarm_sigsys_report();
-    }
 }
 
 /// One mapped worker region.
@@ -207,7 +193,7 @@ impl WorkerRegion {
     pub fn request_stop(&self) {
         self.control().stop.store(stop_token(self.generation()), Release);
         self.control().wake.fetch_add(1, Release);
-        sys::futex_wake(&self.control().wake, 1);
+        chronus_sys::futex::futex_wake(&self.control().wake, 1);
     }
 
     /// Whether a stop was requested for this region's generation.
@@ -220,7 +206,7 @@ impl WorkerRegion {
         let c = self.control();
         if c.sleeping.load(SeqCst) != 0 {
             c.wake.fetch_add(1, SeqCst);
-            sys::futex_wake(&c.wake, 1);
+            chronus_sys::futex::futex_wake(&c.wake, 1);
         }
     }
 
@@ -233,7 +219,7 @@ impl WorkerRegion {
         let seen = c.wake.load(SeqCst);
         c.sleeping.store(1, SeqCst);
         if !ready() {
-            sys::futex_wait(&c.wake, seen, timeout);
+            chronus_sys::futex::futex_wait(&c.wake, seen, timeout);
         }
         c.sleeping.store(0, SeqCst);
     }
@@ -443,23 +429,20 @@ impl WorkerRegion {
 
     /// Worker: installs the SIGSYS handler its sandbox reports through
     /// (refused calls kill the process with SIGSYS, or with `audit` fail
-    /// with `EPERM`), and records them in this region for `who` while the
-    /// result lives. Call before the sandbox's filter is in force.
+    /// with `EPERM`), recording them in this region for `who`. The region
+    /// must live as long as the process (a worker's does: `'static`). Call
+    /// before the sandbox's filter is in force; a trial's fork calls it
+    /// again to record as itself.
     ///
     /// # Errors
     /// The OS error of `sigaction`.
-    pub fn record_forbidden_calls(&self, who: Recorder, audit: bool) -> std::io::Result<ForbiddenCalls<'_>> {
-        crate::sys::install_sigsys_handler(audit)?;
+    pub fn record_forbidden_calls(&'static self, who: Recorder, audit: bool) -> std::io::Result<()> {
         let c = self.control();
         let first = match who {
             Recorder::Worker => &c.forbidden_call,
             Recorder::Trial => &c.trial_forbidden_call,
         };
-        // SAFETY: both live in this region's mapping, which outlives the
-        // returned guard (it borrows the region); dropping the guard
-        // disarms the handler.
-        unsafe { crate::sys::arm_sigsys_report(first, &c.forbidden_calls) };
-        Ok(ForbiddenCalls { _region: std::marker::PhantomData })
+        chronus_sys::sandbox::report_forbidden_calls(first, &c.forbidden_calls, audit)
     }
 
     /// Worker: its sandbox is in force, in `mode` (before it serves any

@@ -30,8 +30,8 @@ fn event(i: u64) -> Event {
 /// The child: writes FRAMES frames into the audio ring and reads EVENTS
 /// events from the bus, checking each; reports through its state word.
 fn child() {
-    let region = chronus_ipc::adopt_fd(3).expect("inherited region fd");
-    let bus = chronus_ipc::adopt_fd(4).expect("inherited bus fd");
+    let region = chronus_sys::fd::adopt_fd(3).expect("inherited region fd");
+    let bus = chronus_sys::fd::adopt_fd(4).expect("inherited bus fd");
     let region = WorkerRegion::attach(region, EPOCH, GENERATION).expect("attach the region");
     let bus = Bus::attach(bus, EPOCH).expect("attach the bus");
     assert_eq!(bus.dsp_name(), "two-processes/1");
@@ -93,7 +93,7 @@ fn millions_of_frames_and_events_cross_processes_intact() {
     proc.args(["--exact", "child_role", "--nocapture"])
         .env("CHRONUS_IPC_CHILD", "1")
         .stdout(std::process::Stdio::null());
-    chronus_ipc::inherit_fds(&mut proc, &[(region.fd(), 3), (std::os::fd::AsFd::as_fd(&bus_ro), 4)]);
+    chronus_sys::fd::inherit_fds(&mut proc, &[(region.fd(), 3), (std::os::fd::AsFd::as_fd(&bus_ro), 4)]);
     let mut child = proc.spawn().unwrap();
     assert_eq!(region.wait_worker_ready(Duration::from_secs(10)), Some(WorkerState::Running));
 

@@ -3,14 +3,11 @@
 //! the program ([`Bundled`]). Every sender gets the same answer, allowed
 //! or not by `--allow`: the path in a packet is never trusted.
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use chronus_dsp::{FileError, Files, MAX_FILE_BYTES};
-use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
-use nix::sys::stat::{Mode, SFlag, fstat};
+use chronus_sys::file::{BeneathError, Dir, open_beneath};
 
 /// The file names served: patch files only.
 const EXTENSION: &str = ".toml";
@@ -22,7 +19,7 @@ const EXTENSION: &str = ".toml";
 /// the tree since; `/proc` magic links are refused too.
 #[derive(Debug)]
 pub struct PatchDir {
-    dir: OwnedFd,
+    dir: Dir,
     path: PathBuf,
 }
 
@@ -32,8 +29,7 @@ impl PatchDir {
     /// # Errors
     /// The OS error of opening it (`ENOTDIR` for another kind of file).
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let dir = open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
-        Ok(Self { dir, path: path.to_owned() })
+        Ok(Self { dir: Dir::open(path)?, path: path.to_owned() })
     }
 
     /// The directory, as named.
@@ -48,32 +44,24 @@ impl Files for PatchDir {
         if !path.ends_with(EXTENSION) {
             return Err(FileError::refused(path, format!("only patch files ({EXTENSION}) are read")));
         }
-        let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
-            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let fd = openat2(&self.dir, path, how).map_err(|e| match e {
-            // EXDEV: the path leaves the directory (absolute, `..`, or a
-            // link out of it); ELOOP: a magic link.
-            Errno::EXDEV | Errno::ELOOP => {
+        let file = open_beneath(&self.dir, path).map_err(|e| match e {
+            BeneathError::Outside => {
                 FileError::refused(path, format!("outside the patch directory {}", self.path.display()))
             }
-            other => FileError::read(path, std::io::Error::from(other)),
+            BeneathError::Io(e) => FileError::read(path, e),
         })?;
-        let st = fstat(&fd).map_err(|e| FileError::read(path, std::io::Error::from(e)))?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        let meta = file.metadata().map_err(|e| FileError::read(path, e))?;
+        if !meta.is_file() {
             return Err(FileError::refused(path, "not a regular file"));
         }
-        if st.st_size as u64 > MAX_FILE_BYTES {
+        if meta.len() > MAX_FILE_BYTES {
             return Err(FileError::refused(
                 path,
-                format!("{} bytes, over the {MAX_FILE_BYTES}-byte limit", st.st_size),
+                format!("{} bytes, over the {MAX_FILE_BYTES}-byte limit", meta.len()),
             ));
         }
         let mut text = String::new();
-        std::fs::File::from(fd)
-            .take(MAX_FILE_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| FileError::read(path, e))?;
+        file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text).map_err(|e| FileError::read(path, e))?;
         if text.len() as u64 > MAX_FILE_BYTES {
             return Err(FileError::refused(path, format!("over the {MAX_FILE_BYTES}-byte limit")));
         }

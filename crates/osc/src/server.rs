@@ -430,7 +430,7 @@ impl OscListener {
             );
         }
         socket.set_read_timeout(Some(CUTS_EVERY))?;
-        grow_receive_buffer(&socket);
+        chronus_sys::net::grow_receive_buffer(&socket, RECEIVE_BUFFER);
         Ok(Self { socket, allow, files })
     }
 
@@ -513,16 +513,6 @@ impl OscServer {
 impl Drop for OscServer {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// Asks for a [`RECEIVE_BUFFER`]-byte receive buffer: forced past the
-/// system's `rmem_max` when permitted (CAP_NET_ADMIN), else as large as it
-/// allows.
-fn grow_receive_buffer(socket: &UdpSocket) {
-    use nix::sys::socket::{setsockopt, sockopt};
-    if setsockopt(socket, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
-        let _ = setsockopt(socket, sockopt::RcvBuf, &RECEIVE_BUFFER);
     }
 }
 

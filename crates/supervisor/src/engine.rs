@@ -70,7 +70,7 @@ impl std::fmt::Debug for Engine {
 }
 
 fn try_fifo(priority: i32, what: &str) -> bool {
-    match chronus_ipc::set_thread_fifo(priority) {
+    match chronus_sys::sched::set_thread_fifo(priority) {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!("no real-time priority for the {what} thread ({e}); running without SCHED_FIFO");
@@ -147,7 +147,7 @@ impl Engine {
     pub fn start_external(cfg: EngineConfig) -> Result<(Self, OutputEngine), EngineError> {
         cfg.validate()?;
         if cfg.protect_supervisor {
-            nix::sys::prctl::set_dumpable(false)
+            chronus_sys::process::set_undumpable()
                 .map_err(|_| EngineError::Config("PR_SET_DUMPABLE failed"))?;
         }
         let setup = cfg.setup();
@@ -407,7 +407,7 @@ impl Engine {
             // On the device's clock: its driver said when `frame` reaches
             // the output (CLOCK_MONOTONIC); the time tag is wall-clock time.
             let now_wall = std::time::SystemTime::now();
-            let now_mono = chronus_ipc::monotonic_ns() as i128;
+            let now_mono = chronus_sys::clock::monotonic_ns() as i128;
             let ahead = match time.duration_since(now_wall) {
                 Ok(d) => d.as_nanos() as i128,
                 Err(e) => -(e.duration().as_nanos() as i128),
@@ -452,7 +452,7 @@ impl Engine {
     /// (a test harness about to run `kill`), so the failover event carries
     /// the real fault time and kind instead of "unknown".
     pub fn expect_fault(&self, pid: u32, kind: FaultKind) {
-        let _ = self.requests.send(Request::Expect(pid, kind, chronus_ipc::monotonic_ns()));
+        let _ = self.requests.send(Request::Expect(pid, kind, chronus_sys::clock::monotonic_ns()));
     }
 
     /// Whether every replica renders over its real-time budget right now

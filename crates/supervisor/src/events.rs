@@ -32,13 +32,12 @@ pub struct ExitStatus {
 }
 
 impl ExitStatus {
-    /// Reads a `waitpid` status.
-    pub fn of(status: &nix::sys::wait::WaitStatus) -> Self {
-        use nix::sys::wait::WaitStatus::{Exited, Signaled};
-        match *status {
-            Exited(_, code) => Self { code: Some(code), signal: None, forbidden_call: None },
-            Signaled(_, sig, _) => Self { code: None, signal: Some(sig as i32), forbidden_call: None },
-            _ => Self::default(),
+    /// How a process ended, as `waitpid` said.
+    pub fn of(exit: chronus_sys::process::Exit) -> Self {
+        use chronus_sys::process::Exit;
+        match exit {
+            Exit::Code(code) => Self { code: Some(code), signal: None, forbidden_call: None },
+            Exit::Signal(sig) => Self { code: None, signal: Some(sig), forbidden_call: None },
         }
     }
 
@@ -59,10 +58,7 @@ impl std::fmt::Display for ExitStatus {
         match (self.code, self.signal) {
             (Some(code), _) => write!(f, "exited with status {code}"),
             (None, Some(sig)) => {
-                match nix::sys::signal::Signal::try_from(sig) {
-                    Ok(s) => write!(f, "killed by {s}")?,
-                    Err(_) => write!(f, "killed by signal {sig}")?,
-                }
+                write!(f, "killed by {}", chronus_sys::process::signal_name(sig))?;
                 match self.forbidden_call_name() {
                     Some(call) => write!(f, " (forbidden system call {call})"),
                     None if self.by_sandbox() => f.write_str(" (a system call its sandbox forbids)"),

@@ -5,12 +5,10 @@
 //! dies, however it dies, so a lease can never wedge; the file holds the
 //! holder's pid for the refusal message.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
-
-use nix::fcntl::{Flock, FlockArg};
 
 /// Why the lease was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -40,14 +38,14 @@ pub enum LeaseError {
 /// A held lease; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct Lease {
-    _lock: Flock<File>,
+    _lock: chronus_sys::file::LockedFile,
     path: PathBuf,
 }
 
 fn lease_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("chronus"),
-        None => std::env::temp_dir().join(format!("chronus-{}", nix::unistd::getuid())),
+        None => std::env::temp_dir().join(format!("chronus-{}", chronus_sys::process::user_id())),
     }
 }
 
@@ -74,7 +72,7 @@ impl Lease {
             .mode(0o600)
             .open(&path)
             .map_err(io)?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        match chronus_sys::file::try_lock_exclusive(file) {
             Ok(mut lock) => {
                 let _ = lock.set_len(0);
                 let _ = lock.rewind();

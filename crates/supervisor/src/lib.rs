@@ -14,8 +14,7 @@
 //! supervisor thread (`control`) does the process I/O around them; the
 //! output thread (`output`) is the real-time path. The design as built is
 //! in `docs/failover.md` of the repository.
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 mod collector;
 mod config;
@@ -31,7 +30,6 @@ mod report;
 mod shared;
 mod status;
 mod summary;
-mod sys;
 mod workload;
 
 use std::time::Duration;

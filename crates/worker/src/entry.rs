@@ -6,7 +6,8 @@ use std::ffi::OsStr;
 use std::os::fd::RawFd;
 
 use chronus_dsp::{Dsp, DspSpec, Setup};
-use chronus_ipc::{Bus, SandboxMode, ThreadCounter, WorkerRegion};
+use chronus_ipc::{Bus, SandboxMode, WorkerRegion};
+use chronus_sys::process::ThreadCounter;
 
 use crate::{INJECTED_PANIC, Worker, WorkerError, die_with_parent, enter_realtime};
 
@@ -169,11 +170,14 @@ fn run_inner<D: Dsp>(env: WorkerEnv) -> Result<(), WorkerError> {
     // No core dumps of DSP state, and a process of the same (non-root)
     // user — another replica's DSP among them — cannot ptrace this one or
     // open its /proc files (its fds, its memory).
-    nix::sys::prctl::set_dumpable(false).map_err(|e| os("PR_SET_DUMPABLE")(e.into()))?;
-    let region = chronus_ipc::adopt_fd(env.region_fd).map_err(os("inherited region fd"))?;
-    let bus = chronus_ipc::adopt_fd(env.bus_fd).map_err(os("inherited bus fd"))?;
-    let region = WorkerRegion::attach(region, env.epoch, env.generation)?;
-    let bus = Bus::attach(bus, env.epoch)?;
+    chronus_sys::process::set_undumpable().map_err(os("PR_SET_DUMPABLE"))?;
+    let region = chronus_sys::fd::adopt_fd(env.region_fd).map_err(os("inherited region fd"))?;
+    let bus = chronus_sys::fd::adopt_fd(env.bus_fd).map_err(os("inherited bus fd"))?;
+    // Both live as long as the process (the sandbox's SIGSYS handler
+    // writes into the region until it ends).
+    let region: &'static WorkerRegion =
+        Box::leak(Box::new(WorkerRegion::attach(region, env.epoch, env.generation)?));
+    let bus: &'static Bus = Box::leak(Box::new(Bus::attach(bus, env.epoch)?));
     if bus.dsp_name() != D::NAME {
         return Err(WorkerError::Mismatch(format!(
             "this program runs DSP '{}', the engine asked for '{}'",
@@ -184,14 +188,14 @@ fn run_inner<D: Dsp>(env: WorkerEnv) -> Result<(), WorkerError> {
     let g = region.geometry();
     let setup = Setup { sample_rate: g.sample_rate, block: g.block };
     let dsp = DspSpec::from_json::<D>(bus.config_json())?.prepare(&setup)?;
-    let mut worker = Worker::new(&region, &bus, dsp)?;
+    let mut worker = Worker::new(region, bus, dsp)?;
     // Prepared at normal priority: only the render loop runs real-time.
     enter_realtime(env.rt_priority);
     // Opened before the sandbox, which lets it be read but nothing opened.
     let threads = ThreadCounter::open().map_err(os("open /proc/self/stat"))?;
-    let leads_group = chronus_ipc::leads_own_group();
+    let leads_group = chronus_sys::process::leads_own_group();
     // Everything prepared: from here on, only the render loop's calls.
-    let _recording = crate::sandbox::enter(&region, env.sandbox, &threads, leads_group)?;
+    crate::sandbox::enter(region, env.sandbox, &threads, leads_group)?;
     worker.fork_trials(env.rt_priority, threads, env.sandbox, leads_group);
     worker.run()
 }

@@ -2,7 +2,6 @@
 //! injection). Each kind behaves like the real thing, seen from outside.
 
 use chronus_ipc::FaultKind;
-use nix::sys::signal::{Signal, raise};
 
 /// The message of an injected panic (the worker's panic hook tells it from
 /// a real one by it).
@@ -13,7 +12,7 @@ pub const INJECTED_PANIC: &str = "injected fault: panic in the render loop";
 /// call the sandbox forbids (it dies of SIGSYS). Any other kind is ignored.
 pub(crate) fn poison(kind: u32) {
     match kind {
-        0 => chronus_ipc::segfault(),
+        0 => chronus_sys::sandbox::segfault(),
         1 => loop {
             std::hint::spin_loop();
         },
@@ -34,9 +33,9 @@ fn forbidden_call() {
 pub(crate) fn inflict(kind: FaultKind) -> bool {
     match kind {
         FaultKind::Kill => {
-            let _ = raise(Signal::SIGKILL);
+            chronus_sys::process::raise(chronus_sys::SIGKILL);
         }
-        FaultKind::Segv => chronus_ipc::segfault(),
+        FaultKind::Segv => chronus_sys::sandbox::segfault(),
         FaultKind::Abort => std::process::abort(),
         FaultKind::Panic => std::panic::panic_any(INJECTED_PANIC),
         FaultKind::Exit0 => std::process::exit(0),
@@ -45,7 +44,7 @@ pub(crate) fn inflict(kind: FaultKind) -> bool {
             std::hint::spin_loop();
         },
         FaultKind::Stop => {
-            let _ = raise(Signal::SIGSTOP);
+            chronus_sys::process::raise(chronus_sys::SIGSTOP);
         }
         FaultKind::Slow => return true,
         FaultKind::Diverge => {}

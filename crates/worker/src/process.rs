@@ -7,8 +7,6 @@
 //! them — for as long as it takes, and memory allocated after `mlockall`
 //! would not be locked.
 
-use nix::sys::signal::Signal;
-
 use crate::WorkerError;
 
 /// What [`enter_realtime`] managed to set up.
@@ -28,14 +26,12 @@ pub struct ProcessSetup {
 /// [`WorkerError::Orphaned`] if the parent is already gone,
 /// [`WorkerError::Os`] if the prctl fails.
 pub fn die_with_parent(parent_pid: Option<u32>) -> Result<(), WorkerError> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .map_err(|e| WorkerError::Os { what: "PR_SET_PDEATHSIG", source: e.into() })?;
-    if let Some(expected) = parent_pid
-        && nix::unistd::getppid().as_raw() as u32 != expected
-    {
-        return Err(WorkerError::Orphaned { expected });
+    let still = chronus_sys::process::die_with_parent(parent_pid)
+        .map_err(|source| WorkerError::Os { what: "PR_SET_PDEATHSIG", source })?;
+    match parent_pid {
+        Some(expected) if !still => Err(WorkerError::Orphaned { expected }),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Locks the memory the worker holds now (its DSP prepared, its buffers
@@ -43,7 +39,7 @@ pub fn die_with_parent(parent_pid: Option<u32>) -> Result<(), WorkerError> {
 /// last, just before the render loop. Neither failure is fatal: the result
 /// says what was set up.
 pub fn enter_realtime(rt_priority: Option<i32>) -> ProcessSetup {
-    let memory_locked = nix::sys::mman::mlockall(nix::sys::mman::MlockAllFlags::MCL_CURRENT).is_ok();
-    let realtime = rt_priority.is_some_and(|p| chronus_ipc::set_thread_fifo(p).is_ok());
+    let memory_locked = chronus_sys::sched::lock_current_memory().is_ok();
+    let realtime = rt_priority.is_some_and(|p| chronus_sys::sched::set_thread_fifo(p).is_ok());
     ProcessSetup { memory_locked, realtime }
 }

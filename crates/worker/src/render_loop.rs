@@ -7,8 +7,10 @@ use std::time::Duration;
 use chronus_dsp::{Block, BlockEvent, DynDsp, POISON};
 use chronus_ipc::{
     AudioWriter, Bus, FaultKind, HASH_SEED, LogEntry, LogReader, Recorder, SandboxMode, StartError,
-    StartKind, StartRequest, ThreadCounter, WorkerRegion, WorkerState, checksum_samples, monotonic_ns,
+    StartKind, StartRequest, WorkerRegion, WorkerState, checksum_samples,
 };
+use chronus_sys::clock::monotonic_ns;
+use chronus_sys::process::ThreadCounter;
 
 use crate::WorkerError;
 use crate::fault::{inflict, poison};
@@ -77,6 +79,9 @@ pub struct Worker<'r> {
 /// How this worker forks its poison trials.
 #[derive(Debug)]
 struct TrialForks {
+    /// Its region, for the fork to record its refused calls in (a worker
+    /// process's region lives as long as the process).
+    region: &'static WorkerRegion,
     /// The fork takes SCHED_FIFO at this priority, if any.
     priority: Option<i32>,
     /// Forking needs one thread: counted here.
@@ -150,7 +155,9 @@ impl<'r> Worker<'r> {
         region.set_worker_state(WorkerState::Ready);
         Ok(worker)
     }
+}
 
+impl Worker<'static> {
     /// Runs each poison trial it is told to start in a fork of this process
     /// (which takes SCHED_FIFO at `rt_priority`, if given) instead of in
     /// itself: a trial that dies (it applied the poison) takes only the
@@ -158,7 +165,8 @@ impl<'r> Worker<'r> {
     /// trial or to start as a replica. For [`Worker::run`] in a worker
     /// process of its own (one thread, counted by `threads`); without it
     /// trials run in-process. In a `sandbox` (which does not let it signal
-    /// a fork by pid) it ends a fork with [`chronus_ipc::TRIAL_END_SIGNAL`]
+    /// a fork by pid) it ends a fork with
+    /// [`chronus_sys::sandbox::TRIAL_END_SIGNAL`]
     /// to its own process group, so it forks only if it leads one
     /// (`leads_group`).
     pub fn fork_trials(
@@ -171,9 +179,11 @@ impl<'r> Worker<'r> {
         if sandbox != SandboxMode::Off && !leads_group {
             return;
         }
-        self.fork_trials = Some(TrialForks { priority: rt_priority, threads, sandbox });
+        self.fork_trials = Some(TrialForks { region: self.region, priority: rt_priority, threads, sandbox });
     }
+}
 
+impl<'r> Worker<'r> {
     /// Whether it renders (it was told where to start).
     pub fn is_running(&self) -> bool {
         self.running
@@ -383,7 +393,8 @@ impl<'r> Worker<'r> {
                     self.region.start_finished(req.id, Some(e));
                     continue;
                 }
-                let forked = self.fork_trials.as_ref().map(|f| chronus_ipc::fork_single_threaded(&f.threads));
+                let forked =
+                    self.fork_trials.as_ref().map(|f| chronus_sys::process::fork_single_threaded(&f.threads));
                 match forked.unwrap_or_else(|| Err(std::io::ErrorKind::Unsupported.into())) {
                     Ok(Some(child)) => {
                         if self.oversee_trial(child, req.id, ends) == Step::Stop {
@@ -482,25 +493,21 @@ impl<'r> Worker<'r> {
     /// runs the trial `req` (from the suspect block, where
     /// [`Worker::position_for_trial`] left the DSP) and nothing else.
     fn become_trial(&mut self, req: &StartRequest) {
-        let parent = nix::unistd::getppid().as_raw() as u32;
+        let parent = chronus_sys::process::parent_pid();
         // Without it the trial could outlive this worker, and it would
         // never be reaped: dying with it is the one acceptable failure.
         if crate::die_with_parent(Some(parent)).is_err() {
             std::process::exit(i32::from(crate::EXIT_ORPHANED));
         }
         let forks = self.fork_trials.as_ref();
-        if forks.is_some_and(|f| f.sandbox != SandboxMode::Off) {
+        if let Some(f) = forks.filter(|f| f.sandbox != SandboxMode::Off) {
             // Ended by its worker's signal to the group; what the sandbox
-            // refuses it is recorded as its own, not its worker's. (The
-            // mapping lives as long as this process: nothing to disarm.)
-            let _ = chronus_ipc::accept_trial_end_signal();
-            let audit = forks.is_some_and(|f| f.sandbox == SandboxMode::Audit);
-            if let Ok(recording) = self.region.record_forbidden_calls(Recorder::Trial, audit) {
-                std::mem::forget(recording);
-            }
+            // refuses it is recorded as its own, not its worker's.
+            let _ = chronus_sys::sandbox::accept_trial_end_signal();
+            let _ = f.region.record_forbidden_calls(Recorder::Trial, f.sandbox == SandboxMode::Audit);
         }
         if let Some(priority) = forks.and_then(|f| f.priority) {
-            let _ = chronus_ipc::set_thread_fifo(priority);
+            let _ = chronus_sys::sched::set_thread_fifo(priority);
         }
         self.trial_of = Some(req.id);
         self.region.set_trial_pid(std::process::id());
@@ -514,9 +521,7 @@ impl<'r> Worker<'r> {
     /// by itself (a poison). Reports how it ended, and is a ready spare
     /// again.
     fn oversee_trial(&mut self, child: u32, start_id: u32, ends: u32) -> Step {
-        use nix::sys::signal::{Signal, kill};
-        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-        let pid = nix::unistd::Pid::from_raw(child as i32);
+        use chronus_sys::process::{Exit, kill, wait_child};
         let by_group = self.fork_trials.as_ref().is_some_and(|f| f.sandbox != SandboxMode::Off);
         let mut stop = false;
         let (status, told) = loop {
@@ -528,20 +533,20 @@ impl<'r> Worker<'r> {
                 // Sandboxed, it may signal no pid but its own: its forks
                 // take the trial end signal to its group (it blocks it).
                 let _ = if by_group {
-                    chronus_ipc::end_trial_forks().map_err(|_| nix::errno::Errno::EPERM)
+                    chronus_sys::sandbox::end_trial_forks()
                 } else {
-                    kill(pid, Signal::SIGKILL)
+                    kill(child, chronus_sys::SIGKILL)
                 };
-                break (waitpid(pid, None), true);
+                break (wait_child(child, true), true);
             }
-            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) => std::thread::sleep(TRIAL_POLL),
+            match wait_child(child, false) {
+                Ok(None) => std::thread::sleep(TRIAL_POLL),
                 other => break (other, false),
             }
         };
         let (code, signal) = match status {
-            Ok(WaitStatus::Exited(_, code)) => (Some(code), None),
-            Ok(WaitStatus::Signaled(_, signal, _)) => (None, Some(signal as i32)),
+            Ok(Some(Exit::Code(code))) => (Some(code), None),
+            Ok(Some(Exit::Signal(signal))) => (None, Some(signal)),
             _ => (None, None),
         };
         // A fork that died before it started (its restore crashed) leaves

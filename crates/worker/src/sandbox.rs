@@ -11,11 +11,13 @@
 //! only as `fork` (a thread is refused: no threads inside a render),
 //! `prctl` only for `PR_SET_PDEATHSIG`, `sched_setscheduler` only on
 //! itself, `rt_sigaction` never for SIGSYS (the sandbox's own handler),
-//! `write` only to stdout and stderr, `pread64` only of its thread counter.
+//! `write` only to stdout and stderr, `pread64` only of its thread counter,
+//! `fcntl` only to ask whether an fd is open.
 
 use std::collections::BTreeMap;
 
-use chronus_ipc::{Recorder, SandboxMode, ThreadCounter, WorkerRegion};
+use chronus_ipc::{Recorder, SandboxMode, WorkerRegion};
+use chronus_sys::process::ThreadCounter;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond,
     SeccompFilter, SeccompRule, TargetArch,
@@ -65,6 +67,7 @@ pub const ALLOWED: &[(Sysno, &str)] = &[
     (Sysno::madvise, "memory (glibc's allocator giving pages back)"),
     (Sysno::brk, "memory (glibc's allocator)"),
     (Sysno::close, "its own fds, when it stops"),
+    (Sysno::fcntl, "F_GETFD only: Rust's runtime checks an fd is open before it closes it (debug builds)"),
     (Sysno::exit, "ending (a thread)"),
     (Sysno::exit_group, "ending (the process: a stop, a panic, an exit)"),
 ];
@@ -110,7 +113,7 @@ pub fn rules(pid: u32, leads_group: bool, thread_counter: i32) -> BTreeMap<i64, 
     if leads_group {
         // kill(-pgid, TRIAL_END_SIGNAL): its group is itself and its forks.
         let group = (pid as i32).wrapping_neg() as u32;
-        kill.push(rule(vec![eq32(0, group), eq32(1, chronus_ipc::TRIAL_END_SIGNAL as u32)]));
+        kill.push(rule(vec![eq32(0, group), eq32(1, chronus_sys::sandbox::TRIAL_END_SIGNAL as u32)]));
     }
     only(Sysno::kill, kill);
     only(Sysno::clone, vec![rule(vec![Cond::new(0, Len::Qword, Op::Eq, FORK_FLAGS).expect("valid")])]);
@@ -121,6 +124,7 @@ pub fn rules(pid: u32, leads_group: bool, thread_counter: i32) -> BTreeMap<i64, 
         vec![rule(vec![Cond::new(0, Len::Dword, Op::Ne, libc::SIGSYS as u64).expect("valid")])],
     );
     only(Sysno::pread64, vec![rule(vec![eq32(0, thread_counter as u32)])]);
+    only(Sysno::fcntl, vec![rule(vec![eq32(1, libc::F_GETFD as u32)])]);
     let std_out_err = || vec![rule(vec![eq32(0, 1)]), rule(vec![eq32(0, 2)])];
     only(Sysno::write, std_out_err());
     only(Sysno::writev, std_out_err());
@@ -153,32 +157,32 @@ pub fn program(pid: u32, leads_group: bool, thread_counter: i32) -> Result<BpfPr
 /// Call once prepared (everything allocated, memory locked, priority
 /// taken), just before the render loop; `threads` must be open already;
 /// `leads_group`: the worker leads its own process group (its trials'
-/// forks may then be ended by a signal to the group). Returns what keeps
-/// the recording armed: hold it while rendering.
+/// forks may then be ended by a signal to the group).
 ///
 /// # Errors
 /// [`WorkerError::Sandbox`]: the handler or the filter could not be set up
 /// (the worker must not run unsandboxed when asked to run sandboxed).
-pub fn enter<'r>(
-    region: &'r WorkerRegion,
+pub fn enter(
+    region: &'static WorkerRegion,
     mode: SandboxMode,
     threads: &ThreadCounter,
     leads_group: bool,
-) -> Result<Option<chronus_ipc::ForbiddenCalls<'r>>, WorkerError> {
+) -> Result<(), WorkerError> {
     if mode == SandboxMode::Off {
-        return Ok(None);
+        return Ok(());
     }
     let program = program(std::process::id(), leads_group, threads.fd())?;
-    let recording = region
+    region
         .record_forbidden_calls(Recorder::Worker, mode == SandboxMode::Audit)
         .map_err(|e| WorkerError::Sandbox(format!("the SIGSYS handler: {e}")))?;
     // Its trials' forks end by this signal, sent to the group; the worker
     // itself must not.
-    chronus_ipc::block_trial_end_signal().map_err(|e| WorkerError::Sandbox(format!("sigprocmask: {e}")))?;
-    seccompiler::apply_filter_all_threads(&program)
+    chronus_sys::sandbox::block_trial_end_signal()
+        .map_err(|e| WorkerError::Sandbox(format!("sigprocmask: {e}")))?;
+    chronus_sys::sandbox::install_seccomp(&program)
         .map_err(|e| WorkerError::Sandbox(format!("the seccomp filter: {e}")))?;
     region.set_sandbox(mode);
-    Ok(Some(recording))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -203,6 +207,8 @@ mod tests {
             "clone3",
             "pidfd_open",
             "pidfd_send_signal",
+            "dup2",
+            "dup3",
             "setsockopt",
             "ioctl",
             "getrandom",
@@ -215,7 +221,10 @@ mod tests {
         ] {
             assert!(!names.contains(&forbidden), "{forbidden} must not be allowed");
         }
-        assert!(!is_allowed(chronus_ipc::DIE_BY_CALL as u32), "the handler dies by a call nobody allows");
+        assert!(
+            !is_allowed(chronus_sys::sandbox::DIE_BY_CALL as u32),
+            "the handler dies by a call nobody allows"
+        );
         assert_eq!(call_name(Sysno::openat.id() as u32), "openat");
         assert!(program(4242, true, 5).unwrap().len() > ALLOWED.len());
     }

@@ -1,25 +1,14 @@
-//! Supervisor side: start a worker process on a region.
-//!
-//! Workers are started with `posix_spawn` (glibc: `clone(CLONE_VM |
-//! CLONE_VFORK)`), not `fork`: the supervisor process also runs the
-//! real-time output thread, and a fork would copy its page tables under the
-//! mmap lock and then make its writes copy-on-write until the child execs.
+//! Supervisor side: start a worker process on a region (`posix_spawn`, not
+//! `fork`: see [`chronus_sys::process::spawn`]).
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use chronus_ipc::WorkerRegion;
 
 use crate::entry::WorkerEnv;
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, posix_spawn};
-use nix::sys::signal::{Signal, kill};
-use nix::sys::stat::Mode;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
 
 /// The fd number a worker finds its region on.
 pub const REGION_FD: i32 = 3;
@@ -78,11 +67,7 @@ impl WorkerCommand {
 
 /// A spawned worker process. Dropping it kills and reaps the process if it
 /// was not waited for, so a caller that panics leaves no orphan or zombie.
-#[derive(Debug)]
-pub struct WorkerProcess {
-    pid: Pid,
-    status: Option<WaitStatus>,
-}
+pub type WorkerProcess = chronus_sys::process::Child;
 
 fn cstring(s: impl AsRef<OsStr>) -> std::io::Result<CString> {
     CString::new(s.as_ref().as_bytes()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
@@ -93,7 +78,9 @@ fn cstring(s: impl AsRef<OsStr>) -> std::io::Result<CString> {
 /// [`crate::sandbox`]), with [`crate::ENV`] saying so; stdin and stdout on
 /// /dev/null, stderr inherited (so its one-line errors reach the user), and
 /// this process's environment otherwise. It leads a process group of its
-/// own (its poison trials' forks join it).
+/// own (its poison trials' forks join it), so a Ctrl-C in the terminal
+/// (SIGINT to the foreground group) reaches the supervisor only, which then
+/// stops the workers cleanly; PR_SET_PDEATHSIG still ends them if it dies.
 ///
 /// # Errors
 /// Any error of spawning the process.
@@ -130,82 +117,12 @@ pub fn spawn_worker(
     // The region goes to fd 3 first: a bus fd that is 3 here would be
     // overwritten before it is copied, so it is moved out of the way.
     let moved = (bus_fd.as_raw_fd() == REGION_FD).then(|| bus_fd.try_clone_to_owned()).transpose()?;
-    let bus_raw = moved.as_ref().map_or(bus_fd.as_raw_fd(), AsRawFd::as_raw_fd);
-    let mut actions = PosixSpawnFileActions::init()?;
-    // dup2 onto another number clears close-on-exec on the copy.
-    actions.add_dup2(region.fd().as_raw_fd(), REGION_FD)?;
-    actions.add_dup2(bus_raw, BUS_FD)?;
-    actions.add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())?;
-    actions.add_open(1, "/dev/null", OFlag::O_WRONLY, Mode::empty())?;
-    // Its own process group: a Ctrl-C in the terminal (SIGINT to the
-    // foreground group) reaches the supervisor only, which then stops the
-    // workers cleanly. PR_SET_PDEATHSIG still ends them if it dies.
-    let mut attr = PosixSpawnAttr::init()?;
-    attr.set_flags(nix::spawn::PosixSpawnFlags::POSIX_SPAWN_SETPGROUP)?;
-    attr.set_pgroup(Pid::from_raw(0))?;
-    let pid = posix_spawn(command.exe.as_path(), &actions, &attr, &args, &env)?;
-    Ok(WorkerProcess { pid, status: None })
-}
-
-impl WorkerProcess {
-    /// The process id.
-    pub fn id(&self) -> u32 {
-        self.pid.as_raw() as u32
-    }
-
-    /// Reaps the process if it has ended; never blocks.
-    ///
-    /// # Errors
-    /// The `waitpid` error.
-    pub fn try_wait(&mut self) -> std::io::Result<Option<WaitStatus>> {
-        if self.status.is_none() {
-            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG))? {
-                WaitStatus::StillAlive => {}
-                status => self.status = Some(status),
-            }
-        }
-        Ok(self.status)
-    }
-
-    /// Waits for the process to end and reaps it.
-    ///
-    /// # Errors
-    /// The `waitpid` error.
-    pub fn wait(&mut self) -> std::io::Result<WaitStatus> {
-        loop {
-            if let Some(status) = self.status {
-                return Ok(status);
-            }
-            match waitpid(self.pid, None) {
-                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                    self.status = Some(status)
-                }
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// "exited with status 1", "killed by SIGKILL", …
-    pub fn describe(status: &WaitStatus) -> String {
-        match status {
-            WaitStatus::Exited(_, code) => format!("exited with status {code}"),
-            WaitStatus::Signaled(_, sig, _) => format!("killed by {sig}"),
-            other => format!("{other:?}"),
-        }
-    }
-
-    /// Whether it ended with exit status 0.
-    pub fn success(status: &WaitStatus) -> bool {
-        matches!(status, WaitStatus::Exited(_, 0))
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = kill(self.pid, Signal::SIGKILL);
-            let _ = self.wait();
-        }
-    }
+    let bus = moved.as_ref().map_or(bus_fd, AsFd::as_fd);
+    let inherit = [(region.fd(), REGION_FD), (bus, BUS_FD)];
+    chronus_sys::process::spawn(
+        &command.exe,
+        &args,
+        &env,
+        &chronus_sys::process::SpawnFds { inherit: &inherit, null_stdio: true },
+    )
 }

@@ -76,7 +76,7 @@ impl Probe {
         let flag = stop.clone();
         let thread = std::thread::Builder::new().name("soak-noise-probe".into()).spawn(move || {
             let mut noise = Noise {
-                realtime: chronus::ipc::set_thread_fifo(PRIORITY).is_ok(),
+                realtime: chronus::sys::sched::set_thread_fifo(PRIORITY).is_ok(),
                 notable: Vec::with_capacity(NOTABLE_KEPT),
                 ..Noise::default()
             };

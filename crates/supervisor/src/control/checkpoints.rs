@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering::{Acquire, Release};
 
-use chronus_ipc::monotonic_ns;
+use chronus_sys::clock::monotonic_ns;
 
 use super::Supervisor;
 use crate::policy::Nanos;

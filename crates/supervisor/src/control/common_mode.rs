@@ -14,7 +14,6 @@ use crate::policy::Nanos;
 use crate::policy::common_mode::{Cause, Decision, Loss, Sight};
 use crate::policy::join::Phase;
 use crate::shared::{EMPTY, JOINING, LIVE};
-use crate::sys;
 
 /// A trial may use this many times the time its worker last took for a
 /// block inside the suspect block before it counts as spinning there.
@@ -89,7 +88,7 @@ impl Supervisor {
                 sight.trial_inside = hb.rendering.load(Acquire) == block + 1;
                 // The fork running it, else the worker itself.
                 let pid = Some(slot.region.control().trial_pid.load(Acquire)).filter(|&p| p != 0);
-                sight.trial_cpu_ns = pid.or(self.pid(i)).and_then(sys::process_cpu_ns);
+                sight.trial_cpu_ns = pid.or(self.pid(i)).and_then(chronus_sys::clock::process_cpu_ns);
                 // What a block takes, as the worker measured it last
                 // (bringing its DSP to the block, or a trial's last block;
                 // wall time: an overestimate), with room; never less than

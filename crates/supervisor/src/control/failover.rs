@@ -3,7 +3,8 @@
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use chronus_ipc::{AudioReader, Recorder, monotonic_ns};
+use chronus_ipc::{AudioReader, Recorder};
+use chronus_sys::clock::monotonic_ns;
 
 use super::Supervisor;
 use crate::events::{DetectedBy, ExitStatus, FailoverEvent, Role};
@@ -22,7 +23,7 @@ impl Supervisor {
     pub(crate) fn on_exit(&mut self, i: usize) {
         let now = monotonic_ns();
         let Some(mut proc) = self.procs[i].take() else { return };
-        let mut exit = proc.child.wait().map(|s| ExitStatus::of(&s)).unwrap_or_default();
+        let mut exit = proc.child.wait().map(ExitStatus::of).unwrap_or_default();
         let slot = &self.shared.slots[i];
         if exit.by_sandbox() {
             exit.forbidden_call = slot.region.forbidden_call(Recorder::Worker);

@@ -4,7 +4,8 @@
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use chronus_ipc::{StartKind, WorkerState, monotonic_ns};
+use chronus_ipc::{StartKind, WorkerState};
+use chronus_sys::clock::monotonic_ns;
 
 use super::Supervisor;
 use crate::collector::Note;

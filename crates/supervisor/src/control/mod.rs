@@ -16,8 +16,10 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use chronus_ipc::{FaultKind, StartKind, WorkerState, monotonic_ns};
+use chronus_ipc::{FaultKind, StartKind, WorkerState};
+use chronus_sys::clock::monotonic_ns;
 
+use crate::EngineError;
 use crate::collector::Note;
 use crate::config::EngineConfig;
 use crate::events::Cut;
@@ -32,7 +34,6 @@ use crate::policy::watchdog::{Watchdog, WatchdogConfig};
 use crate::policy::{MAX_SLOTS, Nanos};
 use crate::shared::{JOINING, LIVE, Shared};
 use crate::status::{Health, Status};
-use crate::{EngineError, sys};
 pub(crate) use joins::JoinIo;
 pub(crate) use procs::{Fate, Proc};
 
@@ -365,9 +366,11 @@ impl Supervisor {
                 };
                 self.fates[i].sent_fault = Some((monotonic_ns(), kind));
                 match &self.procs[i] {
-                    Some(p) => sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&p.pidfd), signal)
-                        .map(|()| pid)
-                        .map_err(|e| EngineError::WorkerStart(format!("signal: {e}"))),
+                    Some(p) => {
+                        chronus_sys::process::pidfd_send_signal(std::os::fd::AsFd::as_fd(&p.pidfd), signal)
+                            .map(|()| pid)
+                            .map_err(|e| EngineError::WorkerStart(format!("signal: {e}")))
+                    }
                     None => Err(EngineError::NoSuchWorker("target")),
                 }
             }
@@ -455,7 +458,10 @@ impl Supervisor {
                         Ok(Some(_)) => break,
                         Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
                         _ => {
-                            let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&p.pidfd), libc::SIGKILL);
+                            let _ = chronus_sys::process::pidfd_send_signal(
+                                std::os::fd::AsFd::as_fd(&p.pidfd),
+                                libc::SIGKILL,
+                            );
                             let _ = p.child.wait();
                             break;
                         }

@@ -2,12 +2,13 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use chronus_ipc::{FaultKind, monotonic_ns};
+use chronus_ipc::FaultKind;
+use chronus_sys::clock::monotonic_ns;
 
 use super::Supervisor;
+use crate::EngineError;
 use crate::events::DetectedBy;
 use crate::policy::MAX_SLOTS;
-use crate::{EngineError, sys};
 
 /// A running worker process.
 pub(crate) struct Proc {
@@ -47,7 +48,8 @@ impl Supervisor {
             EngineError::WorkerStart(format!("cannot run {}: {e}", self.cfg.worker.exe.display()))
         })?;
         let pid = child.id();
-        let pidfd = sys::pidfd_open(pid).map_err(|e| EngineError::WorkerStart(format!("pidfd_open: {e}")))?;
+        let pidfd = chronus_sys::process::pidfd_open(pid)
+            .map_err(|e| EngineError::WorkerStart(format!("pidfd_open: {e}")))?;
         self.procs[i] = Some(Proc { child, pidfd, pid, generation });
         self.fates[i] = Fate::default();
         Ok(())
@@ -61,7 +63,7 @@ impl Supervisor {
         }
         if let Some(p) = &self.procs[i] {
             fate.killing = Some((why, monotonic_ns()));
-            let _ = sys::pidfd_send_signal(p.pidfd.as_fd(), libc::SIGKILL);
+            let _ = chronus_sys::process::pidfd_send_signal(p.pidfd.as_fd(), libc::SIGKILL);
         }
     }
 
@@ -71,7 +73,7 @@ impl Supervisor {
         let Some(p) = self.procs[i].as_mut() else { return "no worker".into() };
         match p.child.try_wait() {
             Ok(Some(status)) => {
-                let mut exit = crate::events::ExitStatus::of(&status);
+                let mut exit = crate::events::ExitStatus::of(status);
                 if exit.by_sandbox() {
                     exit.forbidden_call =
                         self.shared.slots[i].region.forbidden_call(chronus_ipc::Recorder::Worker);
@@ -86,7 +88,7 @@ impl Supervisor {
     pub(crate) fn kill_all(&mut self) {
         for p in self.procs.iter_mut() {
             if let Some(mut p) = p.take() {
-                let _ = sys::pidfd_send_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                let _ = chronus_sys::process::pidfd_send_signal(p.pidfd.as_fd(), libc::SIGKILL);
                 let _ = p.child.wait();
             }
         }
@@ -101,7 +103,7 @@ impl Supervisor {
                 *fd = p.pidfd.as_raw_fd();
             }
         }
-        sys::poll_readable(&fds, timeout_us)
+        chronus_sys::process::poll_readable(&fds, timeout_us)
     }
 
     /// The pid of slot `i`'s worker.
@@ -111,6 +113,6 @@ impl Supervisor {
 
     /// CPU time slot `i`'s worker has used (ns), while it is not reaped.
     pub(crate) fn cpu_time(&self, i: usize) -> Option<u64> {
-        self.pid(i).and_then(sys::process_cpu_ns)
+        self.pid(i).and_then(chronus_sys::clock::process_cpu_ns)
     }
 }

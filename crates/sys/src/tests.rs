@@ -1,0 +1,39 @@
+//! Unit tests of the OS layer (they run as root in CI: SCHED_FIFO).
+
+/// The policy field (the 41st) of a process's /proc/<pid>/stat.
+fn policy_in_stat(stat: &str) -> i32 {
+    // The command name, in parentheses, may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(38).unwrap().parse().unwrap()
+}
+
+#[test]
+fn what_a_real_time_thread_starts_runs_as_an_ordinary_process() {
+    // A thread that takes SCHED_FIFO (as root, which the tests run as),
+    // then starts a process and a thread: neither inherits it.
+    let seen = std::thread::spawn(|| {
+        crate::sched::set_thread_fifo(10).expect("SCHED_FIFO (the tests run as root)");
+        assert_eq!(crate::sched::thread_policy(), libc::SCHED_FIFO);
+        let child = std::process::Command::new("cat").arg("/proc/self/stat").output().unwrap();
+        let thread = std::thread::spawn(crate::sched::thread_policy).join().unwrap();
+        (policy_in_stat(&String::from_utf8(child.stdout).unwrap()), thread)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(seen, (libc::SCHED_OTHER, libc::SCHED_OTHER), "(process, thread) policies");
+}
+
+#[test]
+fn the_thread_counter_reads_again_without_opening_anything() {
+    // (Other tests run in threads of this process too: only bounds hold.)
+    let counter = crate::process::ThreadCounter::open().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let extra = std::thread::spawn(move || rx.recv());
+    assert!(counter.threads().unwrap() >= 2, "this thread and the one waiting");
+    // Two threads (at least) while `extra` waits: no fork.
+    assert!(
+        matches!(crate::process::fork_single_threaded(&counter), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    );
+    drop(tx);
+    let _ = extra.join();
+}
