@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use chronus::dsp::DspSpec;
-use chronus::supervisor::{Engine, EngineConfig, FailoverSummary, Health, PacedSink, Target};
+use chronus::harness::FailoverSummary;
+use chronus::supervisor::{Engine, EngineConfig, Health, PacedSink, Target};
 use chronus::synth::{Command, Param, Synth, SynthConfig};
 use chronus::worker::WorkerCommand;
 

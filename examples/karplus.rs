@@ -16,7 +16,8 @@ use std::time::Duration;
 use chronus::dsp::{
     AddressSpec, ArgSpec, Block, Dsp, DspError, DspSpec, DspStats, Event, Piece, Setup, TimedEvent,
 };
-use chronus::supervisor::{Engine, EngineConfig, FailoverSummary, PacedSink, Status, Target, play_looped};
+use chronus::harness::{FailoverSummary, play_looped};
+use chronus::supervisor::{Engine, EngineConfig, PacedSink, Status, Target};
 use chronus::worker::WorkerCommand;
 
 /// How many strings, and the lowest note they can play.

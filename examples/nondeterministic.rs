@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chronus::dsp::{AddressSpec, ArgSpec, Block, Dsp, DspError, DspSpec, Event, Piece, Setup, TimedEvent};
-use chronus::supervisor::{Engine, EngineConfig, PacedSink, check_determinism};
+use chronus::harness::check_determinism;
+use chronus::supervisor::{Engine, EngineConfig, PacedSink};
 use chronus::worker::WorkerCommand;
 
 /// A sine whose level is nudged by the process id: wrong on purpose.

@@ -16,7 +16,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chronus::dsp::{AddressSpec, ArgSpec, Block, Dsp, DspError, DspSpec, Event, Piece, Setup, TimedEvent};
-use chronus::supervisor::{Engine, EngineConfig, FailoverSummary, PacedSink, Status, check_determinism};
+use chronus::harness::{FailoverSummary, check_determinism};
+use chronus::supervisor::{Engine, EngineConfig, PacedSink, Status};
 use chronus::worker::WorkerCommand;
 
 /// Event index of `/tone f:freq_hz`.

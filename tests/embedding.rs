@@ -15,9 +15,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chronus::dsp::{AddressSpec, ArgSpec, Block, Dsp, DspError, DspSpec, Event, Piece, Setup, TimedEvent};
-use chronus::supervisor::{
-    Engine, EngineConfig, FailoverSummary, Health, PacedSink, Target, check_determinism,
-};
+use chronus::harness::{FailoverSummary, check_determinism};
+use chronus::supervisor::{Engine, EngineConfig, Health, PacedSink, Target};
 use chronus::worker::WorkerCommand;
 
 static RT_LOCK: Mutex<()> = Mutex::new(());

@@ -47,7 +47,7 @@ fn while_playing<R>(engine: &Engine, body: impl FnOnce() -> R) -> R {
     let length = cmds.last().unwrap().frame + u64::from(SR);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| chronus::supervisor::play_looped(engine, &cmds, length, &stop));
+        s.spawn(|| chronus::harness::play_looped(engine, &cmds, length, &stop));
         let _stop = StopOnDrop(&stop);
         body()
     })

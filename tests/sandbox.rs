@@ -20,7 +20,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chronus::dsp::{AddressSpec, ArgSpec, Block, Dsp, DspError, DspSpec, Event, Piece, Setup, TimedEvent};
-use chronus::supervisor::{Engine, EngineConfig, FailoverSummary, PacedSink, check_determinism};
+use chronus::harness::{FailoverSummary, check_determinism};
+use chronus::supervisor::{Engine, EngineConfig, PacedSink};
 use chronus::worker::{SandboxMode, WorkerCommand};
 
 static RT_LOCK: Mutex<()> = Mutex::new(());

@@ -5,8 +5,8 @@
 mod util;
 
 use chronus::dsp::{Setup, TimedEvent};
+use chronus::harness::check_determinism;
 use chronus::ipc::{Bus, Geometry, WorkerRegion, WorkerState};
-use chronus::supervisor::check_determinism;
 use chronus::synth::{Command, Param};
 use chronus::worker::WorkerCommand;
 use util::*;

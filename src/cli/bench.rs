@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chronus::supervisor::{
-    Engine, EngineConfig, FailoverSummary, FaultKind, Health, PacedSink, Target, play_looped,
-};
+use chronus::harness::{FailoverSummary, play_looped};
+use chronus::supervisor::{Engine, EngineConfig, FaultKind, Health, PacedSink, Target};
 
 use crate::exit::{CANT_CREATE, CHECK_FAILED, ExitCodeExt, Failure, OS_ERR, USAGE};
 

@@ -44,7 +44,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         None => super::synth::demo_score(&spec, &setup)?,
     };
     let worker = WorkerCommand::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
-    let report = chronus::supervisor::check_determinism(&spec, &worker, setup, &events, frames)
+    let report = chronus::harness::check_determinism(&spec, &worker, setup, &events, frames)
         .or_exit(OS_ERR, "the check could not run")?;
     println!("{}: {report}", spec.name());
     if report.passed() {

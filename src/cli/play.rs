@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chronus::dsp::Setup;
+use chronus::harness::{FailoverSummary, play_looped};
 use chronus::osc::{Allow, Bundled, OscError, OscListener, PatchDir};
-use chronus::supervisor::{Engine, EngineConfig, FailoverSummary, Health, PacedSink, Target, play_looped};
+use chronus::supervisor::{Engine, EngineConfig, Health, PacedSink, Target};
 use chronus::worker::WorkerCommand;
 
 use crate::exit::{

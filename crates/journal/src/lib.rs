@@ -11,11 +11,13 @@
 //! ([`chronus_dsp::DspSpec`]): nothing here knows what the DSP is.
 #![forbid(unsafe_code)]
 
+mod compare;
 mod error;
 pub mod render;
 pub mod score;
 pub mod text;
 
+pub use compare::{compare, first_difference};
 pub use error::JournalError;
 pub use render::{Rendered, Renderer, default_length, render_offline};
 pub use score::parse_score;

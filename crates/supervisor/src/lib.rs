@@ -19,44 +19,28 @@
 mod collector;
 mod config;
 mod control;
-mod determinism;
 mod engine;
 mod error;
 mod events;
 mod lease;
 mod output;
-pub mod policy;
 mod report;
 mod shared;
 mod status;
-mod summary;
-mod workload;
-
-use std::time::Duration;
 
 pub use chronus_ipc::FaultKind;
+pub use chronus_policy as policy;
+pub use chronus_policy::health::UNDERRUN_WINDOW;
 pub use config::EngineConfig;
-pub use control::{Target, UNDERRUN_WINDOW};
-pub use determinism::{DeterminismReport, check_determinism};
+pub use control::Target;
 pub use engine::Engine;
 pub use error::EngineError;
 pub use events::{Cut, DetectedBy, ExitStatus, FailoverEvent, History, Percentiles, Role};
 pub use lease::{Lease, LeaseError};
 pub use output::sink::{DEFAULT_BUFFER_PERIODS, FreeRunningSink, PacedSink, Sink};
 pub use output::{FADE_FRAMES, OutputEngine};
-pub use report::{FileCheck, FrameSpan, RunReport, UnderrunDetail, first_difference, verify_files};
+pub use report::{FrameSpan, RunReport, UnderrunDetail};
 pub use status::{Health, Status};
-pub use summary::FailoverSummary;
-pub use workload::play_looped;
 
-/// Hang timeouts that live replicas stalled together are given before the
-/// watchdog kills them (see [`policy::watchdog`]).
-pub const COMMON_STALL_PATIENCE: u32 = 10;
-
-/// Trial runs spent telling which of several suspect commands is a poison
-/// (see [`policy::common_mode`]); 8 trials single out one of 256. A crash
-/// trial takes 1–2 ms, a hang trial a block period.
-pub const POISON_TRIALS: u32 = 8;
-
-/// Longest any step of a join may take.
-pub(crate) const JOIN_STEP_TIMEOUT: policy::Nanos = Duration::from_secs(3).as_nanos() as policy::Nanos;
+pub use chronus_policy::common_mode::POISON_TRIALS;
+pub use chronus_policy::watchdog::COMMON_STALL_PATIENCE;

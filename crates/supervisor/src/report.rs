@@ -2,7 +2,7 @@
 
 use chronus_dsp::{DspSpec, Setup, TimedEvent};
 pub use chronus_journal::FrameSpan;
-use chronus_journal::{Annotations, Journal, JournalError, JournalHeader, Renderer};
+use chronus_journal::{Annotations, Journal, JournalError, JournalHeader};
 
 use crate::events::FailoverEvent;
 
@@ -98,7 +98,7 @@ impl RunReport {
     /// [`JournalError`] if the offline DSP cannot be prepared.
     pub fn first_difference(&self) -> Result<Option<u64>, JournalError> {
         let recording = self.left.iter().copied().zip(self.right.iter().copied());
-        first_difference(
+        chronus_journal::first_difference(
             &self.spec,
             self.setup,
             &self.notes,
@@ -107,143 +107,6 @@ impl RunReport {
             self.frames_played,
         )
     }
-}
-
-/// What [`verify_files`] found.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FileCheck {
-    /// The first frame where the recording differs from the journal's
-    /// render (machine stalls and device xruns left out), if any.
-    pub first_difference: Option<u64>,
-    /// The journal's annotations (gaps, stalls, cuts, resets, the end).
-    pub notes: Annotations,
-    /// Events in the journal.
-    pub events: u64,
-    /// The events cut out as poisons (`@excise`), with their frames.
-    pub cut: Vec<TimedEvent>,
-}
-
-/// Compares a recording on disk with the render of a journal on disk,
-/// both streamed (the journal is read twice: once for its annotations,
-/// once for its events), so a run of any length is checked in constant
-/// memory. `spec_for` makes the DSP the journal's header names. With
-/// `as_played` the journal's gaps (frames lost) render as the silence that
-/// was played, for a caller that accounts for lost frames apart.
-///
-/// # Errors
-/// [`JournalError`] for an unreadable or malformed journal, or a recording
-/// that cannot be read (as [`JournalError::Io`]).
-pub fn verify_files(
-    journal: &std::path::Path,
-    recording: &std::path::Path,
-    spec_for: impl Fn(&JournalHeader) -> Result<DspSpec, JournalError>,
-    as_played: bool,
-) -> Result<FileCheck, JournalError> {
-    use chronus_journal::{JournalReader, Line, read_header};
-    let open = || -> Result<_, JournalError> {
-        let mut input = std::io::BufReader::new(std::fs::File::open(journal)?);
-        let (header, lines) = read_header(&mut input)?;
-        Ok((input, header, lines))
-    };
-    let (input, header, lines) = open()?;
-    let spec = spec_for(&header)?;
-    let setup = Setup { sample_rate: header.sample_rate, block: header.block };
-    let mut skeleton = Journal { header, events: Vec::new(), notes: Annotations::default() };
-    let mut events = 0u64;
-    for line in JournalReader::new(input, &spec, lines) {
-        match line? {
-            Line::Event(_) => events += 1,
-            other => skeleton.add(other),
-        }
-    }
-    skeleton.notes.sort();
-    let notes = skeleton.notes;
-    let (input, _, lines) = open()?;
-    let mut cut = Vec::new();
-    let mut seq = 0u64;
-    let stream = JournalReader::new(input, &spec, lines).filter_map(|line| match line {
-        Ok(Line::Event(e)) => {
-            if notes.excised.binary_search(&seq).is_ok() {
-                cut.push(e);
-            }
-            seq += 1;
-            Some(Ok(e))
-        }
-        Ok(_) => None,
-        Err(e) => Some(Err(e)),
-    });
-    let (_, frames) = chronus_audio::wav_frames(recording)
-        .map_err(|e| JournalError::Io(std::io::Error::other(e.to_string())))?;
-    let end = notes.end_frame.unwrap_or(0);
-    let first_difference = compare(&spec, setup, &notes, stream, frames, end, as_played)?;
-    Ok(FileCheck { first_difference, notes, events, cut })
-}
-
-/// Compares a recording with the offline render of `events` (see
-/// [`RunReport::first_difference`]), streaming both; a recording shorter
-/// than `frames` differs where it ends.
-///
-/// # Errors
-/// [`JournalError`] if the DSP cannot be prepared or the events fail to
-/// read.
-pub fn first_difference<'a>(
-    spec: &DspSpec,
-    setup: Setup,
-    notes: &Annotations,
-    events: impl Iterator<Item = Result<TimedEvent, JournalError>> + 'a,
-    recording: impl Iterator<Item = (f32, f32)>,
-    frames: u64,
-) -> Result<Option<u64>, JournalError> {
-    compare(spec, setup, notes, events, recording, frames, false)
-}
-
-/// [`first_difference`], or with `as_played` against the render as the
-/// run played it (the journal's gaps as silence: frames lost are then no
-/// difference, for a caller that accounts for them apart).
-fn compare<'a>(
-    spec: &DspSpec,
-    setup: Setup,
-    notes: &Annotations,
-    events: impl Iterator<Item = Result<TimedEvent, JournalError>> + 'a,
-    mut recording: impl Iterator<Item = (f32, f32)>,
-    frames: u64,
-    as_played: bool,
-) -> Result<Option<u64>, JournalError> {
-    // Rendered as it should have sounded: stalls are skipped below, gaps
-    // are differences (frames Chronus lost) unless `as_played`; the silence
-    // a device's xruns put into the recording is skipped.
-    let mut renderer = Renderer::new(spec, setup, notes, as_played, events)?;
-    let block = renderer.block();
-    let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
-    let mut stalls = notes.stalls.iter().peekable();
-    let mut xruns = notes.xruns.iter().peekable();
-    let mut frame = 0u64;
-    while frame < frames {
-        renderer.render_block(&mut left, &mut right)?;
-        for k in 0..block {
-            let f = frame + k as u64;
-            if f >= frames {
-                break;
-            }
-            while let Some(x) = xruns.next_if(|x| x.first <= f) {
-                for _ in 0..x.frames {
-                    recording.next();
-                }
-            }
-            let Some((l, r)) = recording.next() else { return Ok(Some(f)) };
-            while stalls.peek().is_some_and(|s| s.end() <= f) {
-                stalls.next();
-            }
-            if stalls.peek().is_some_and(|s| s.first <= f) {
-                continue;
-            }
-            if l.to_bits() != left[k].to_bits() || r.to_bits() != right[k].to_bits() {
-                return Ok(Some(f));
-            }
-        }
-        frame += block as u64;
-    }
-    Ok(None)
 }
 
 /// What the rings held at the first underrun.

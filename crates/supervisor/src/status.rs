@@ -2,37 +2,7 @@
 
 use serde::Serialize;
 
-/// How safe the engine is right now: `Healthy` with an active and a verified
-/// standby and no underrun in the last [`crate::UNDERRUN_WINDOW`];
-/// `Degraded` without a verified standby, after a recent underrun, or while
-/// restarts back off or are quarantined; `Overloaded` while every replica
-/// renders over its real-time budget (the workload, not a fault); `Critical`
-/// with no worker producing audio.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Health {
-    /// An active worker and a verified standby.
-    Healthy,
-    /// Playing, but without a verified standby.
-    Degraded,
-    /// Every replica renders over its real-time budget: the workload is too
-    /// heavy for the machine. Nobody is killed; commands superseded within
-    /// a period are coalesced; audio may break up until the load goes.
-    Overloaded,
-    /// No worker producing audio.
-    Critical,
-}
-
-impl std::fmt::Display for Health {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Health::Healthy => "HEALTHY",
-            Health::Degraded => "DEGRADED",
-            Health::Overloaded => "OVERLOADED",
-            Health::Critical => "CRITICAL",
-        })
-    }
-}
+pub use chronus_policy::health::Health;
 
 /// A snapshot of the engine's state.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -265,7 +265,7 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     let leftovers = resources::children();
     // The verdict streams the recording and the journal from disk: a run
     // of any length is checked in constant memory.
-    let check = chronus::supervisor::verify_files(
+    let check = chronus::harness::verify_files(
         &dir.join("run.journal"),
         &dir.join("played.wav"),
         super::synth::spec_for_journal,

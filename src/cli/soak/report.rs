@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chronus::supervisor::{FailoverSummary, RunReport};
+use chronus::harness::FailoverSummary;
+use chronus::supervisor::RunReport;
 use serde::Serialize;
 
 use super::actions::Action;

@@ -27,7 +27,7 @@ use crate::events::History;
 use crate::policy::checkpoint::{CheckpointConfig, Checkpoints};
 use crate::policy::common_mode::{CommonMode, CommonModeConfig};
 use crate::policy::determinism::Determinism;
-use crate::policy::health::{HealthFacts, UnderrunWindow, health};
+use crate::policy::health::{HealthFacts, UNDERRUN_WINDOW, UnderrunWindow, health};
 use crate::policy::join::{Join, JoinConfig};
 use crate::policy::restart::{RestartPolicy, Restarts};
 use crate::policy::watchdog::{Watchdog, WatchdogConfig};
@@ -42,8 +42,6 @@ pub(crate) use procs::{Fate, Proc};
 pub(crate) const SUPERVISOR_PRIORITY: i32 = 80;
 /// Priority of the workers under SCHED_FIFO.
 pub(crate) const WORKER_PRIORITY: i32 = 60;
-/// How long an underrun keeps the health `Degraded`.
-pub const UNDERRUN_WINDOW: Duration = Duration::from_secs(10);
 
 /// Which worker a request is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,7 +162,7 @@ impl Supervisor {
                 quarantine_after: cfg.quarantine_after,
             },
             join_cfg: JoinConfig {
-                step_timeout: crate::JOIN_STEP_TIMEOUT,
+                step_timeout: crate::policy::join::JOIN_STEP_TIMEOUT,
                 verify_blocks: 1,
                 block: u64::from(cfg.block),
             },

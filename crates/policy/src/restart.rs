@@ -66,7 +66,7 @@ impl Restarts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ms;
+    use crate::ms;
 
     const POLICY: RestartPolicy = RestartPolicy { base: ms(1_000), max: ms(8_000), quarantine_after: 6 };
 

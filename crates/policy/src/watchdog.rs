@@ -32,6 +32,10 @@
 
 use super::{MAX_SLOTS, Nanos};
 
+/// Hang timeouts that live replicas stalled together are given before the
+/// watchdog kills them ([`WatchdogConfig::common_patience`]).
+pub const COMMON_STALL_PATIENCE: u32 = 10;
+
 /// The watchdog's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WatchdogConfig {
@@ -297,7 +301,7 @@ impl Watchdog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ms;
+    use crate::ms;
 
     const CFG: WatchdogConfig = WatchdogConfig {
         hang_timeout: ms(20),

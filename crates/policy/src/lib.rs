@@ -3,8 +3,9 @@
 //! what the health is. Plain state machines with no I/O, driven by what the
 //! supervisor observes and a clock it passes in (nanoseconds), so each rule
 //! lives in one place and is unit-tested with a fake clock. The supervisor
-//! thread (`crate::control`) gathers the observations and carries out the
-//! decisions.
+//! thread (chronus-supervisor's `control`) gathers the observations and
+//! carries out the decisions. No I/O, no unsafe, no clock of its own.
+#![forbid(unsafe_code)]
 
 pub mod checkpoint;
 pub mod common_mode;

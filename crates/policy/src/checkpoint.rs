@@ -150,7 +150,7 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ms;
+    use crate::ms;
 
     const CFG: CheckpointConfig = CheckpointConfig { every: 2_048, timeout: ms(500) };
 

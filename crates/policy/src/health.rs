@@ -8,7 +8,42 @@
 //! * `HEALTHY`: an active and a verified standby, and none of the above.
 
 use super::Nanos;
-use crate::status::Health;
+use serde::Serialize;
+
+/// How safe the engine is right now: `Healthy` with an active and a verified
+/// standby and no underrun in the last [`UNDERRUN_WINDOW`];
+/// `Degraded` without a verified standby, after a recent underrun, or while
+/// restarts back off or are quarantined; `Overloaded` while every replica
+/// renders over its real-time budget (the workload, not a fault); `Critical`
+/// with no worker producing audio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Health {
+    /// An active worker and a verified standby.
+    Healthy,
+    /// Playing, but without a verified standby.
+    Degraded,
+    /// Every replica renders over its real-time budget: the workload is too
+    /// heavy for the machine. Nobody is killed; commands superseded within
+    /// a period are coalesced; audio may break up until the load goes.
+    Overloaded,
+    /// No worker producing audio.
+    Critical,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Healthy => "HEALTHY",
+            Health::Degraded => "DEGRADED",
+            Health::Overloaded => "OVERLOADED",
+            Health::Critical => "CRITICAL",
+        })
+    }
+}
+
+/// How long an underrun keeps the health `Degraded`.
+pub const UNDERRUN_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What health is computed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,7 +95,7 @@ impl UnderrunWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ms;
+    use crate::ms;
 
     #[test]
     fn health_follows_the_rules() {

@@ -40,6 +40,11 @@
 
 use super::Nanos;
 
+/// Trial runs spent telling which of several suspect commands is a poison
+/// ([`CommonModeConfig::max_trials`]); 8 trials single out one of 256. A
+/// crash trial takes 1–2 ms, a hang trial a block period.
+pub const POISON_TRIALS: u32 = 8;
+
 /// Common-mode settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommonModeConfig {
@@ -329,7 +334,7 @@ fn midpoint(lo: u64, hi: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ms;
+    use crate::ms;
 
     const CFG: CommonModeConfig =
         CommonModeConfig { hold_timeout: ms(20), max_trials: 4, trial_patience: ms(5) };

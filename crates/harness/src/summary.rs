@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::events::{DetectedBy, FailoverEvent, Percentiles, Role};
-use crate::report::RunReport;
+use chronus_supervisor::RunReport;
+use chronus_supervisor::{DetectedBy, FailoverEvent, Percentiles, Role};
 
 /// The figures of one run.
 #[derive(Clone, Debug, Serialize)]
@@ -52,7 +52,7 @@ pub struct FailoverSummary {
     /// First differing frame when not bit-exact.
     pub first_difference: Option<u64>,
     /// What the rings held at the first underrun, if any.
-    pub first_underrun: Option<crate::UnderrunDetail>,
+    pub first_underrun: Option<chronus_supervisor::UnderrunDetail>,
     /// Fault → noticed (pidfd or watchdog), µs.
     pub detection_us: Percentiles,
     /// Fault → active switched, µs (faults on the active only).

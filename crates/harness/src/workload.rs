@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chronus_dsp::TimedEvent;
 
-use crate::Engine;
+use chronus_supervisor::Engine;
 
 /// Sends `events` (a score, sorted by frame) to `engine` at their times,
 /// looping every `loop_frames` frames, until `stop` is set. Returns the

@@ -15,7 +15,7 @@ use chronus_ipc::{AudioReader, Bus, Geometry, LogWriter, StartKind, WorkerRegion
 use chronus_journal::{Annotations, render_offline};
 use chronus_worker::{SandboxMode, WorkerCommand, WorkerProcess, spawn_worker};
 
-use crate::EngineError;
+use chronus_supervisor::EngineError;
 
 /// What [`check_determinism`] found. Each field is the first frame where
 /// two renders differ (`None`: identical).

@@ -26,6 +26,9 @@
 use super::Nanos;
 use super::restart::{RestartPolicy, Restarts, Retry};
 
+/// Longest any step of a join may take ([`JoinConfig::step_timeout`]).
+pub const JOIN_STEP_TIMEOUT: Nanos = 3_000_000_000;
+
 /// Join settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JoinConfig {
@@ -331,7 +334,7 @@ impl Join {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ms;
+    use crate::ms;
 
     const CFG: JoinConfig = JoinConfig { step_timeout: ms(3_000), verify_blocks: 1, block: 256 };
     const POLICY: RestartPolicy = RestartPolicy { base: ms(1_000), max: ms(8_000), quarantine_after: 6 };
