@@ -43,9 +43,12 @@ pub struct JoinConfig {
 /// Where a slot stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Phase {
-    /// Nothing to do: a live replica, or an empty slot nobody asked to fill.
+    /// An empty slot nobody asked to fill (its worker is gone, and no
+    /// refill was started).
     #[default]
     Idle,
+    /// A verified live replica: its audio may be played.
+    Live,
     /// Restarts keep failing: waiting until then.
     Backoff {
         /// When to try again.
@@ -217,7 +220,24 @@ impl Join {
 
     /// A worker that started with the engine is a live replica.
     pub fn live(&mut self) {
+        self.phase = Phase::Live;
+    }
+
+    /// Its worker is gone (it died, or was killed): nothing in the slot
+    /// until a refill begins ([`Join::begin`]).
+    pub fn lost(&mut self) {
         self.phase = Phase::Idle;
+    }
+
+    /// Whether it holds a verified live replica.
+    pub fn is_live(&self) -> bool {
+        self.phase == Phase::Live
+    }
+
+    /// Whether a worker renders in it without being live yet (told to
+    /// start, or verifying).
+    pub fn is_joining(&self) -> bool {
+        matches!(self.phase, Phase::AwaitStart { .. } | Phase::Verify { .. })
     }
 
     /// A worker spawned with the engine and not started is a ready spare.
@@ -260,7 +280,7 @@ impl Join {
     pub fn poll(&mut self, now: Nanos, cfg: &JoinConfig, f: &Facts) -> Action {
         let late = |since: Nanos| now.saturating_sub(since) > cfg.step_timeout;
         match self.phase {
-            Phase::Idle | Phase::Quarantined => Action::Wait,
+            Phase::Idle | Phase::Live | Phase::Quarantined => Action::Wait,
             Phase::Backoff { until } => {
                 if now >= until {
                     self.phase = Phase::AwaitQuiet;
@@ -318,7 +338,7 @@ impl Join {
                     Some(_) => matched >= cfg.verify_blocks && f.caught_up,
                 };
                 if verified && (covers_output || !f.reference_live) && !trial {
-                    self.phase = Phase::Idle;
+                    self.phase = Phase::Live;
                     return Action::Promote;
                 }
                 if late(since) {
@@ -398,7 +418,7 @@ mod tests {
             "the output is before its start"
         );
         assert_eq!(j.poll(10, &CFG, &verifying(0, true, 4_096)), Action::Promote);
-        assert_eq!(j.phase(), Phase::Idle);
+        assert_eq!(j.phase(), Phase::Live);
     }
 
     #[test]

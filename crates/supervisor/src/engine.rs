@@ -203,7 +203,7 @@ impl Engine {
         let realtime = cfg.realtime;
         let supervisor = spawn("chronus-supervisor", move || {
             if realtime && try_fifo(SUPERVISOR_PRIORITY, "supervisor") {
-                supervisor.worker_priority = Some(WORKER_PRIORITY);
+                supervisor.set_worker_priority(Some(WORKER_PRIORITY));
             }
             match supervisor.start_workers() {
                 Ok(()) => {

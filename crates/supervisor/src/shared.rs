@@ -18,19 +18,24 @@ pub(crate) const LIVE: u8 = 2;
 /// Its worker died; the output thread must not touch the slot.
 pub(crate) const DEAD: u8 = 3;
 
-/// One worker slot: a region reused across worker generations.
+/// What every thread shares of one worker slot: its region (reused
+/// across worker generations) and the view of it the output thread reads.
+/// The view is written in one place: `control::slot::Slot::publish`, from
+/// the slot's phase.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub(crate) struct SharedSlot {
     pub region: WorkerRegion,
-    pub state: AtomicU8,
+    state: AtomicU8,
 }
 
-impl Slot {
+impl SharedSlot {
+    /// `EMPTY`, `JOINING`, `LIVE` or `DEAD`.
     pub fn state(&self) -> u8 {
         self.state.load(SeqCst)
     }
 
-    pub fn set_state(&self, state: u8) {
+    /// Only `control::slot::Slot::publish` calls this.
+    pub(crate) fn publish_view(&self, state: u8) {
         self.state.store(state, SeqCst);
     }
 
@@ -45,7 +50,7 @@ impl Slot {
 pub(crate) struct Shared {
     /// What every worker reads: the log, the render limit, checkpoints.
     pub bus: Bus,
-    pub slots: Vec<Slot>,
+    pub slots: Vec<SharedSlot>,
     /// Index of the slot whose audio is played first.
     pub active: AtomicU8,
     /// Frames played (the next frame to play).
@@ -137,7 +142,10 @@ impl Shared {
             overloads: AtomicU64::new(0),
             overloaded_passes: AtomicU64::new(0),
             bus,
-            slots: regions.into_iter().map(|region| Slot { region, state: AtomicU8::new(EMPTY) }).collect(),
+            slots: regions
+                .into_iter()
+                .map(|region| SharedSlot { region, state: AtomicU8::new(EMPTY) })
+                .collect(),
             active: AtomicU8::new(0),
             frame: AtomicU64::new(0),
             limit: AtomicU64::new(0),

@@ -14,7 +14,7 @@ impl Supervisor {
     /// The replicas a checkpoint is asked of: the active and one standby.
     fn checkpoint_sources(&self) -> [Option<usize>; 2] {
         let active = self.shared.active();
-        let live = |i: usize| self.shared.slots[i].state() == LIVE && self.fates[i].killing.is_none();
+        let live = |i: usize| self.slots[i].is_live() && self.slots[i].fate.killing.is_none();
         [Some(active).filter(|&a| live(a)), self.standby().filter(|&s| live(s))]
     }
 

@@ -6,14 +6,15 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use chronus_ipc::{LogEntry, LogReader, Recorder};
 
-use super::{Fate, Supervisor};
+use super::slot::JoinIo;
+use super::{Fate, Supervisor, TrialRun};
 use crate::collector::Note;
 use crate::events::Cut;
 use crate::events::{DetectedBy, ExitStatus};
 use crate::policy::Nanos;
 use crate::policy::common_mode::{Cause, Decision, Loss, Sight};
 use crate::policy::join::Phase;
-use crate::shared::{EMPTY, JOINING, LIVE};
+use crate::shared::{JOINING, LIVE};
 
 /// A trial may use this many times the time its worker last took for a
 /// block inside the suspect block before it counts as spinning there.
@@ -42,7 +43,7 @@ impl Supervisor {
             cause,
             block: rendering.checked_sub(1),
             events: (hb.block_events_from.load(Relaxed), hb.block_events_to.load(Relaxed)),
-            trial: self.trial == Some(i),
+            trial: self.trial_slot() == Some(i),
         }
     }
 
@@ -69,16 +70,16 @@ impl Supervisor {
         let mut sight = Sight::default();
         for (i, slot) in self.shared.slots.iter().enumerate() {
             let state = slot.state();
-            if self.procs[i].is_none() || !matches!(state, LIVE | JOINING) {
+            if self.slots[i].proc.is_none() || !matches!(state, LIVE | JOINING) {
                 continue;
             }
             let past = slot.region.audio_write_frame() >= end;
-            if self.fates[i].killing.is_some() {
+            if self.slots[i].fate.killing.is_some() {
                 // Being killed (the watchdog ends every replica stuck in a
                 // shared hang, one exit at a time): its exit will tell.
                 sight.pending |= state == LIVE && !past;
-            } else if self.trial == Some(i) {
-                if !matches!(self.joins[i].phase(), Phase::Verify { .. }) {
+            } else if self.trial_slot() == Some(i) {
+                if !matches!(self.slots[i].phase(), Phase::Verify { .. }) {
                     // Not started yet: what its ring shows may be a
                     // previous trial's (a reused worker).
                     continue;
@@ -122,10 +123,11 @@ impl Supervisor {
             Decision::Wait => {}
             Decision::EndTrial => self.end_trial(),
             Decision::TrialHung => {
-                if let Some(t) = self.trial {
+                if let Some(run) = &mut self.trial {
+                    let t = run.slot;
                     if self.shared.slots[t].region.control().trial_pid.load(Acquire) != 0 {
                         // A fork runs it: its worker ends it, and lives on.
-                        self.join_io[t].trial_hung = true;
+                        run.hung = true;
                         self.shared.slots[t].region.request_trial_end();
                     } else {
                         self.kill(t, DetectedBy::Watchdog);
@@ -151,29 +153,29 @@ impl Supervisor {
     /// that ran it in itself (it could not fork) is one too: its next start
     /// restores a checkpoint over whatever it rendered.
     fn end_trial(&mut self) {
-        let Some(t) = self.trial.take() else { return };
+        let Some(TrialRun { slot: t, .. }) = self.trial.take() else { return };
         self.shared.slots[t].region.request_trial_end();
         self.trial_to_spare(t);
         tracing::info!("slot {t}: the poison trial passed the block; its worker is a spare again");
     }
 
     fn trial_to_spare(&mut self, t: usize) {
-        if let Some(k) = self.join_io[t].reading.take() {
+        if let Some(k) = self.slots[t].io.reading.take() {
             self.checkpoints.done_reading(k);
         }
-        self.join_io[t] = super::JoinIo::default();
+        self.slots[t].io = JoinIo::default();
         self.watchdog.unwatch(t);
-        self.joins[t].trial_ended();
-        self.shared.slots[t].set_state(EMPTY);
+        self.slots[t].trial_ended();
     }
 
     /// The fork running the trial is gone by itself (it applied the
     /// poison), or ended as hung: a loss inside the suspect block, evidence
     /// like a worker's death; its worker is a spare again at once.
     pub(crate) fn collect_trial_end(&mut self, now: Nanos) {
-        let Some(t) = self.trial else { return };
+        let Some(TrialRun { slot: t, hung }) = self.trial else { return };
         let region = &self.shared.slots[t].region;
-        let Some(end) = region.trial_end().filter(|e| Some(e.start_id) == self.join_io[t].start_req) else {
+        let Some(end) = region.trial_end().filter(|e| Some(e.start_id) == self.slots[t].io.start_req())
+        else {
             return;
         };
         let hb = region.heartbeat();
@@ -181,14 +183,14 @@ impl Supervisor {
             (end.signal == Some(libc::SIGSYS)).then(|| region.forbidden_call(Recorder::Trial)).flatten();
         let exit = ExitStatus { code: end.code, signal: end.signal, forbidden_call };
         let cause = match exit {
-            _ if self.join_io[t].trial_hung => Cause::Hang,
+            _ if hung => Cause::Hang,
             // Ended by its worker, as asked: it passed, or was stopped.
             _ if end.on_request => Cause::Other,
             ExitStatus { signal: Some(libc::SIGKILL), .. } | ExitStatus { code: Some(0), .. } => Cause::Other,
             _ => Cause::Crash,
         };
         let loss = Loss {
-            worker: self.procs[t].as_ref().map_or(0, |p| p.generation),
+            worker: self.slots[t].proc.as_ref().map_or(0, |p| p.generation),
             cause,
             block: hb.rendering.load(Acquire).checked_sub(1),
             events: (hb.block_events_from.load(Relaxed), hb.block_events_to.load(Relaxed)),

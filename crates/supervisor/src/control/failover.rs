@@ -7,11 +7,11 @@ use chronus_ipc::{AudioReader, Recorder};
 use chronus_sys::clock::monotonic_ns;
 
 use super::Supervisor;
+use super::slot::JoinIo;
 use crate::events::{DetectedBy, ExitStatus, FailoverEvent, Role};
 use crate::policy::determinism::NotDeterministic;
 use crate::policy::watchdog::{Progress, Verdict};
 use crate::policy::{MAX_SLOTS, Nanos};
-use crate::shared::{DEAD, EMPTY, JOINING, LIVE};
 
 /// Blocks after a common start within which a divergence counts as
 /// "fresh" (the two workers started from the same state just before).
@@ -22,7 +22,7 @@ impl Supervisor {
     /// start a replacement.
     pub(crate) fn on_exit(&mut self, i: usize) {
         let now = monotonic_ns();
-        let Some(mut proc) = self.procs[i].take() else { return };
+        let Some(mut proc) = self.slots[i].proc.take() else { return };
         let mut exit = proc.child.wait().map(ExitStatus::of).unwrap_or_default();
         let slot = &self.shared.slots[i];
         if exit.by_sandbox() {
@@ -37,12 +37,12 @@ impl Supervisor {
                 }
             }
         }
-        let role = match slot.state() {
-            LIVE if self.shared.active() == i => Role::Active,
-            LIVE => Role::Standby,
-            _ => Role::Joining,
+        let role = match self.slots[i].is_live() {
+            true if self.shared.active() == i => Role::Active,
+            true => Role::Standby,
+            false => Role::Joining,
         };
-        let fate = std::mem::take(&mut self.fates[i]);
+        let fate = std::mem::take(&mut self.slots[i].fate);
         let loss = self.loss_of(i, proc.generation, exit, &fate);
         let (detected_by, t_detect) = fate.killing.unwrap_or((DetectedBy::Pidfd, now));
         let injected_at = slot.region.heartbeat().fault_at_ns.load(Acquire);
@@ -52,21 +52,16 @@ impl Supervisor {
             (_, Some((t, _))) => t,
             _ => t_detect,
         };
-        if let Some(k) = self.join_io[i].reading.take() {
+        if let Some(k) = self.slots[i].io.reading.take() {
             self.checkpoints.done_reading(k);
         }
-        self.join_io[i] = super::JoinIo::default();
-        if role == Role::Joining {
-            // Never played nor trusted (a trial's audio even skips events):
-            // the slot is free at once.
-            slot.set_state(EMPTY);
-            self.join_io[i].quiet_mark = Some(self.shared.output_mark());
-        } else {
-            // A replica's frames are still in its ring: the output may play
-            // them when no live replica has them (all died at once), and its
-            // checksums verify a replacement, until the slot is refilled.
-            slot.set_state(DEAD);
-        }
+        self.slots[i].io = JoinIo::default();
+        // A joining worker's audio was never played nor trusted (a trial's
+        // even skips events): the slot is free at once. A replica's frames
+        // are still in its ring: the output may play them when no live
+        // replica has them (all died at once), and its checksums verify a
+        // replacement, until the slot is retired.
+        self.slots[i].worker_lost(role != Role::Joining);
         self.watchdog.unwatch(i);
         let mut t_switch = t_detect;
         if role == Role::Active
@@ -115,7 +110,7 @@ impl Supervisor {
             tracing::info!("slot {i}: the poison trial {exit} (detected by {detected_by:?})");
         } else {
             let serial = self.history.push(event);
-            for pending in [&mut self.pending_redundant, &mut self.pending_respawn[i]] {
+            for pending in [&mut self.pending_redundant, &mut self.slots[i].pending_respawn] {
                 if pending.len() == pending.capacity() {
                     pending.remove(0);
                 }
@@ -123,14 +118,14 @@ impl Supervisor {
             }
         }
         if role == Role::Joining && !loss.trial {
-            self.restarts[i].failed();
+            self.slots[i].restarts.failed();
         }
         if self.shared.stop.load(Acquire) {
             return;
         }
         self.on_loss(i, &loss, now);
         if self.determinism.verdict().is_some() {
-            self.joins[i].quarantine();
+            self.slots[i].quarantine();
         } else {
             self.restart_join(i, now);
         }
@@ -139,9 +134,9 @@ impl Supervisor {
     /// Starts slot `i`'s replacement again, as the restart policy says (at
     /// once, after a backoff, or never), and says so.
     pub(crate) fn restart_join(&mut self, i: usize, now: Nanos) {
-        self.joins[i].begin(now, &self.restarts[i], &self.restart_policy);
-        let failures = self.restarts[i].failures();
-        match self.joins[i].phase() {
+        self.slots[i].begin_refill(now, &self.restart_policy);
+        let failures = self.slots[i].restarts.failures();
+        match self.slots[i].phase() {
             crate::policy::join::Phase::Backoff { until } => {
                 let wait = std::time::Duration::from_nanos(until.saturating_sub(now));
                 tracing::warn!("slot {i}: {failures} failed restarts in a row; retrying in {wait:?}");
@@ -160,8 +155,11 @@ impl Supervisor {
         let limit = self.shared.bus.render_limit();
         let block = u64::from(self.cfg.block);
         let mut progress = [None; MAX_SLOTS];
-        for (i, p) in progress.iter_mut().enumerate().take(self.procs.len()) {
-            if self.procs[i].is_none() || self.fates[i].killing.is_some() || !self.watchdog.is_watched(i) {
+        for (i, p) in progress.iter_mut().enumerate().take(self.slots.len()) {
+            if self.slots[i].proc.is_none()
+                || self.slots[i].fate.killing.is_some()
+                || !self.watchdog.is_watched(i)
+            {
                 continue;
             }
             let region = &self.shared.slots[i].region;
@@ -221,17 +219,18 @@ impl Supervisor {
     /// standby that disagrees has diverged and is replaced.
     pub(crate) fn compare_replicas(&mut self, now: Nanos) {
         let a = self.shared.active();
-        if self.shared.slots[a].state() != LIVE {
+        if !self.slots[a].is_live() {
             return;
         }
         let block = u64::from(self.cfg.block);
         for s in 0..self.shared.slots.len() {
-            if s == a || self.shared.slots[s].state() != LIVE || self.fates[s].killing.is_some() {
+            if s == a || !self.slots[s].is_live() || self.slots[s].fate.killing.is_some() {
                 continue;
             }
             let (active, standby) = (&self.shared.slots[a].region, &self.shared.slots[s].region);
             let newest = active.audio_write_frame().min(standby.audio_write_frame()) / block;
-            let mut next = self.compared_through[s]
+            let mut next = self.slots[s]
+                .compared_through
                 .max(newest.saturating_sub(chronus_ipc::layout::CHECKSUMS as u64 / 2));
             let mut mismatch = None;
             while next < newest {
@@ -243,11 +242,11 @@ impl Supervisor {
                     _ => next += 1,
                 }
             }
-            self.compared_through[s] = next;
+            self.slots[s].compared_through = next;
             if let Some(b) = mismatch {
                 let frame = self.first_differing_frame(a, s, b);
-                let common_start = self.started_at[s] == self.started_at[a];
-                let fresh = common_start && b * block < self.started_at[s] + FRESH_BLOCKS * block;
+                let common_start = self.slots[s].started_at == self.slots[a].started_at;
+                let fresh = common_start && b * block < self.slots[s].started_at + FRESH_BLOCKS * block;
                 tracing::error!("standby (slot {s}) diverged from the active at frame {frame}; replacing it");
                 if let Some(verdict) = self.determinism.diverged(frame, fresh, now) {
                     self.report_nondeterminism(verdict);
@@ -284,10 +283,10 @@ impl Supervisor {
             self.cfg.dsp.name(),
             v.frame
         );
-        for i in 0..self.joins.len() {
-            if self.shared.slots[i].state() != LIVE {
-                self.joins[i].quarantine();
-                if self.shared.slots[i].state() == JOINING || self.procs[i].is_some() {
+        for i in 0..self.slots.len() {
+            if !self.slots[i].is_live() {
+                self.slots[i].quarantine();
+                if self.slots[i].proc.is_some() {
                     self.kill(i, DetectedBy::Divergence);
                 }
             }

@@ -8,28 +8,16 @@ use chronus_ipc::{StartKind, WorkerState};
 use chronus_sys::clock::monotonic_ns;
 
 use super::Supervisor;
+use super::slot::JoinIo;
 use crate::collector::Note;
 use crate::events::DetectedBy;
 use crate::policy::Nanos;
 use crate::policy::join::{Action, Compared, Facts, Phase};
-use crate::shared::{DEAD, EMPTY, JOINING, LIVE, OutputMark};
-
-/// The I/O side of one slot's join: what is in flight.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct JoinIo {
-    /// Set when the slot was retired: the output must have seen it.
-    pub quiet_mark: Option<OutputMark>,
-    /// The start request sent to the worker.
-    pub start_req: Option<u32>,
-    /// The checkpoint slot it is starting from (reserved until it started).
-    pub reading: Option<usize>,
-    /// Its poison trial was ended as hung (its worker was told to).
-    pub trial_hung: bool,
-}
+use crate::shared::{DEAD, EMPTY, LIVE};
 
 impl Supervisor {
     fn live_count(&self) -> usize {
-        self.shared.slots.iter().filter(|s| s.state() == LIVE).count()
+        self.slots.iter().filter(|s| s.is_live()).count()
     }
 
     /// A replica to verify slot `i` against: the active if live, else any
@@ -40,7 +28,7 @@ impl Supervisor {
         let ok = |s: usize, state: u8| s != i && slots[s].state() == state;
         std::iter::once(active)
             .chain(0..slots.len())
-            .find(|&s| ok(s, LIVE) && self.fates[s].killing.is_none())
+            .find(|&s| ok(s, LIVE) && self.slots[s].fate.killing.is_none())
             .or_else(|| (0..slots.len()).find(|&s| ok(s, DEAD)))
     }
 
@@ -72,28 +60,25 @@ impl Supervisor {
     /// them, or the output has played them) is retired: no longer read by
     /// the output, its region then free to reset.
     fn retire_if_done(&mut self, i: usize) {
-        let s = &self.shared;
-        let slot = &s.slots[i];
-        if slot.state() != DEAD || self.join_io[i].quiet_mark.is_some() {
+        if !self.slots[i].is_dead() || self.slots[i].io.quiet_mark.is_some() {
             return;
         }
-        let played = s.frame.load(Acquire) >= slot.region.audio_write_frame();
+        let played = self.shared.frame.load(Acquire) >= self.slots[i].shared().region.audio_write_frame();
         if played || self.live_count() > 0 {
-            slot.set_state(EMPTY);
-            self.join_io[i].quiet_mark = Some(s.output_mark());
+            self.slots[i].retire();
         }
     }
 
     fn facts(&self, i: usize, phase: Phase, wanted: bool) -> Facts {
         let s = &self.shared;
-        let io = &self.join_io[i];
+        let io = &self.slots[i].io;
         let region = &s.slots[i].region;
         let block = u64::from(self.cfg.block);
         let output_frame = s.frame.load(Acquire);
         let checkpoint = self.checkpoints.best(output_frame).map(|(k, c)| (k, c.frame));
         let mut f = Facts {
             output_left: s.slots[i].state() == EMPTY && io.quiet_mark.is_some_and(|m| s.output_saw(m)),
-            ready: self.procs[i].is_some() && region.worker_state() == Some(WorkerState::Ready),
+            ready: self.slots[i].proc.is_some() && region.worker_state() == Some(WorkerState::Ready),
             wanted,
             checkpoint,
             nothing_to_restore: checkpoint.is_none() && self.live_count() == 0,
@@ -102,18 +87,18 @@ impl Supervisor {
             // A start counts only in the sandbox asked for (the worker
             // announces it before it serves any start).
             started: io
-                .start_req
+                .start_req()
                 .and_then(|id| region.start_outcome(id))
                 .map(|r| r.is_ok() && region.sandbox() == self.cfg.sandbox),
             output_frame,
             ..Facts::default()
         };
         if let Phase::Verify { against, next, .. } = phase {
-            let live_writes = (0..s.slots.len()).filter(|&k| k != i && s.slots[k].state() == LIVE);
+            let live_writes = (0..s.slots.len()).filter(|&k| k != i && self.slots[k].is_live());
             let newest = live_writes.map(|k| s.slots[k].region.audio_write_frame()).max().unwrap_or(0);
             f.caught_up = region.audio_write_frame() + block >= newest;
             if let Some(a) = against {
-                f.reference_live = s.slots[a].state() == LIVE;
+                f.reference_live = self.slots[a].is_live();
                 f.compared = self.compare(i, a, next);
             }
         }
@@ -124,7 +109,7 @@ impl Supervisor {
     /// spares where replicas are missing, verify and promote. Never waits.
     pub(crate) fn step_joins(&mut self, now: Nanos) {
         let replicas = self.cfg.replicas as usize;
-        for i in 0..self.joins.len() {
+        for i in 0..self.slots.len() {
             self.retire_if_done(i);
         }
         // Replicas missing: spares (in slot order) are wanted, one per
@@ -132,11 +117,13 @@ impl Supervisor {
         // Not while a suspect block is being told apart (a replacement
         // would die in it too), but for a poison trial.
         let hold = self.common.hold(now, &self.sight());
-        let on_the_way = self.joins.iter().filter(|j| j.starting() && !j.is_trial()).count();
+        let on_the_way = self.slots.iter().filter(|s| s.join().starting() && !s.join().is_trial()).count();
         let mut missing = replicas.saturating_sub(self.live_count() + on_the_way);
-        for i in 0..self.joins.len() {
-            let phase = self.joins[i].phase();
-            if matches!(phase, Phase::Idle | Phase::Quarantined) || self.fates[i].killing.is_some() {
+        for i in 0..self.slots.len() {
+            let phase = self.slots[i].phase();
+            if matches!(phase, Phase::Idle | Phase::Live | Phase::Quarantined)
+                || self.slots[i].fate.killing.is_some()
+            {
                 // Nothing to do, or its worker is being killed: its exit decides.
                 continue;
             }
@@ -157,26 +144,26 @@ impl Supervisor {
             facts.nothing_to_restore |= self.reset_next && trial.is_none();
             if facts.ready && matches!(phase, Phase::AwaitReady { .. }) {
                 let t = monotonic_ns();
-                for e in self.pending_respawn[i].drain(..) {
+                for e in self.slots[i].pending_respawn.drain(..) {
                     if let Some(ev) = self.history.get_mut(e) {
                         ev.t_respawn.get_or_insert(t);
                     }
                 }
             }
-            let action = self.joins[i].poll(now, &self.join_cfg, &facts);
-            if self.joins[i].is_trial() && self.trial.is_none() {
-                self.trial = Some(i);
+            let action = self.slots[i].poll(now, &self.join_cfg, &facts);
+            if self.slots[i].join().is_trial() && self.trial.is_none() {
+                self.trial = Some(super::TrialRun { slot: i, hung: false });
                 self.common.trial_started();
                 tracing::warn!(
                     "slot {i}: poison trial from the checkpoint without events {}..{}",
                     facts.trial.map_or(0, |t| t.0),
                     facts.trial.map_or(0, |t| t.1)
                 );
-            } else if self.joins[i].starting() && !awaiting && could_start {
+            } else if self.slots[i].join().starting() && !awaiting && could_start {
                 missing = missing.saturating_sub(1);
             }
             self.carry_out(i, action, phase, now);
-            if matches!(self.joins[i].phase(), Phase::Verify { .. }) && !self.watchdog.is_watched(i) {
+            if matches!(self.slots[i].phase(), Phase::Verify { .. }) && !self.watchdog.is_watched(i) {
                 self.watchdog.watch(i, now, false);
             }
         }
@@ -188,34 +175,34 @@ impl Supervisor {
         match action {
             Action::Wait => {}
             Action::Spawn => {
-                self.join_io[i] = super::JoinIo::default();
+                self.slots[i].io = JoinIo::default();
                 if let Err(e) = self.spawn(i) {
                     tracing::warn!("slot {i}: {e}");
-                    self.restarts[i].failed();
+                    self.slots[i].restarts.failed();
                     self.restart_join(i, now);
                 }
             }
             Action::RequestCheckpoint => self.request_checkpoint(now),
             Action::StartFromCheckpoint { checkpoint, frame, skip } => {
                 self.checkpoints.reading(checkpoint);
-                self.join_io[i].reading = Some(checkpoint);
-                self.join_io[i].start_req = Some(region.request_trial_start(
+                self.slots[i].io.reading = Some(checkpoint);
+                let id = region.request_trial_start(
                     StartKind::Checkpoint,
                     frame,
                     0,
                     checkpoint as u32,
                     skip.0..skip.1,
-                ));
-                self.started_at[i] = frame;
-                s.slots[i].set_state(JOINING);
+                );
+                self.slots[i].start_requested(id);
+                self.slots[i].started_at = frame;
             }
             Action::StartFresh { frame } => {
                 self.reset_next = false;
                 let write_seq = s.events_stamped.load(Acquire);
                 let oldest = write_seq.saturating_sub(u64::from(s.bus.geometry().log_slots));
-                self.join_io[i].start_req = Some(region.request_start(StartKind::Fresh, frame, oldest, 0));
-                self.started_at[i] = frame;
-                s.slots[i].set_state(JOINING);
+                let id = region.request_start(StartKind::Fresh, frame, oldest, 0);
+                self.slots[i].start_requested(id);
+                self.slots[i].started_at = frame;
                 if self.notes.push(Note::Reset(frame)).is_err() {
                     s.io_overruns.fetch_add(1, Relaxed);
                 }
@@ -245,9 +232,9 @@ impl Supervisor {
         }
         // Once started (or refused), the checkpoint it read is free again.
         if let (Some(k), Some(_)) =
-            (self.join_io[i].reading, self.join_io[i].start_req.and_then(|id| region.start_outcome(id)))
+            (self.slots[i].io.reading, self.slots[i].io.start_req().and_then(|id| region.start_outcome(id)))
         {
-            self.join_io[i].reading = None;
+            self.slots[i].io.reading = None;
             self.checkpoints.done_reading(k);
         }
     }
@@ -255,14 +242,13 @@ impl Supervisor {
     /// Slot `i` is a verified live replica.
     fn promote(&mut self, i: usize, phase: Phase, now: Nanos) {
         let s = self.shared.clone();
-        s.slots[i].set_state(LIVE);
         self.watchdog.watch(i, now, true);
-        self.restarts[i].succeeded();
+        self.slots[i].restarts.succeeded();
         self.determinism.verified();
         if let Phase::Verify { next, .. } = phase {
-            self.compared_through[i] = next;
+            self.slots[i].compared_through = next;
         }
-        if s.slots[s.active()].state() != LIVE {
+        if !self.slots[s.active()].is_live() {
             s.active.store(i as u8, Release);
         }
         let t = monotonic_ns();
@@ -289,10 +275,10 @@ impl Supervisor {
     /// starts the refill again. With no process left to kill, that happens
     /// here.
     fn fail_join(&mut self, i: usize, why: DetectedBy, now: Nanos) {
-        if self.procs[i].is_some() {
+        if self.slots[i].proc.is_some() {
             self.kill(i, why);
         } else {
-            self.restarts[i].failed();
+            self.slots[i].restarts.failed();
             self.restart_join(i, now);
         }
     }

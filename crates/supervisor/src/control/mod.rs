@@ -10,6 +10,7 @@ mod common_mode;
 mod failover;
 mod joins;
 mod procs;
+mod slot;
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -28,14 +29,14 @@ use crate::policy::checkpoint::{CheckpointConfig, Checkpoints};
 use crate::policy::common_mode::{CommonMode, CommonModeConfig};
 use crate::policy::determinism::Determinism;
 use crate::policy::health::{HealthFacts, UNDERRUN_WINDOW, UnderrunWindow, health};
-use crate::policy::join::{Join, JoinConfig};
-use crate::policy::restart::{RestartPolicy, Restarts};
+use crate::policy::join::JoinConfig;
+use crate::policy::restart::RestartPolicy;
 use crate::policy::watchdog::{Watchdog, WatchdogConfig};
 use crate::policy::{MAX_SLOTS, Nanos};
-use crate::shared::{JOINING, LIVE, Shared};
+use crate::shared::{JOINING, Shared};
 use crate::status::{Health, Status};
-pub(crate) use joins::JoinIo;
 pub(crate) use procs::{Fate, Proc};
+use slot::{PENDING, Slot};
 
 /// Priority of the supervisor thread under SCHED_FIFO: above the workers, so
 /// a worker spinning at real-time priority cannot starve its killer.
@@ -71,63 +72,60 @@ pub(crate) struct ForbiddenTally {
     pub last: Option<u32>,
 }
 
-/// Pending failover events of a slot: they complete when its replacement
-/// joins. Bounded (a slot that keeps failing completes its newest ones).
-const PENDING: usize = 16;
+/// The poison trial running, if one is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TrialRun {
+    /// The slot whose spare runs it (in a fork of itself, or in itself).
+    pub slot: usize,
+    /// It was ended as hung (its worker was told to).
+    pub hung: bool,
+}
 
+/// The supervisor thread's state. Each worker slot's is in its [`Slot`];
+/// the rest is the engine's.
 pub(crate) struct Supervisor {
-    pub shared: Arc<Shared>,
-    pub cfg: EngineConfig,
+    shared: Arc<Shared>,
+    cfg: EngineConfig,
     /// The bus, read-only, for workers to inherit.
-    pub bus_fd: OwnedFd,
-    pub procs: Vec<Option<Proc>>,
-    pub fates: Vec<Fate>,
-    pub joins: Vec<Join>,
-    pub join_io: Vec<JoinIo>,
-    pub restarts: Vec<Restarts>,
-    pub restart_policy: RestartPolicy,
-    pub join_cfg: JoinConfig,
-    pub watchdog: Watchdog,
-    pub determinism: Determinism,
-    pub checkpoints: Checkpoints,
-    pub checkpoint_cfg: CheckpointConfig,
+    bus_fd: OwnedFd,
+    /// Every slot: its phase, its worker, what is in flight.
+    slots: Vec<Slot>,
+    restart_policy: RestartPolicy,
+    join_cfg: JoinConfig,
+    watchdog: Watchdog,
+    determinism: Determinism,
+    checkpoints: Checkpoints,
+    checkpoint_cfg: CheckpointConfig,
     /// The checkpoint request in flight: the snapshot request ids of the
     /// replicas asked, and when it was sent (monotonic ns).
-    pub checkpoint_reqs: [Option<(usize, u32)>; 2],
-    pub checkpoint_sent: u64,
+    checkpoint_reqs: [Option<(usize, u32)>; 2],
+    checkpoint_sent: u64,
     /// Checkpoints stored, and the time they took in all (request to
     /// stored, ns): their cost.
-    pub checkpoint_stats: (u64, u64),
-    pub history: History,
+    checkpoint_stats: (u64, u64),
+    history: History,
     /// Serials of the failover events that complete when the engine is
     /// redundant again.
-    pub pending_redundant: Vec<u64>,
-    /// Per slot: serials of the failover events that complete when the slot
-    /// holds a ready worker again.
-    pub pending_respawn: Vec<Vec<u64>>,
-    /// Per slot: the frame its worker started at.
-    pub started_at: Vec<u64>,
-    /// Per slot: blocks below this were compared with the active's.
-    pub compared_through: Vec<u64>,
-    pub requests: mpsc::Receiver<Request>,
-    pub status: Arc<Mutex<Status>>,
-    pub underruns: UnderrunWindow,
-    pub last_health: Option<Health>,
-    pub next_generation: u64,
-    pub worker_priority: Option<i32>,
+    pending_redundant: Vec<u64>,
+    requests: mpsc::Receiver<Request>,
+    status: Arc<Mutex<Status>>,
+    underruns: UnderrunWindow,
+    last_health: Option<Health>,
+    next_generation: u64,
+    worker_priority: Option<i32>,
     /// Notes for the journal (excisions, resets).
-    pub notes: rtrb::Producer<Note>,
-    /// Common-mode faults: suspect blocks, trials, cuts.
-    pub common: CommonMode,
-    /// The slot running a poison trial.
-    pub trial: Option<usize>,
+    notes: rtrb::Producer<Note>,
+    /// Common-mode faults: suspect blocks, trials, cuts (the policy).
+    common: CommonMode,
+    /// The poison trial running: the one place its state is kept.
+    trial: Option<TrialRun>,
     /// The next replacement starts from a reset DSP (the DSP fails by
     /// itself at a block no checkpoint can get past).
-    pub reset_next: bool,
+    reset_next: bool,
     /// Commands cut out, for the API to answer their senders.
-    pub cuts: rtrb::Producer<Cut>,
+    cuts: rtrb::Producer<Cut>,
     /// Workers the sandbox killed, and the last call it refused.
-    pub forbidden: ForbiddenTally,
+    forbidden: ForbiddenTally,
 }
 
 impl Supervisor {
@@ -167,14 +165,10 @@ impl Supervisor {
                 block: u64::from(cfg.block),
             },
             history: History::new(cfg.max_events),
+            slots: (0..n).map(|i| Slot::new(i, shared.clone())).collect(),
             shared,
             cfg,
             bus_fd,
-            procs: (0..n).map(|_| None).collect(),
-            fates: (0..n).map(|_| Fate::default()).collect(),
-            joins: vec![Join::default(); n],
-            join_io: vec![JoinIo::default(); n],
-            restarts: vec![Restarts::default(); n],
             watchdog,
             determinism: Determinism::default(),
             checkpoints: Checkpoints::default(),
@@ -183,9 +177,6 @@ impl Supervisor {
             checkpoint_sent: 0,
             checkpoint_stats: (0, 0),
             pending_redundant: Vec::with_capacity(PENDING),
-            pending_respawn: (0..n).map(|_| Vec::with_capacity(PENDING)).collect(),
-            started_at: vec![0; n],
-            compared_through: vec![0; n],
             requests,
             status,
             underruns: UnderrunWindow::default(),
@@ -210,12 +201,12 @@ impl Supervisor {
     /// it is done: the other slots are ready spares.
     pub fn start_workers(&mut self) -> Result<(), EngineError> {
         let replicas = self.cfg.replicas as usize;
-        for i in 0..self.procs.len() {
+        for i in 0..self.slots.len() {
             self.spawn(i)?;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut ids = [0u32; MAX_SLOTS];
-        for (i, id) in ids.iter_mut().enumerate().take(self.procs.len()) {
+        for (i, id) in ids.iter_mut().enumerate().take(self.slots.len()) {
             let region = &self.shared.slots[i].region;
             let left = deadline.saturating_duration_since(Instant::now());
             if region.wait_worker_ready(left) != Some(WorkerState::Ready) {
@@ -254,12 +245,11 @@ impl Supervisor {
                     self.cfg.sandbox.name()
                 )));
             }
-            self.shared.slots[i].set_state(LIVE);
-            self.joins[i].live();
+            self.slots[i].start_live();
             self.watchdog.watch(i, now, true);
         }
-        for i in replicas..self.procs.len() {
-            self.joins[i].spare();
+        for i in replicas..self.slots.len() {
+            self.slots[i].start_spare();
         }
         self.shared.active.store(0, Release);
         // The first checkpoint, at frame 0 (nothing may render yet: the
@@ -285,14 +275,14 @@ impl Supervisor {
         while !self.shared.stop.load(Acquire) {
             // While a replica is on its way, look often: each step of a join
             // is a pass.
-            let busy = self.joins.iter().any(|j| j.starting());
+            let busy = self.slots.iter().any(|s| s.join().starting());
             let exited = self.poll_exits(if busy { 200 } else { 1_000 });
             // Requests first: an expected outside fault must be known before
             // the exit it causes is recorded.
             while let Ok(request) = self.requests.try_recv() {
                 self.handle_request(request);
             }
-            for i in 0..self.procs.len() {
+            for i in 0..self.slots.len() {
                 if exited & (1 << i) != 0 {
                     self.on_exit(i);
                 }
@@ -315,25 +305,36 @@ impl Supervisor {
         self.history
     }
 
+    /// The slot running the poison trial, if one runs.
+    fn trial_slot(&self) -> Option<usize> {
+        self.trial.map(|t| t.slot)
+    }
+
+    /// Sets the real-time priority workers take (once the supervisor
+    /// thread got its own).
+    pub fn set_worker_priority(&mut self, priority: Option<i32>) {
+        self.worker_priority = priority;
+    }
+
     /// The live slot other than the active one, if any (the standby).
     pub(crate) fn standby(&self) -> Option<usize> {
         let active = self.shared.active();
-        (0..self.shared.slots.len()).find(|&i| i != active && self.shared.slots[i].state() == LIVE)
+        (0..self.shared.slots.len()).find(|&i| i != active && self.slots[i].is_live())
     }
 
     fn handle_request(&mut self, request: Request) {
         let (target, reply) = match &request {
             Request::Inject(t, _, r) | Request::Signal(t, _, r) => (*t, r.clone()),
             Request::Expect(pid, kind, at) => {
-                if let Some(i) = (0..self.procs.len()).find(|&i| self.pid(i) == Some(*pid)) {
-                    self.fates[i].sent_fault = Some((*at, *kind));
+                if let Some(i) = (0..self.slots.len()).find(|&i| self.pid(i) == Some(*pid)) {
+                    self.slots[i].fate.sent_fault = Some((*at, *kind));
                 }
                 return;
             }
         };
         let active = self.shared.active();
         let slot = match target {
-            Target::Active => Some(active).filter(|&a| self.shared.slots[a].state() == LIVE),
+            Target::Active => Some(active).filter(|&a| self.slots[a].is_live()),
             Target::Standby => self.standby(),
         };
         let Some((i, pid)) = slot.and_then(|i| Some((i, self.pid(i)?))) else {
@@ -362,8 +363,8 @@ impl Supervisor {
                     libc::SIGABRT => FaultKind::Abort,
                     _ => FaultKind::Kill,
                 };
-                self.fates[i].sent_fault = Some((monotonic_ns(), kind));
-                match &self.procs[i] {
+                self.slots[i].fate.sent_fault = Some((monotonic_ns(), kind));
+                match &self.slots[i].proc {
                     Some(p) => {
                         chronus_sys::process::pidfd_send_signal(std::os::fd::AsFd::as_fd(&p.pidfd), signal)
                             .map(|()| pid)
@@ -381,10 +382,10 @@ impl Supervisor {
         let underruns = s.underrun_frames.load(Relaxed);
         let lost = underruns + s.device_xrun_frames.load(Relaxed);
         let recent_underrun = self.underruns.update(lost, now, UNDERRUN_WINDOW.as_nanos() as Nanos);
-        let quarantined = self.joins.iter().any(|j| j.phase() == crate::policy::join::Phase::Quarantined);
+        let quarantined = self.slots.iter().any(|s| s.phase() == crate::policy::join::Phase::Quarantined);
         let backing_off =
-            self.joins.iter().any(|j| matches!(j.phase(), crate::policy::join::Phase::Backoff { .. }));
-        let live = s.slots.iter().filter(|slot| slot.state() == LIVE).count();
+            self.slots.iter().any(|s| matches!(s.phase(), crate::policy::join::Phase::Backoff { .. }));
+        let live = self.slots.iter().filter(|slot| slot.is_live()).count();
         let nondeterministic_at = self.determinism.verdict().map(|v| v.frame);
         let health = health(&HealthFacts {
             live,
@@ -395,13 +396,13 @@ impl Supervisor {
             overloaded: s.overloaded.load(Relaxed),
         });
         let active = s.active();
-        let live_pid = |i: usize| self.pid(i).filter(|_| s.slots[i].state() == LIVE);
+        let live_pid = |i: usize| self.pid(i).filter(|_| self.slots[i].is_live());
         let status = Status {
             health,
             active_pid: live_pid(active),
             standby_pid: self.standby().and_then(live_pid),
             joining_pid: (0..s.slots.len())
-                .find_map(|i| self.pid(i).filter(|_| s.slots[i].state() == JOINING)),
+                .find_map(|i| self.pid(i).filter(|_| self.slots[i].shared().state() == JOINING)),
             failovers: self.history.total(),
             frames_played: s.frame.load(Relaxed),
             underrun_frames: underruns,
@@ -417,7 +418,7 @@ impl Supervisor {
             nondeterministic_at,
             events_coalesced: s.events_coalesced.load(Relaxed),
             events_stamped: s.events_stamped.load(Relaxed),
-            spares_ready: self.joins.iter().filter(|j| j.is_spare()).count() as u32,
+            spares_ready: self.slots.iter().filter(|s| s.join().is_spare()).count() as u32,
             overloaded: s.overloaded.load(Relaxed),
             overloads: s.overloads.load(Relaxed),
             excised_commands: s.excised_commands.load(Relaxed),
@@ -443,14 +444,14 @@ impl Supervisor {
 
     /// Asks every worker to stop, waits a little, kills what is left; reaps.
     fn shutdown(&mut self) {
-        for (i, p) in self.procs.iter().enumerate() {
-            if p.is_some() {
-                self.shared.slots[i].region.request_stop();
+        for slot in &self.slots {
+            if slot.proc.is_some() {
+                slot.shared().region.request_stop();
             }
         }
         let deadline = Instant::now() + Duration::from_secs(2);
-        for p in &mut self.procs {
-            if let Some(mut p) = p.take() {
+        for slot in &mut self.slots {
+            if let Some(mut p) = slot.proc.take() {
                 loop {
                     match p.child.try_wait() {
                         Ok(Some(_)) => break,

@@ -50,19 +50,19 @@ impl Supervisor {
         let pid = child.id();
         let pidfd = chronus_sys::process::pidfd_open(pid)
             .map_err(|e| EngineError::WorkerStart(format!("pidfd_open: {e}")))?;
-        self.procs[i] = Some(Proc { child, pidfd, pid, generation });
-        self.fates[i] = Fate::default();
+        self.slots[i].proc = Some(Proc { child, pidfd, pid, generation });
+        self.slots[i].fate = Fate::default();
         Ok(())
     }
 
     /// Sends SIGKILL to slot `i`'s worker, remembering why and when.
     pub(crate) fn kill(&mut self, i: usize, why: DetectedBy) {
-        let fate = &mut self.fates[i];
-        if fate.killing.is_some() {
+        let slot = &mut self.slots[i];
+        if slot.fate.killing.is_some() {
             return;
         }
-        if let Some(p) = &self.procs[i] {
-            fate.killing = Some((why, monotonic_ns()));
+        if let Some(p) = &slot.proc {
+            slot.fate.killing = Some((why, monotonic_ns()));
             let _ = chronus_sys::process::pidfd_send_signal(p.pidfd.as_fd(), libc::SIGKILL);
         }
     }
@@ -70,7 +70,7 @@ impl Supervisor {
     /// Why slot `i`'s worker failed to start, if it is gone: how it ended
     /// (with the system call its sandbox refused, if that killed it).
     pub(crate) fn start_failure(&mut self, i: usize) -> String {
-        let Some(p) = self.procs[i].as_mut() else { return "no worker".into() };
+        let Some(p) = self.slots[i].proc.as_mut() else { return "no worker".into() };
         match p.child.try_wait() {
             Ok(Some(status)) => {
                 let mut exit = crate::events::ExitStatus::of(status);
@@ -86,8 +86,8 @@ impl Supervisor {
 
     /// Kills and reaps every worker at once (start-up failed).
     pub(crate) fn kill_all(&mut self) {
-        for p in self.procs.iter_mut() {
-            if let Some(mut p) = p.take() {
+        for slot in &mut self.slots {
+            if let Some(mut p) = slot.proc.take() {
                 let _ = chronus_sys::process::pidfd_send_signal(p.pidfd.as_fd(), libc::SIGKILL);
                 let _ = p.child.wait();
             }
@@ -98,8 +98,8 @@ impl Supervisor {
     /// slots whose pidfd became readable. Never allocates.
     pub(crate) fn poll_exits(&self, timeout_us: u32) -> u32 {
         let mut fds = [-1; MAX_SLOTS];
-        for (fd, p) in fds.iter_mut().zip(&self.procs) {
-            if let Some(p) = p {
+        for (fd, slot) in fds.iter_mut().zip(&self.slots) {
+            if let Some(p) = &slot.proc {
                 *fd = p.pidfd.as_raw_fd();
             }
         }
@@ -108,7 +108,7 @@ impl Supervisor {
 
     /// The pid of slot `i`'s worker.
     pub(crate) fn pid(&self, i: usize) -> Option<u32> {
-        self.procs[i].as_ref().map(|p| p.pid)
+        self.slots[i].pid()
     }
 
     /// CPU time slot `i`'s worker has used (ns), while it is not reaped.
