@@ -106,7 +106,7 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     println!("sandboxed: a tone holds; sending /peek, which reads a file inside a render");
     engine.send(Event::new(PEEK))?;
     let status = engine
-        .wait_for(Duration::from_secs(5), |s| s.excised_commands == 1 && redundant(s))
+        .wait_for(Duration::from_secs(5), |s| s.counters.excised_commands == 1 && redundant(s))
         .map_err(|s| format!("the command was not cut out: {s:?}"))?;
     let cut = engine.take_cuts();
     std::thread::sleep(Duration::from_millis(500));

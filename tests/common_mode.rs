@@ -5,16 +5,11 @@
 //!
 //! These tests play in real time, so they run one at a time (`RT_LOCK`).
 
-mod util;
-
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use chronus::dsp::Arg;
 use chronus::supervisor::{Engine, EngineConfig, FaultKind, PacedSink, RunReport, Status};
-use util::*;
-
-static RT_LOCK: Mutex<()> = Mutex::new(());
 
 const SR: u32 = 48_000;
 
@@ -59,7 +54,7 @@ fn tail_rms(report: &RunReport, frames: usize) -> f32 {
 /// render, on disk too, gaps included (`render --as-played`); no DSP
 /// restarted from silence; the chord still sounds at the end.
 fn check_exact_and_state_kept(report: &RunReport, dir: &TempDir) {
-    assert_eq!(report.io_overruns, 0);
+    assert_eq!(report.counters.io_overruns, 0);
     if report.lost_frames() == 0 {
         assert_eq!(report.first_difference().unwrap(), None, "the run differs from its journal's render");
     }
@@ -86,7 +81,7 @@ fn kill_both(engine: &Engine) -> [u32; 2] {
 
 #[test]
 fn a_double_kill_with_a_spare_ready_loses_nothing_and_keeps_the_state() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("double-kill-spare");
     let engine = Engine::start(config(&dir, 1), PacedSink::new(SR)).unwrap();
     hold_chord(&engine);
@@ -108,7 +103,7 @@ fn a_double_kill_with_a_spare_ready_loses_nothing_and_keeps_the_state() {
 
 #[test]
 fn a_double_kill_without_a_spare_keeps_the_state_and_journals_its_gap() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("double-kill-no-spare");
     let engine = Engine::start(config(&dir, 0), PacedSink::new(SR)).unwrap();
     hold_chord(&engine);
@@ -125,7 +120,11 @@ fn a_double_kill_without_a_spare_keeps_the_state_and_journals_its_gap() {
     // checkpoint and catches up: any gap is bounded by that, counted, and
     // in the journal (`@gap`), so the render as played equals the recording.
     let gap: u64 = report.notes.gaps.iter().map(|g| g.frames).sum();
-    assert_eq!(gap, report.underrun_frames - report.machine_stall_frames.min(report.underrun_frames));
+    assert_eq!(
+        gap,
+        report.counters.underrun_frames
+            - report.counters.machine_stall_frames.min(report.counters.underrun_frames)
+    );
     let bound = recovered.as_secs_f64() * f64::from(SR);
     assert!((gap as f64) <= bound, "{gap} frames lost, more than the {recovered:?} recovery");
     check_exact_and_state_kept(&report, &dir);
@@ -163,7 +162,7 @@ fn run_poison(dir: &TempDir, kind: &str, companions: usize, at: usize) -> Poison
     spec.parse(&setup, "/test/poison", &[Arg::Str(kind)], &chronus::dsp::NoFiles, &mut poison).unwrap();
     events.insert(at, poison[0]);
     engine.send_all_from(&events, None, 7).unwrap();
-    let status = wait(&engine, "the poison cut out", |s| s.excised_commands >= 1);
+    let status = wait(&engine, "the poison cut out", |s| s.counters.excised_commands >= 1);
     wait_redundant(&engine, 1);
     let spawned = engine.status().workers_spawned - spawned_before;
     // An identical command is refused from now on; others are not.
@@ -173,8 +172,8 @@ fn run_poison(dir: &TempDir, kind: &str, companions: usize, at: usize) -> Poison
     std::thread::sleep(Duration::from_millis(300));
     let cuts = engine.take_cuts();
     let after = engine.status();
-    assert_eq!(after.poison_refusals, 1);
-    assert_eq!(after.excised_commands, status.excised_commands, "a second cut");
+    assert_eq!(after.counters.poison_refusals, 1);
+    assert_eq!(after.counters.excised_commands, status.counters.excised_commands, "a second cut");
     PoisonRun { report: engine.stop().unwrap(), status: after, cuts, spawned }
 }
 
@@ -182,7 +181,7 @@ fn run_poison(dir: &TempDir, kind: &str, companions: usize, at: usize) -> Poison
 /// it apart spawned nothing (the only spawns are the refills of the two
 /// replicas it killed).
 fn check_singled_out(run: &PoisonRun) {
-    assert_eq!(run.status.excised_commands, 1, "only the poison is cut, its companions are applied");
+    assert_eq!(run.status.counters.excised_commands, 1, "only the poison is cut, its companions are applied");
     assert_eq!(run.cuts.len(), 1);
     assert_eq!(run.cuts[0].event.address, chronus::dsp::POISON);
     assert_eq!(run.spawned, 2, "spawns from the poison until redundant again");
@@ -190,10 +189,10 @@ fn check_singled_out(run: &PoisonRun) {
 
 #[test]
 fn a_crash_poison_is_cut_out_losing_nothing_and_keeping_the_state() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("poison-crash");
     let PoisonRun { report, status, cuts, .. } = run_poison(&dir, "crash", 0, 0);
-    assert_eq!(status.excised_commands, 1);
+    assert_eq!(status.counters.excised_commands, 1);
     assert_eq!(report.notes.excised.len(), 1, "the journal names the cut");
     assert_eq!(cuts.len(), 1);
     assert_eq!(cuts[0].origin, 7, "the sender is known, to be told");
@@ -203,10 +202,10 @@ fn a_crash_poison_is_cut_out_losing_nothing_and_keeping_the_state() {
 
 #[test]
 fn a_hang_poison_is_cut_out_losing_no_more_than_its_detection() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("poison-hang");
     let PoisonRun { report, status, .. } = run_poison(&dir, "hang", 0, 0);
-    assert_eq!(status.excised_commands, 1);
+    assert_eq!(status.counters.excised_commands, 1);
     // Found within two hang timeouts (spinning inside the same block), and
     // the spare covers the rest: at most 40 ms of audio lost.
     let bound = 2 * 20 * u64::from(SR) / 1_000;
@@ -216,7 +215,7 @@ fn a_hang_poison_is_cut_out_losing_no_more_than_its_detection() {
 
 #[test]
 fn a_poison_among_innocent_commands_of_its_block_is_singled_out_by_trials() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("poison-bisect");
     // Third of six: the first trial (skipping three) passes the block, the
     // second (skipping two) dies in it.
@@ -228,7 +227,7 @@ fn a_poison_among_innocent_commands_of_its_block_is_singled_out_by_trials() {
 
 #[test]
 fn trials_run_in_forks_of_a_spare_so_dying_in_them_costs_no_spawn_and_no_audio() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("poison-forks");
     // Last of five: both trials apply it and die. Each ran in a fork of the
     // one spare, which runs the next at once and then starts as a replica:
@@ -242,7 +241,7 @@ fn trials_run_in_forks_of_a_spare_so_dying_in_them_costs_no_spawn_and_no_audio()
 
 #[test]
 fn a_hang_poison_among_others_is_found_by_trials_that_spin_for_no_longer_than_a_block_takes() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("poison-hang-bisect");
     // Last of nine: three trials, each hanging in the block. A trial that
     // burns more CPU inside it than a block takes is hung at once; waiting

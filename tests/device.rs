@@ -6,20 +6,15 @@
 //! Needs jackd (Debian: jackd2) and ALSA's jack plugin (libasound2-plugins);
 //! `scripts/test` installs them.
 
-mod util;
-
 use std::process::Command;
-use std::sync::Mutex;
 
-use util::jackd::Jack;
-use util::*;
+use crate::util::jackd::Jack;
+use crate::util::*;
 
 /// These tests play in real time: one at a time.
-static RT_LOCK: Mutex<()> = Mutex::new(());
-
 #[test]
 fn plays_through_a_real_audio_graph_and_survives_a_kill_bit_exactly() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let jack = Jack::start(256);
     let dir = TempDir::new("device-jack");
     let (wav, journal) = (dir.path("played.wav"), dir.path("run.journal"));
@@ -69,7 +64,7 @@ fn plays_through_a_real_audio_graph_and_survives_a_kill_bit_exactly() {
 
 #[test]
 fn auto_falls_back_to_the_null_sink_without_a_sound_card_and_says_so() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let name = format!("device-auto-{}", std::process::id());
     // No JACK server for this process, and ALSA's default here is `null`.
     let dir = TempDir::new("device-auto");

@@ -9,17 +9,13 @@
 //!
 //! These tests play in real time, so they run one at a time (`RT_LOCK`).
 
-mod util;
-
-use std::sync::Mutex;
+use crate::util::rt_lock;
 use std::time::Duration;
 
 use chronus::dsp::{AddressSpec, ArgSpec, Block, Dsp, DspError, DspSpec, Event, Piece, Setup, TimedEvent};
 use chronus::harness::{FailoverSummary, check_determinism};
 use chronus::supervisor::{Engine, EngineConfig, Health, PacedSink, Target};
 use chronus::worker::WorkerCommand;
-
-static RT_LOCK: Mutex<()> = Mutex::new(());
 
 /// Sines that ring and decay, through an echo (a delay line: state a
 /// snapshot must carry). Two ways to break it, for the tests: `quirk`
@@ -140,7 +136,7 @@ fn spec(quirk: bool, forgetful: bool) -> DspSpec {
 }
 
 fn worker() -> WorkerCommand {
-    WorkerCommand::current_test("ring_worker").unwrap()
+    WorkerCommand::current_test("embedding::ring_worker").unwrap()
 }
 
 fn strikes(frames: u64) -> Vec<TimedEvent> {
@@ -154,7 +150,7 @@ fn strikes(frames: u64) -> Vec<TimedEvent> {
 
 #[test]
 fn a_dsp_of_your_own_survives_kills_bit_exactly() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let mut cfg = EngineConfig::new(spec(false, false), worker());
     cfg.record_in_memory = true;
     cfg.faults_enabled = true;
@@ -183,7 +179,7 @@ fn a_dsp_of_your_own_survives_kills_bit_exactly() {
 
 #[test]
 fn a_nondeterministic_dsp_is_reported_and_not_respawned_forever() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let engine =
         Engine::start(EngineConfig::new(spec(true, false), worker()), PacedSink::new(48_000)).unwrap();
     let status = engine.wait_for(Duration::from_secs(5), |s| s.nondeterministic_at.is_some()).unwrap();
@@ -194,16 +190,16 @@ fn a_nondeterministic_dsp_is_reported_and_not_respawned_forever() {
     assert!(later.failovers <= 3, "{later:?}");
     assert_eq!(later.failovers, engine.status().failovers);
     assert!(later.active_pid.is_some(), "it plays on the active worker");
-    let played = later.frames_played;
+    let played = later.counters.frames_played;
     std::thread::sleep(Duration::from_millis(100));
-    assert!(engine.status().frames_played > played);
+    assert!(engine.status().counters.frames_played > played);
     let report = engine.stop().unwrap();
     assert!(report.nondeterministic_at.is_some());
 }
 
 #[test]
 fn the_check_tells_good_from_nondeterministic_from_a_forgetful_snapshot() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let setup = Setup { sample_rate: 48_000, block: 256 };
     let events = strikes(48_000);
     let good = check_determinism(&spec(false, false), &worker(), setup, &events, 48_000).unwrap();

@@ -5,13 +5,9 @@
 //! command cut out, plays on, and is named by the check. The test builds them
 //! (a no-op when `cargo test` already has).
 
-mod util;
-
+use crate::util::rt_lock;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Mutex;
-
-static RT_LOCK: Mutex<()> = Mutex::new(());
 
 /// Builds example `name` (debug, like the tests) and returns its path.
 fn example(name: &str) -> PathBuf {
@@ -28,7 +24,7 @@ fn example(name: &str) -> PathBuf {
 
 #[test]
 fn karplus_survives_three_kills_and_says_so_on_its_last_line() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let out = Command::new(example("karplus")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -38,7 +34,7 @@ fn karplus_survives_three_kills_and_says_so_on_its_last_line() {
 
 #[test]
 fn nondeterministic_is_caught_and_exits_non_zero() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let out = Command::new(example("nondeterministic")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -48,7 +44,7 @@ fn nondeterministic_is_caught_and_exits_non_zero() {
 
 #[test]
 fn sandboxed_dies_of_sigsys_in_both_replicas_and_plays_on() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let out = Command::new(example("sandboxed")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));

@@ -4,17 +4,12 @@
 //!
 //! These tests play in real time, so they run one at a time (`RT_LOCK`).
 
-mod util;
-
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use chronus::supervisor::{Engine, EngineConfig, FaultKind, PacedSink, RunReport, Target};
-use util::*;
-
-static RT_LOCK: Mutex<()> = Mutex::new(());
 
 const SR: u32 = 48_000;
 
@@ -90,7 +85,7 @@ fn check_run(report: &RunReport, dir: &TempDir, faults: usize) {
     // CPU) are reported apart and left out of the comparison below; every
     // other missing frame fails the run.
     assert_eq!(report.lost_frames(), 0, "underruns; events: {:#?}", report.failovers);
-    assert_eq!(report.io_overruns, 0, "journal or recording lost data");
+    assert_eq!(report.counters.io_overruns, 0, "journal or recording lost data");
     assert_eq!(
         report.failovers.len(),
         faults,
@@ -129,7 +124,7 @@ fn assert_gone(pids: impl IntoIterator<Item = u32>) {
 
 #[test]
 fn every_fault_kind_on_active_and_standby_is_survived_bit_exactly() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("failover-kinds");
     let before = resources();
     let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
@@ -163,7 +158,7 @@ fn every_fault_kind_on_active_and_standby_is_survived_bit_exactly() {
 
 #[test]
 fn faults_close_together_and_while_joining_are_survived() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("failover-close");
     // No spare: each replacement is spawned, so it joins slowly enough to be
     // killed while it joins.
@@ -241,7 +236,7 @@ fn faults_close_together_and_while_joining_are_survived() {
 
 #[test]
 fn fault_injection_is_refused_unless_enabled() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("failover-disabled");
     let mut cfg = config(&dir);
     cfg.faults_enabled = false;
@@ -294,7 +289,7 @@ fn run_with_output_stall(dir: &TempDir, stall: Duration) -> RunReport {
 
 #[test]
 fn an_output_stall_shorter_than_the_device_buffer_loses_nothing() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("failover-short-stall");
     let report = run_with_output_stall(&dir, Duration::from_millis(8));
     check_run(&report, &dir, 1);
@@ -302,15 +297,23 @@ fn an_output_stall_shorter_than_the_device_buffer_loses_nothing() {
 
 #[test]
 fn an_output_stall_longer_than_the_device_buffer_is_counted_and_recovered_from() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("failover-long-stall");
     let report = run_with_output_stall(&dir, Duration::from_millis(80));
     // A real device would have played silence too: it is counted, not hidden
     // (and health reads DEGRADED for 10 s after it), as a stall of the
     // machine: the output thread itself was late, no worker was.
-    assert!(report.underrun_frames > 0);
-    assert!(report.underrun_frames < 48_000 / 10, "more lost than the stall: {}", report.underrun_frames);
-    assert_eq!(report.machine_stall_frames, report.underrun_frames, "{:?}", report.notes.stalls);
+    assert!(report.counters.underrun_frames > 0);
+    assert!(
+        report.counters.underrun_frames < 48_000 / 10,
+        "more lost than the stall: {}",
+        report.counters.underrun_frames
+    );
+    assert_eq!(
+        report.counters.machine_stall_frames, report.counters.underrun_frames,
+        "{:?}",
+        report.notes.stalls
+    );
     assert_eq!(report.lost_frames(), 0);
     assert_eq!(report.failovers.len(), 1);
     assert!(report.failovers[0].t_rejoin.is_some());
@@ -356,7 +359,7 @@ fn run_with_freeze(dir: &TempDir, pids: impl Fn(&Engine) -> Vec<u32>, how_long: 
 
 #[test]
 fn a_machine_freeze_kills_no_worker_and_is_reported_as_the_machines() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("failover-machine-freeze");
     // This process (supervisor, output, everything) and both workers at
     // once: a virtual machine whose CPUs the host took away for 80 ms.
@@ -367,9 +370,13 @@ fn a_machine_freeze_kills_no_worker_and_is_reported_as_the_machines() {
     };
     let report = run_with_freeze(&dir, everything, Duration::from_millis(80));
     assert!(report.failovers.is_empty(), "a healthy worker was killed: {:#?}", report.failovers);
-    assert!(report.supervisor_stalls > 0, "the supervisor did not notice it was held off");
-    assert!(report.underrun_frames > 0, "an 80 ms freeze fits no 16 ms device buffer");
-    assert_eq!(report.machine_stall_frames, report.underrun_frames, "{:?}", report.notes.stalls);
+    assert!(report.counters.supervisor_stalls > 0, "the supervisor did not notice it was held off");
+    assert!(report.counters.underrun_frames > 0, "an 80 ms freeze fits no 16 ms device buffer");
+    assert_eq!(
+        report.counters.machine_stall_frames, report.counters.underrun_frames,
+        "{:?}",
+        report.notes.stalls
+    );
     assert_eq!(report.first_difference().unwrap(), None);
     // The journal on disk says where, so a render can be compared as played.
     let (journal, _) = chronus::journal::Journal::parse(
@@ -378,12 +385,12 @@ fn a_machine_freeze_kills_no_worker_and_is_reported_as_the_machines() {
     )
     .unwrap();
     let stalled: u64 = journal.notes.stalls.iter().map(|s| s.frames).sum();
-    assert_eq!(stalled, report.machine_stall_frames);
+    assert_eq!(stalled, report.counters.machine_stall_frames);
 }
 
 #[test]
 fn both_workers_stalled_together_are_given_time_and_their_gap_counts_as_lost() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("failover-common-stall");
     // Longer than the hang timeout, shorter than the patience for a common
     // stall: killing both would lose the synth's state.
@@ -400,7 +407,7 @@ fn both_workers_stalled_together_are_given_time_and_their_gap_counts_as_lost() {
 
 #[test]
 fn a_diverged_standby_is_caught_by_its_checksums_and_replaced() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("failover-diverge");
     let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
     while_playing(&engine, || {
@@ -423,7 +430,7 @@ fn a_diverged_standby_is_caught_by_its_checksums_and_replaced() {
 
 #[test]
 fn a_free_running_sink_plays_faster_than_real_time_through_faults() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("failover-free");
     let engine = Engine::start(config(&dir), chronus::supervisor::FreeRunningSink).unwrap();
     // Commands go in as fast as the engine plays: a dense, unpaced load.
@@ -441,7 +448,7 @@ fn a_free_running_sink_plays_faster_than_real_time_through_faults() {
     }
     wait_standby(&engine);
     let report = engine.stop().unwrap();
-    let played = report.frames_played as f64 / f64::from(SR);
+    let played = report.counters.frames_played as f64 / f64::from(SR);
     assert!(
         played > started.elapsed().as_secs_f64(),
         "free-running played {played} s in {:?}",

@@ -8,76 +8,14 @@
 //! Needs jackd2 (jackd, jack_bufsize, jack_midiseq, jack_connect, jack_lsp,
 //! jack_wait); `scripts/test` installs it.
 
-mod util;
-
-use std::process::{Child, Output, Stdio};
-use std::sync::Mutex;
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::util::jackd::Jack;
+use crate::util::osc::client;
+use crate::util::play::Play;
+use crate::util::*;
 use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType, encoder};
-use util::jackd::Jack;
-use util::osc::{client, field, message, status};
-use util::*;
-
-/// These tests play in real time: one at a time.
-static RT_LOCK: Mutex<()> = Mutex::new(());
-
-/// `chronus play --sink jack` against `jack`, recording and journaling into
-/// `dir`, with `extra` arguments; killed on drop.
-struct Play {
-    child: Option<Child>,
-    osc: String,
-}
-
-impl Play {
-    fn start(jack: &Jack, dir: &TempDir, extra: &[&str]) -> Self {
-        let port = 57_500 + (std::process::id() % 300) as u16;
-        let osc = format!("127.0.0.1:{port}");
-        let child = jack
-            .command(util::chronus_exe().to_str().unwrap())
-            .args(["play", "--sink", "jack", "--no-jack-connect", "--faults", "--osc", &osc])
-            .args(["--name", &format!("jack-test-{}", std::process::id())])
-            .arg("--record")
-            .arg(dir.path("played.wav"))
-            .arg("--journal")
-            .arg(dir.path("run.journal"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let play = Self { child: Some(child), osc };
-        let socket = client();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while status(&socket, &play.osc).is_none_or(|s| field(&s, 2) <= 0) {
-            assert!(Instant::now() < deadline, "chronus play did not come up with a standby");
-        }
-        play
-    }
-
-    fn send(&self, addr: &str, args: Vec<OscType>) {
-        client().send_to(&message(addr, args), &self.osc).unwrap();
-    }
-
-    fn status(&self) -> Vec<OscType> {
-        status(&client(), &self.osc).expect("no status reply")
-    }
-
-    /// Asks it to quit and returns its output.
-    fn quit(mut self) -> Output {
-        self.send("/quit", vec![]);
-        self.child.take().unwrap().wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Play {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// The recording equals the journal's render as played (device xruns and
 /// gaps as the silence played), and it played at least `seconds`.
@@ -96,35 +34,37 @@ fn note_on(voice: i32, freq: f32) -> Vec<OscType> {
 
 #[test]
 fn native_jack_playback_survives_a_worker_kill_bit_exactly() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let jack = Jack::start(256);
-    let dir = TempDir::new("jack-kill");
-    let play = Play::start(&jack, &dir, &[]);
+    let play = Play::on_jack(&jack, "jack-kill", &[]);
     let ports = jack.ports();
     for p in ["out_1", "out_2"] {
         assert!(ports.iter().any(|x| x.ends_with(&format!(":{p}"))), "no {p} port: {ports:?}");
     }
-    play.send("/note_on", note_on(0, 440.0));
+    play.send_msg("/note_on", note_on(0, 440.0));
     std::thread::sleep(Duration::from_millis(500));
-    let active = field(&play.status(), 1);
+    let active = play.status().active_pid;
     assert!(std::process::Command::new("kill").args(["-9", &active.to_string()]).status().unwrap().success());
-    std::thread::sleep(Duration::from_millis(500));
-    play.send("/note_on", note_on(1, 660.0));
+    // Noticed, and a verified standby again: polled, not slept for.
+    play.wait_for("the failover and a new standby", Duration::from_secs(5), |s| {
+        s.failovers >= 1 && s.standby_pid > 0 && s.active_pid != active
+    });
+    play.send_msg("/note_on", note_on(1, 660.0));
     std::thread::sleep(Duration::from_millis(500));
     let s = play.status();
-    assert_eq!(field(&s, 3), 1, "one failover: {s:?}");
-    assert_eq!(field(&s, 4), 0, "no frame lost: {s:?}");
+    assert_eq!(s.failovers, 1, "one failover: {s:?}");
+    assert_eq!(s.underrun_frames, 0, "no frame lost: {s:?}");
     // The callback never waits, so Chronus causes no xrun; but the dummy
     // server runs without real-time priority here, and a stall of this
     // VM's host makes it miss a cycle. Such xruns are excused, bounded and
     // shown; they are journaled, so the as-played comparison below still
     // covers every frame.
-    let (xruns, xrun_frames) = (field(&s, 14), field(&s, 15));
+    let (xruns, xrun_frames) = (s.device_xruns, s.device_xrun_frames);
     if xruns > 0 {
         eprintln!("excused: {xruns} JACK xrun(s), {xrun_frames} frames (the dummy server was held off)");
     }
     assert!(xruns <= 4 && xrun_frames <= 4 * 256, "too many device xruns to be a stall: {s:?}");
-    let out = play.quit();
+    let (out, dir) = play.quit();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("JACK as chronus:out_1/out_2 (256 frames per period"), "{stdout}");
@@ -133,20 +73,19 @@ fn native_jack_playback_survives_a_worker_kill_bit_exactly() {
 
 #[test]
 fn the_period_can_change_while_playing() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let jack = Jack::start(256);
-    let dir = TempDir::new("jack-bufsize");
-    let play = Play::start(&jack, &dir, &[]);
-    play.send("/note_on", note_on(0, 330.0));
+    let play = Play::on_jack(&jack, "jack-bufsize", &[]);
+    play.send_msg("/note_on", note_on(0, 330.0));
     std::thread::sleep(Duration::from_millis(400));
     assert!(jack.tool("jack_bufsize", &["1024"]));
     std::thread::sleep(Duration::from_millis(600));
-    play.send("/note_on", note_on(1, 495.0));
+    play.send_msg("/note_on", note_on(1, 495.0));
     assert!(jack.tool("jack_bufsize", &["256"]));
     std::thread::sleep(Duration::from_millis(600));
     let s = play.status();
-    assert_eq!(field(&s, 3), 0, "no failover: {s:?}");
-    let out = play.quit();
+    assert_eq!(s.failovers, 0, "no failover: {s:?}");
+    let (out, dir) = play.quit();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Frames the graph skipped while it changed period (if any) are counted,
     // journaled and in the recording as the silence played.
@@ -155,10 +94,9 @@ fn the_period_can_change_while_playing() {
 
 #[test]
 fn midi_from_jack_midiseq_is_played_and_journaled() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let jack = Jack::start(256);
-    let dir = TempDir::new("jack-midi");
-    let play = Play::start(&jack, &dir, &["--midi"]);
+    let play = Play::on_jack(&jack, "jack-midi", &["--midi"]);
     // A 0.5 s loop: middle C at 0 for 0.2 s, E at 0.25 s for 0.2 s.
     let mut seq = jack
         .command("jack_midiseq")
@@ -176,7 +114,7 @@ fn midi_from_jack_midiseq_is_played_and_journaled() {
     std::thread::sleep(Duration::from_millis(1_600));
     let _ = seq.kill();
     let _ = seq.wait();
-    let out = play.quit();
+    let (out, dir) = play.quit();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
     let ons: Vec<&str> = journal.lines().filter(|l| l.contains("/note/on")).collect();
@@ -233,14 +171,13 @@ fn monotonic_us() -> u64 {
 
 #[test]
 fn a_bundle_sounds_at_its_time_tag_on_the_jack_clock() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let jack = Jack::start(256);
-    let dir = TempDir::new("jack-timetag");
-    let play = Play::start(&jack, &dir, &[]);
-    play.send("/set", vec![OscType::String("attack".into()), OscType::Float(0.0)]);
+    let play = Play::on_jack(&jack, "jack-timetag", &[]);
+    play.send_msg("/set", vec![OscType::String("attack".into()), OscType::Float(0.0)]);
     let meter = jack
         .command(std::env::current_exe().unwrap().to_str().unwrap())
-        .args(["--exact", "meter_child", "--nocapture"])
+        .args(["--exact", "jack::meter_child", "--nocapture"])
         .env("CHRONUS_TEST_METER", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -279,7 +216,7 @@ fn a_bundle_sounds_at_its_time_tag_on_the_jack_clock() {
     // the precision itself is a benchmark (docs/benchmarks.md).
     let period_ms = 256.0 / 48.0;
     assert!(error_ms.abs() <= period_ms, "onset {error_ms:+.2} ms from its time tag");
-    let out = play.quit();
+    let (out, dir) = play.quit();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     check_exact(&dir, 0.5);
 }
@@ -333,14 +270,13 @@ fn midi_meter_child() {
 #[test]
 fn a_midi_note_sounds_within_two_periods() {
     use std::io::{BufRead, Write};
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let jack = Jack::start(256);
-    let dir = TempDir::new("jack-midi-latency");
-    let play = Play::start(&jack, &dir, &["--midi"]);
-    play.send("/set", vec![OscType::String("attack".into()), OscType::Float(0.0)]);
+    let play = Play::on_jack(&jack, "jack-midi-latency", &["--midi"]);
+    play.send_msg("/set", vec![OscType::String("attack".into()), OscType::Float(0.0)]);
     let mut child = jack
         .command(std::env::current_exe().unwrap().to_str().unwrap())
-        .args(["--exact", "midi_meter_child", "--nocapture"])
+        .args(["--exact", "jack::midi_meter_child", "--nocapture"])
         .env("CHRONUS_TEST_MIDI_METER", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -362,19 +298,18 @@ fn a_midi_note_sounds_within_two_periods() {
     // sounds in the cycle after the one it arrived in (a client that runs
     // before the meter in the graph), at its offset.
     assert!(frames <= 2 * 256, "{frames} frames");
-    let out = play.quit();
+    let (out, _dir) = play.quit();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn a_server_that_goes_away_and_comes_back_is_reconnected_to() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let mut jack = Jack::start(256);
-    let dir = TempDir::new("jack-restart");
-    let play = Play::start(&jack, &dir, &[]);
-    play.send("/note_on", note_on(0, 440.0));
+    let play = Play::on_jack(&jack, "jack-restart", &[]);
+    play.send_msg("/note_on", note_on(0, 440.0));
     std::thread::sleep(Duration::from_millis(400));
-    let before = field(&play.status(), 5);
+    let before = play.status().frames_played;
     jack.restart(256, Duration::from_millis(500));
     // It reconnects within a reconnection period and plays on.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -384,9 +319,9 @@ fn a_server_that_goes_away_and_comes_back_is_reconnected_to() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let s = play.status();
-    assert!(field(&s, 5) > before + 48_000 / 4, "not playing again: {s:?}");
-    assert_eq!(field(&s, 3), 0, "no worker was harmed: {s:?}");
-    let out = play.quit();
+    assert!(s.frames_played > before + 48_000 / 4, "not playing again: {s:?}");
+    assert_eq!(s.failovers, 0, "no worker was harmed: {s:?}");
+    let (out, dir) = play.quit();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("reconnected to the JACK server"), "{stderr}");

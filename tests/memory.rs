@@ -6,13 +6,11 @@
 //!
 //! It plays in real time for 70 s, alone in its test binary.
 
-mod util;
-
 use std::time::{Duration, Instant};
 
+use crate::util::osc::{message, status};
+use crate::util::*;
 use rosc::OscType;
-use util::osc::{field, message, status};
-use util::*;
 
 /// The resident set of `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -23,6 +21,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn sixty_seconds_of_commands_and_faults_grow_the_supervisor_by_less_than_512_kib() {
+    let _rt = crate::util::rt_lock();
     let dir = TempDir::new("memory");
     let port = 57_000 + (std::process::id() % 400) as u16;
     let to = format!("127.0.0.1:{port}");
@@ -37,7 +36,7 @@ fn sixty_seconds_of_commands_and_faults_grow_the_supervisor_by_less_than_512_kib
         .unwrap();
     let pid = child.id();
     let _guard = KillOnDrop(pid);
-    let socket = util::osc::client();
+    let socket = crate::util::osc::client();
     std::thread::sleep(Duration::from_millis(1_500));
     let commands = [
         |k: i32| {
@@ -71,7 +70,7 @@ fn sixty_seconds_of_commands_and_faults_grow_the_supervisor_by_less_than_512_kib
             sent += 1;
         }
         if started.elapsed() >= next_kill {
-            let active = status(&socket, &to).map_or(-1, |s| field(&s, 1));
+            let active = status(&socket, &to).map_or(-1, |s| i64::from(s.active_pid));
             if active > 0 {
                 let killed = std::process::Command::new("kill").args(["-9", &active.to_string()]).status();
                 kills += u32::from(killed.is_ok_and(|s| s.success()));
@@ -84,7 +83,7 @@ fn sixty_seconds_of_commands_and_faults_grow_the_supervisor_by_less_than_512_kib
         std::thread::sleep(Duration::from_millis(1));
     }
     let rss_end = rss_kib(pid);
-    let failovers = status(&socket, &to).map(|s| field(&s, 3));
+    let failovers = status(&socket, &to).map(|s| s.failovers);
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "chronus play failed: {}", String::from_utf8_lossy(&output.stderr));
     let rss_warm = rss_warm.unwrap();

@@ -4,142 +4,40 @@
 //!
 //! These tests play in real time, so they run one at a time (`RT_LOCK`).
 
-mod util;
-
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType, encoder};
-use util::*;
+use crate::util::play::{Play, free_port, msg};
+use crate::util::*;
+use rosc::{OscBundle, OscPacket, OscTime, OscType, encoder};
 
-static RT_LOCK: Mutex<()> = Mutex::new(());
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+fn oscsend(play: &Play, args: &[&str]) {
+    let (host, port) = play.osc.split_once(':').unwrap();
+    let status = Command::new("oscsend").args([host, port]).args(args).status().expect(
+        "liblo's oscsend is needed for the interop test (Debian: apt-get install liblo-tools; .ci/run installs it)",
+    );
+    assert!(status.success());
 }
 
-/// A `chronus play` process and a socket to talk to it.
-struct Play {
-    child: Child,
-    _guard: KillOnDrop,
-    addr: String,
-    socket: UdpSocket,
-    dir: TempDir,
-}
-
-impl Play {
-    fn start(tag: &str, extra: &[&str]) -> Self {
-        let dir = TempDir::new(tag);
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut cmd = Command::new(chronus_exe());
-        cmd.args([
-            "play",
-            "--sink",
-            "null",
-            "--osc",
-            &addr,
-            "--name",
-            &format!("osc-{tag}-{}", std::process::id()),
-        ])
-        .arg("--record")
-        .arg(dir.path("played.wav"))
-        .arg("--journal")
-        .arg(dir.path("run.journal"))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.path("stderr.log")).unwrap());
-        let child = cmd.spawn().unwrap();
-        let _guard = KillOnDrop(child.id());
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let play = Self { child, _guard, addr, socket, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while play.status().is_none() {
-            assert!(Instant::now() < deadline, "chronus play did not answer /status");
-        }
-        play
-    }
-
-    /// What `chronus play` wrote to stderr so far (its log).
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path("stderr.log")).unwrap_or_default()
-    }
-
-    fn send(&self, packet: &OscPacket) {
-        self.socket.send_to(&encoder::encode(packet).unwrap(), &self.addr).unwrap();
-    }
-
-    fn reply(&self) -> Option<OscMessage> {
-        let mut buf = [0u8; 65_536];
-        let (n, _) = self.socket.recv_from(&mut buf).ok()?;
-        match rosc::decoder::decode_udp(&buf[..n]).ok()?.1 {
-            OscPacket::Message(m) => Some(m),
-            OscPacket::Bundle(_) => None,
-        }
-    }
-
-    /// `/status.reply` arguments. Asks up to 4 times, as a client would: in
-    /// a flood, the kernel drops datagrams (ours too) when the server's
-    /// receive buffer is full.
-    fn status(&self) -> Option<Vec<OscType>> {
-        for _ in 0..4 {
-            self.send(&msg("/status", vec![]));
-            let deadline = Instant::now() + Duration::from_millis(500);
-            while Instant::now() < deadline {
-                if let Some(m) = self.reply().filter(|m| m.addr == "/status.reply") {
-                    return Some(m.args);
-                }
-            }
-        }
-        None
-    }
-
-    fn oscsend(&self, args: &[&str]) {
-        let (host, port) = self.addr.split_once(':').unwrap();
-        let status = Command::new("oscsend").args([host, port]).args(args).status().expect(
-            "liblo's oscsend is needed for the interop test (Debian: apt-get install liblo-tools; .ci/run installs it)",
-        );
-        assert!(status.success());
-    }
-
-    /// Sends /quit and waits for a clean exit; checks the recording against
-    /// the offline render of the journal (as played: silence where the
-    /// machine stalled the output, if it did; Chronus's own losses are
-    /// checked through /status); returns (stdout, left, right).
-    fn quit_and_check(mut self) -> (String, Vec<f32>, Vec<f32>, TempDir) {
-        self.send(&msg("/quit", vec![]));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "chronus play did not quit");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let out = self.child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let log = std::fs::read_to_string(self.dir.path("stderr.log")).unwrap_or_default();
-        assert!(status.success(), "play exited with {status}: {log}");
-        let (_, left, right) = chronus::audio::read_wav(&self.dir.path("played.wav")).unwrap();
-        let rendered = self.dir.path("rendered.wav");
-        let journal = self.dir.path("run.journal");
-        let (l2, r2) = render_as_played(&journal, &rendered);
-        assert_eq!(first_difference(&left, &l2), None, "recording differs from the journal's render");
-        assert_eq!(first_difference(&right, &r2), None);
-        (stdout, left, right, self.dir)
-    }
-}
-
-fn msg(addr: &str, args: Vec<OscType>) -> OscPacket {
-    OscPacket::Message(OscMessage { addr: addr.into(), args })
-}
-
-/// Frames Chronus lost: underruns less those the machine did not let the
-/// output play (a stalled host).
-fn underruns(status: &[OscType]) -> i64 {
-    status[4].clone().long().unwrap() - status[11].clone().long().unwrap()
+/// Quits `play` and checks the recording against the offline render of
+/// the journal (as played: silence where the machine stalled the output,
+/// if it did; Chronus's own losses are checked through /status); returns
+/// (stdout, left, right, its directory).
+fn quit_and_check(play: Play) -> (String, Vec<f32>, Vec<f32>, TempDir) {
+    let (out, dir) = play.quit();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "play exited with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, left, right) = chronus::audio::read_wav(&dir.path("played.wav")).unwrap();
+    let (l2, r2) = render_as_played(&dir.path("run.journal"), &dir.path("rendered.wav"));
+    assert_eq!(first_difference(&left, &l2), None, "recording differs from the journal's render");
+    assert_eq!(first_difference(&right, &r2), None);
+    (stdout, left, right, dir)
 }
 
 fn first_sound(left: &[f32]) -> Option<usize> {
@@ -148,16 +46,16 @@ fn first_sound(left: &[f32]) -> Option<usize> {
 
 #[test]
 fn oscsend_drives_the_engine_and_the_recording_shows_it() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let play = Play::start("osc-oscsend", &[]);
+    let _rt = rt_lock();
+    let play = Play::null("osc-oscsend", &[]);
     std::thread::sleep(Duration::from_millis(300));
-    play.oscsend(&["/set", "sf", "release", "0.05"]);
-    play.oscsend(&["/note_on", "iff", "3", "440", "0.5"]);
+    oscsend(&play, &["/set", "sf", "release", "0.05"]);
+    oscsend(&play, &["/note_on", "iff", "3", "440", "0.5"]);
     std::thread::sleep(Duration::from_millis(400));
-    play.oscsend(&["/voice/set", "isf", "3", "cutoff", "800"]);
-    play.oscsend(&["/note_off", "i", "3"]);
+    oscsend(&play, &["/voice/set", "isf", "3", "cutoff", "800"]);
+    oscsend(&play, &["/note_off", "i", "3"]);
     std::thread::sleep(Duration::from_millis(300));
-    let (_, left, _, dir) = play.quit_and_check();
+    let (_, left, _, dir) = quit_and_check(play);
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
     for line in ["/set release 0.05", "/note_on 3 440 0.5", "/voice/set 3 cutoff 800", "/note_off 3"] {
         assert!(journal.contains(line), "journal lacks {line}:\n{journal}");
@@ -170,8 +68,8 @@ fn oscsend_drives_the_engine_and_the_recording_shows_it() {
 
 #[test]
 fn hostile_input_gets_errors_and_counters_and_never_a_glitch() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let play = Play::start("osc-hostile", &["--voices", "8"]);
+    let _rt = rt_lock();
+    let play = Play::null("osc-hostile", &["--voices", "8"]);
     play.send(&msg("/note_on", vec![OscType::Int(1), OscType::Float(220.0), OscType::Float(0.4)]));
     let bad: Vec<Vec<u8>> = vec![
         b"\x00\x01garbage".to_vec(),
@@ -196,32 +94,32 @@ fn hostile_input_gets_errors_and_counters_and_never_a_glitch() {
     ];
     let mut errors = 0;
     for packet in &bad {
-        play.socket.send_to(packet, &play.addr).unwrap();
+        play.send_bytes(packet);
         let reply = play.reply().expect("no reply to a bad packet");
         assert_eq!(reply.addr, "/error", "{reply:?}");
         assert!(!reply.args.is_empty());
         errors += 1;
     }
-    let status = play.status().unwrap();
-    assert_eq!(status[10].clone().long().unwrap(), errors, "error counter");
-    assert_eq!(underruns(&status), 0);
-    let (_, left, _, _) = play.quit_and_check();
+    let status = play.status();
+    assert_eq!(status.osc_errors, errors, "error counter");
+    assert_eq!(status.lost_frames(), 0);
+    let (_, left, _, _) = quit_and_check(play);
     assert!(left.iter().all(|s| s.is_finite()));
 }
 
 #[test]
 fn bundles_apply_at_their_time_tag() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let play = Play::start("osc-bundle", &[]);
+    let _rt = rt_lock();
+    let play = Play::null("osc-bundle", &[]);
     std::thread::sleep(Duration::from_millis(200));
-    let playing = play.status().unwrap()[5].clone().long().unwrap() as u64;
+    let playing = play.status().frames_played as u64;
     let at = SystemTime::now() + Duration::from_millis(600);
     play.send(&OscPacket::Bundle(OscBundle {
         timetag: OscTime::try_from(at).unwrap(),
         content: vec![msg("/note_on", vec![OscType::Int(0), OscType::Float(330.0), OscType::Float(0.5)])],
     }));
     std::thread::sleep(Duration::from_millis(900));
-    let (_, left, _, dir) = play.quit_and_check();
+    let (_, left, _, dir) = quit_and_check(play);
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
     let frame: u64 = journal
         .lines()
@@ -243,8 +141,8 @@ fn bundles_apply_at_their_time_tag() {
 
 #[test]
 fn a_flood_during_faults_loses_nothing_and_status_still_answers() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let play = Play::start("osc-flood", &["--faults", "--voices", "16"]);
+    let _rt = rt_lock();
+    let play = Play::null("osc-flood", &["--faults", "--voices", "16"]);
     let flood = UdpSocket::bind("127.0.0.1:0").unwrap();
     let note =
         encoder::encode(&msg("/note_on", vec![OscType::Int(5), OscType::Float(300.0), OscType::Float(0.2)]))
@@ -255,17 +153,17 @@ fn a_flood_during_faults_loses_nothing_and_status_still_answers() {
     let mut killed: u32 = 0;
     while started.elapsed() < Duration::from_millis(1_500) {
         for _ in 0..200 {
-            let _ = flood.send_to(if sent.is_multiple_of(2) { &note } else { &junk }, &play.addr);
+            let _ = flood.send_to(if sent.is_multiple_of(2) { &note } else { &junk }, &play.osc);
             sent += 1;
         }
         if started.elapsed() > Duration::from_millis(400 * u64::from(killed + 1)) && killed < 3 {
-            let s = play.status().expect("status must answer during a flood");
+            let s = play.status();
             // One fault at a time: the last one noticed and a verified
             // standby back (a loaded machine may delay this loop so that two
             // kills fall due together; that would be a double fault, which
             // no single standby survives).
-            let (active, standby) = (s[1].clone().int().unwrap(), s[2].clone().int().unwrap());
-            if s[3].clone().long().unwrap() == i64::from(killed) && standby != 0 {
+            let (active, standby) = (s.active_pid, s.standby_pid);
+            if s.failovers == i64::from(killed) && standby != 0 {
                 Command::new("kill").args(["-9", &active.to_string()]).status().unwrap();
                 killed += 1;
             }
@@ -277,21 +175,21 @@ fn a_flood_during_faults_loses_nothing_and_status_still_answers() {
     // 10 s after any underrun, and a stalled host may cause one).
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let s = play.status().expect("status must answer after a flood");
-        if s[2].clone().int().unwrap() != 0 && s[3].clone().long().unwrap() == i64::from(killed) {
-            assert_eq!(underruns(&s), 0, "frames lost during the flood and faults: {s:?}\n{}", play.log());
+        let s = play.status();
+        if s.standby_pid != 0 && s.failovers == i64::from(killed) {
+            assert_eq!(s.lost_frames(), 0, "frames lost during the flood and faults: {s:?}\n{}", play.log());
             break;
         }
         assert!(Instant::now() < deadline, "no verified standby after the flood: {s:?}\n{}", play.log());
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(sent > 10_000, "only {sent} packets sent");
-    play.quit_and_check();
+    quit_and_check(play);
 }
 
 #[test]
 fn a_patch_changes_while_playing_through_a_kill_in_its_crossfade_bit_exactly() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let patches = TempDir::new("osc-patch-dir");
     std::fs::copy(
         concat!(env!("CARGO_MANIFEST_DIR"), "/examples/patches/pad.toml"),
@@ -301,7 +199,7 @@ fn a_patch_changes_while_playing_through_a_kill_in_its_crossfade_bit_exactly() {
     std::fs::write(patches.path("bad.toml"), "wave = \"saw\"\ncutof = 900\n").unwrap();
     let dir = patches.0.to_str().unwrap();
     let play =
-        Play::start("osc-patch", &["--faults", "--voices", "16", "--patch", "bass", "--patch-dir", dir]);
+        Play::null("osc-patch", &["--faults", "--voices", "16", "--patch", "bass", "--patch-dir", dir]);
     let s = |v: &str| OscType::String(v.into());
     play.send(&msg("/note/on", vec![OscType::Int(1), OscType::Float(110.0), OscType::Float(0.6)]));
     std::thread::sleep(Duration::from_millis(300));
@@ -309,8 +207,8 @@ fn a_patch_changes_while_playing_through_a_kill_in_its_crossfade_bit_exactly() {
     play.send(&msg("/patch/load", vec![s("pad.toml"), OscType::Float(0.4)]));
     play.send(&msg("/note/on", vec![OscType::Int(2), OscType::Float(220.0), OscType::Float(0.4)]));
     std::thread::sleep(Duration::from_millis(200));
-    let before = play.status().unwrap();
-    Command::new("kill").args(["-9", &before[1].clone().int().unwrap().to_string()]).status().unwrap();
+    let before = play.status();
+    Command::new("kill").args(["-9", &before.active_pid.to_string()]).status().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     // A broken patch in the patch directory: an /error naming the line,
     // and nothing changes.
@@ -322,10 +220,10 @@ fn a_patch_changes_while_playing_through_a_kill_in_its_crossfade_bit_exactly() {
     play.send(&msg("/patch/preset", vec![s("lead")]));
     play.send(&msg("/note/on", vec![OscType::Int(3), OscType::Float(440.0), OscType::Float(0.4)]));
     std::thread::sleep(Duration::from_millis(400));
-    let status = play.status().unwrap();
-    assert!(status[3].clone().long().unwrap() >= 1, "the kill was a failover: {status:?}");
-    assert_eq!(underruns(&status), 0, "{}", play.log());
-    let (_, left, _, dir) = play.quit_and_check();
+    let status = play.status();
+    assert!(status.failovers >= 1, "the kill was a failover: {status:?}");
+    assert_eq!(status.lost_frames(), 0, "{}", play.log());
+    let (_, left, _, dir) = quit_and_check(play);
     assert!(left.iter().any(|x| x.abs() > 0.05), "it should be audible");
     // The journal holds the patches themselves, not the file's name.
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
@@ -334,16 +232,9 @@ fn a_patch_changes_while_playing_through_a_kill_in_its_crossfade_bit_exactly() {
     assert!(!journal.contains("pad.toml") && !journal.contains("/patch/load"), "{journal}");
 }
 
-/// The `/status.reply` field (0-based) counting file reads refused.
-const FILES_REFUSED: usize = 24;
-
-fn field(status: &[OscType], i: usize) -> i64 {
-    status[i].clone().long().or_else(|| status[i].clone().int().map(i64::from)).unwrap()
-}
-
 #[test]
 fn listening_beyond_loopback_needs_the_senders_named() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let port = free_port();
     for addr in [format!("0.0.0.0:{port}"), format!("[::]:{port}")] {
         let started = Instant::now();
@@ -385,7 +276,7 @@ fn listening_beyond_loopback_needs_the_senders_named() {
 
 #[test]
 fn patch_loads_read_only_patch_files_under_the_patch_directory() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let root = TempDir::new("osc-door-patches");
     let patches = root.path("patches");
     std::fs::create_dir(&patches).unwrap();
@@ -393,8 +284,8 @@ fn patch_loads_read_only_patch_files_under_the_patch_directory() {
     std::fs::write(root.path("secret.toml"), "cutoff = 100\n").unwrap();
     std::os::unix::fs::symlink("../secret.toml", patches.join("link.toml")).unwrap();
     std::fs::write(patches.join("huge.toml"), vec![b'#'; 70_000]).unwrap();
-    let play = Play::start("osc-door", &["--patch-dir", patches.to_str().unwrap()]);
-    let before = play.status().unwrap();
+    let play = Play::null("osc-door", &["--patch-dir", patches.to_str().unwrap()]);
+    let before = play.status();
     let s = |v: &str| OscType::String(v.into());
     let secret = root.path("secret.toml");
     let refused = [
@@ -412,30 +303,30 @@ fn patch_loads_read_only_patch_files_under_the_patch_directory() {
         let text = format!("{:?}", reply.args);
         assert!(text.contains(says), "{path}: {text}");
     }
-    let after = play.status().unwrap();
-    assert_eq!(field(&after, FILES_REFUSED), refused.len() as i64, "each refusal counted: {after:?}");
-    assert_eq!(field(&after, 9), field(&before, 9), "nothing stamped: {after:?}");
-    assert_eq!(field(&after, 10) - field(&before, 10), refused.len() as i64, "each refusal is an OSC error");
+    let after = play.status();
+    assert_eq!(after.files_refused, refused.len() as i64, "each refusal counted: {after:?}");
+    assert_eq!(after.events_stamped, before.events_stamped, "nothing stamped: {after:?}");
+    assert_eq!(after.osc_errors - before.osc_errors, refused.len() as i64, "each refusal is an OSC error");
     // A missing patch is an error, not a refusal; one inside is loaded.
     play.send(&msg("/patch/load", vec![s("missing.toml")]));
     assert_eq!(play.reply().unwrap().addr, "/error");
     play.send(&msg("/patch/load", vec![s("warm.toml")]));
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(field(&play.status().unwrap(), FILES_REFUSED), refused.len() as i64);
-    let (_, _, _, dir) = play.quit_and_check();
+    assert_eq!(play.status().files_refused, refused.len() as i64);
+    let (_, _, _, dir) = quit_and_check(play);
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
     assert_eq!(journal.matches("/patch/begin").count(), 1, "only warm.toml was applied:\n{journal}");
     assert!(journal.contains("/set cutoff 700") && !journal.contains("/set cutoff 100"), "{journal}");
 
     // Without --patch-dir: the bundled presets, by file name, and nothing else.
-    let play = Play::start("osc-door-bundled", &[]);
+    let play = Play::null("osc-door-bundled", &[]);
     play.send(&msg("/patch/load", vec![s(secret.to_str().unwrap())]));
     let text = format!("{:?}", play.reply().unwrap().args);
     assert!(text.contains("only the bundled patches are served"), "{text}");
     play.send(&msg("/patch/load", vec![s("pad.toml")]));
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(field(&play.status().unwrap(), FILES_REFUSED), 1);
-    let (_, _, _, dir) = play.quit_and_check();
+    assert_eq!(play.status().files_refused, 1);
+    let (_, _, _, dir) = quit_and_check(play);
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
     assert_eq!(journal.matches("/patch/begin").count(), 1, "pad.toml, bundled:\n{journal}");
 }
@@ -452,7 +343,7 @@ fn in_own_network(script: &str) -> Command {
 
 #[test]
 fn a_sender_not_allowed_is_dropped_unread_even_its_quit() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     if !chronus::sys::process::is_root() {
         eprintln!("SKIPPED: a network namespace needs root (CI runs as root)");
         return;

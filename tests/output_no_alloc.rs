@@ -1,22 +1,20 @@
 //! The output callback path never allocates: `OutputEngine::process`,
 //! driven the way a device callback drives it, through commands, scheduled
 //! commands and a failover, under a counting allocator.
-#![cfg(debug_assertions)]
-
-mod util;
 
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use assert_no_alloc::{AllocDisabler, assert_no_alloc, violation_count};
 use chronus::supervisor::{Engine, EngineConfig, Health, Target};
 use chronus::synth::Command;
-use util::*;
 
 #[global_allocator]
 static ALLOCATOR: AllocDisabler = AllocDisabler;
 
 #[test]
 fn the_output_callback_never_allocates_even_through_a_failover() {
+    let _rt = crate::util::rt_lock();
     // Tests run debug builds of the workers: keep the load light (8 voices),
     // or the slowness watchdog (rightly) replaces workers that cannot keep up.
     let mut cfg = EngineConfig::new(synth_spec(8), chronus::worker::WorkerCommand::new(chronus_exe()));
@@ -60,11 +58,12 @@ fn the_output_callback_never_allocates_even_through_a_failover() {
     drop(output);
     let report = engine.stop().unwrap();
     assert_eq!(report.failovers.len(), 1, "{:#?}", report.failovers);
-    assert_eq!(report.device_xruns, 4, "device gaps are counted");
+    assert_eq!(report.counters.device_xruns, 4, "device gaps are counted");
 }
 
 #[test]
 fn the_jack_callback_path_never_allocates_through_midi_a_period_change_and_a_failover() {
+    let _rt = crate::util::rt_lock();
     // What `chronus play --sink jack --midi` does in JACK's process callback:
     // MIDI translated and queued at its offsets, the device clock and any
     // skipped cycles noted, the frames copied; a period change in between.
@@ -113,7 +112,7 @@ fn the_jack_callback_path_never_allocates_through_midi_a_period_change_and_a_fai
     assert_eq!(violation_count(), before, "the JACK callback path allocated");
     let status = engine.status();
     assert_eq!(status.failovers, 1, "{status:?}");
-    assert!(status.events_stamped > 400, "the MIDI became events: {status:?}");
+    assert!(status.counters.events_stamped > 400, "the MIDI became events: {status:?}");
     drop(output);
     engine.stop().unwrap();
 }

@@ -4,8 +4,6 @@
 //! when the load goes. Real worker processes (this test binary, through
 //! `worker_test_entry!`), real time.
 
-mod util;
-
 use std::time::{Duration, Instant};
 
 use chronus::dsp::{AddressSpec, Arg, ArgSpec, Block, Dsp, DspError, DspSpec, Piece, Setup};
@@ -81,8 +79,9 @@ chronus::worker::worker_test_entry!(burner_worker, Burner);
 
 #[test]
 fn every_replica_over_budget_is_overload_not_a_fault_and_passes() {
+    let _rt = crate::util::rt_lock();
     let spec = DspSpec::new::<Burner>(()).unwrap();
-    let mut cfg = EngineConfig::new(spec, WorkerCommand::current_test("burner_worker").unwrap());
+    let mut cfg = EngineConfig::new(spec, WorkerCommand::current_test("overload::burner_worker").unwrap());
     cfg.record_in_memory = true;
     // Fair scheduling: two replicas burning a CPU each must not starve the
     // test on a two-core machine.
@@ -102,17 +101,23 @@ fn every_replica_over_budget_is_overload_not_a_fault_and_passes() {
     std::thread::sleep(Duration::from_millis(300));
     let report = engine.stop().unwrap();
     assert!(report.failovers.is_empty(), "a replica was killed for the workload: {:#?}", report.failovers);
-    assert!(recovered.overloads >= 1);
+    assert!(recovered.counters.overloads >= 1);
     assert_eq!(recovered.failovers, 0);
     // Audio the machine could not render in time is lost and says so
     // (journaled gaps), but what was played is the journal's render.
-    let as_played =
-        render_offline(&report.spec, report.setup, &report.events, &report.notes, report.frames_played, true)
-            .unwrap();
-    assert_eq!(util::first_difference(&as_played.left, &report.left), None);
+    let as_played = render_offline(
+        &report.spec,
+        report.setup,
+        &report.events,
+        &report.notes,
+        report.counters.frames_played,
+        true,
+    )
+    .unwrap();
+    assert_eq!(crate::util::first_difference(&as_played.left, &report.left), None);
     eprintln!(
         "overloaded {} time(s); {} frames lost to it, journaled",
-        recovered.overloads,
+        recovered.counters.overloads,
         report.lost_frames()
     );
 }

@@ -10,18 +10,13 @@
 //! Needs Debian's pipewire, pipewire-alsa, wireplumber, pipewire-bin and
 //! dbus (`scripts/test` installs them).
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use util::*;
+use crate::util::*;
 
 /// These tests play in real time: one at a time.
-static RT_LOCK: Mutex<()> = Mutex::new(());
-
 /// A private PipeWire session with a null sink, stopped on drop.
 struct PipeWire {
     run: PathBuf,
@@ -150,7 +145,7 @@ fn assert_as_played(dir: &TempDir) -> (Vec<f32>, Vec<f32>) {
 
 #[test]
 fn every_quantum_plays_in_full_with_no_xrun_and_bit_exactly() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let pw = PipeWire::start();
     // A stalled virtual machine can make any device run dry once: one run
     // in the whole test may be repeated, and says so.
@@ -190,7 +185,7 @@ fn every_quantum_plays_in_full_with_no_xrun_and_bit_exactly() {
 
 #[test]
 fn a_quantum_changed_while_playing_settles_and_its_xruns_are_counted() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let pw = PipeWire::start();
     pw.quantum(256);
     let dir = TempDir::new("pw-change");

@@ -1,12 +1,11 @@
 //! `chronus render` from the command line: scores and journals to WAV.
 
-mod util;
-
+use crate::util::*;
 use chronus::audio::read_wav;
-use util::*;
 
 #[test]
 fn renders_the_shipped_demo_score() {
+    let _rt = crate::util::rt_lock();
     let dir = TempDir::new("render-demo");
     let out = dir.path("demo.wav");
     let run = chronus(&["render", "--score", demo_score().to_str().unwrap(), "-o", out.to_str().unwrap()]);
@@ -21,6 +20,7 @@ fn renders_the_shipped_demo_score() {
 
 #[test]
 fn a_journal_renders_exactly_like_the_score_it_came_from() {
+    let _rt = crate::util::rt_lock();
     let dir = TempDir::new("render-journal");
     let spec = synth_spec(16);
     let setup = chronus::dsp::Setup { sample_rate: 44_100, block: 256 };
@@ -86,6 +86,7 @@ fn a_journal_renders_exactly_like_the_score_it_came_from() {
 
 #[test]
 fn bad_input_gets_a_one_line_error_and_a_distinct_exit_code() {
+    let _rt = crate::util::rt_lock();
     let dir = TempDir::new("render-bad");
     let out = dir.path("x.wav");
     let bad = dir.path("bad.score");

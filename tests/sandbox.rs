@@ -13,18 +13,14 @@
 //! These tests play in real time, so they run one at a time (`RT_LOCK`).
 #![allow(unsafe_code)] // a hostile DSP, on purpose: raw mmap, mprotect, madvise
 
-mod util;
-
+use crate::util::rt_lock;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use chronus::dsp::{AddressSpec, ArgSpec, Block, Dsp, DspError, DspSpec, Event, Piece, Setup, TimedEvent};
 use chronus::harness::{FailoverSummary, check_determinism};
 use chronus::supervisor::{Engine, EngineConfig, PacedSink};
 use chronus::worker::{SandboxMode, WorkerCommand};
-
-static RT_LOCK: Mutex<()> = Mutex::new(());
 
 /// The ways a process holding the bus's read-only fd might write it.
 const ROUTES: [&str; 10] = [
@@ -173,12 +169,12 @@ chronus::worker::worker_test_entry!(intruder_worker, Intruder);
 
 #[test]
 fn no_worker_can_write_the_bus_by_any_route_it_has() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let worker = WorkerCommand::current_test("intruder_worker").unwrap();
+    let _rt = rt_lock();
+    let worker = WorkerCommand::current_test("sandbox::intruder_worker").unwrap();
     let mut cfg = EngineConfig::new(DspSpec::new::<Intruder>(()).unwrap(), worker);
     cfg.record_in_memory = true;
     let engine = Engine::start(cfg, PacedSink::new(48_000)).unwrap();
-    engine.wait_for(Duration::from_secs(5), |s| s.frames_played > 4_800).unwrap();
+    engine.wait_for(Duration::from_secs(5), |s| s.counters.frames_played > 4_800).unwrap();
     let report = engine.stop().unwrap();
     let (breached, tried) = (report.left[1_000] as u32, report.right[1_000] as u32);
     let names = |mask: u32| -> Vec<&str> {
@@ -268,7 +264,7 @@ impl Dsp for Snoop {
 chronus::worker::worker_test_entry!(snoop_worker, Snoop);
 
 fn snoop_engine(sandbox: SandboxMode) -> Engine {
-    let worker = WorkerCommand::current_test("snoop_worker").unwrap();
+    let worker = WorkerCommand::current_test("sandbox::snoop_worker").unwrap();
     let mut cfg = EngineConfig::new(DspSpec::new::<Snoop>(()).unwrap(), worker);
     cfg.record_in_memory = true;
     cfg.sandbox = sandbox;
@@ -281,15 +277,16 @@ fn redundant(s: &chronus::supervisor::Status) -> bool {
 
 #[test]
 fn a_dsp_that_opens_a_file_on_a_command_dies_of_sigsys_in_every_replica_and_the_command_is_cut() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let engine = snoop_engine(SandboxMode::Enforce);
     engine.wait_for(Duration::from_secs(5), redundant).unwrap();
     assert_eq!(engine.status().sandbox, "on");
     engine.send(Event::new(TONE).with_float(440.0)).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     engine.send(Event::new(SNOOP)).unwrap();
-    let status = engine
-        .wait_for(Duration::from_secs(5), |s| s.excised_commands == 1 && redundant(s) && s.failovers >= 2);
+    let status = engine.wait_for(Duration::from_secs(5), |s| {
+        s.counters.excised_commands == 1 && redundant(s) && s.failovers >= 2
+    });
     let status = status.unwrap_or_else(|s| panic!("the snoop was not cut out: {s:?}"));
     assert_eq!(status.sandbox_kills, 2, "both replicas: {status:?}");
     assert_eq!(status.last_forbidden_call.as_deref(), Some("openat"));
@@ -321,7 +318,7 @@ fn a_dsp_that_opens_a_file_on_a_command_dies_of_sigsys_in_every_replica_and_the_
 
 #[test]
 fn with_the_sandbox_off_the_same_dsp_reads_its_file_and_plays_on() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let engine = snoop_engine(SandboxMode::Off);
     engine.wait_for(Duration::from_secs(5), redundant).unwrap();
     assert_eq!(engine.status().sandbox, "off");
@@ -330,15 +327,19 @@ fn with_the_sandbox_off_the_same_dsp_reads_its_file_and_plays_on() {
     std::thread::sleep(Duration::from_millis(400));
     let status = engine.status();
     let report = engine.stop().unwrap();
-    assert_eq!((status.failovers, status.sandbox_kills, status.excised_commands), (0, 0, 0), "{status:?}");
+    assert_eq!(
+        (status.failovers, status.sandbox_kills, status.counters.excised_commands),
+        (0, 0, 0),
+        "{status:?}"
+    );
     assert!(report.failovers.is_empty());
 }
 
 #[test]
 fn the_check_names_the_forbidden_calls_a_dsp_makes() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let spec = DspSpec::new::<Snoop>(()).unwrap();
-    let worker = WorkerCommand::current_test("snoop_worker").unwrap();
+    let worker = WorkerCommand::current_test("sandbox::snoop_worker").unwrap();
     let setup = Setup { sample_rate: 48_000, block: 256 };
     let tone = TimedEvent { frame: 0, event: Event::new(TONE).with_float(220.0) };
     let clean = check_determinism(&spec, &worker, setup, &[tone], 24_000).unwrap();

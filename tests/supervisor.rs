@@ -2,17 +2,12 @@
 //! singleton lease, no orphans, clean shutdown, crash-loop quarantine.
 //! These tests play in real time, so they run one at a time (`RT_LOCK`).
 
-mod util;
-
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use util::*;
-
-static RT_LOCK: Mutex<()> = Mutex::new(());
+use crate::util::*;
 
 fn free_port() -> String {
     format!("127.0.0.1:{}", UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
@@ -53,7 +48,7 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn one_supervisor_per_name_and_no_orphans_when_it_is_killed() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let name = format!("lease-test-{}", std::process::id());
     let osc = free_port();
     let mut first = play(&chronus_exe(), &name, &osc, &[]);
@@ -87,7 +82,7 @@ fn one_supervisor_per_name_and_no_orphans_when_it_is_killed() {
 
 #[test]
 fn sigterm_fades_out_finalises_the_recording_and_exits_0() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("sigterm");
     let osc = free_port();
     let (wav, journal) = (dir.path("played.wav"), dir.path("run.journal"));
@@ -116,7 +111,7 @@ fn sigterm_fades_out_finalises_the_recording_and_exits_0() {
 
 #[test]
 fn a_crash_loop_is_quarantined_and_exit_on_quarantine_exits_78() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     // Run a copy of the binary, so its workers' executable can be broken
     // while it plays (a broken install: every replacement dies at once).
     let dir = TempDir::new("quarantine");
@@ -157,7 +152,7 @@ fn a_crash_loop_is_quarantined_and_exit_on_quarantine_exits_78() {
 
 #[test]
 fn workers_come_from_the_running_binary_even_when_its_file_is_replaced() {
-    let _rt = RT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _rt = rt_lock();
     let dir = TempDir::new("replaced-binary");
     let exe = dir.path("chronus");
     std::fs::copy(chronus_exe(), &exe).unwrap();

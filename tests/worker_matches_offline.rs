@@ -2,14 +2,12 @@
 //! the offline render, and from a snapshot: the determinism that failover
 //! rests on. And a worker refuses what is not its own.
 
-mod util;
-
+use crate::util::*;
 use chronus::dsp::{Setup, TimedEvent};
 use chronus::harness::check_determinism;
 use chronus::ipc::{Bus, Geometry, WorkerRegion, WorkerState};
 use chronus::synth::{Command, Param};
 use chronus::worker::WorkerCommand;
-use util::*;
 
 const SETUP: Setup = Setup { sample_rate: 48_000, block: 256 };
 
@@ -23,6 +21,7 @@ fn check(events: &[TimedEvent], frames: u64) {
 
 #[test]
 fn worker_processes_render_the_demo_bit_identically_to_each_other_offline_and_from_a_snapshot() {
+    let _rt = crate::util::rt_lock();
     let events = demo_events(&synth_spec(64), &SETUP);
     let frames = chronus::journal::default_length(&events, SETUP.sample_rate, 0.5);
     check(&events, frames);
@@ -30,6 +29,7 @@ fn worker_processes_render_the_demo_bit_identically_to_each_other_offline_and_fr
 
 #[test]
 fn dense_commands_across_block_boundaries_stay_bit_identical() {
+    let _rt = crate::util::rt_lock();
     // A machine-made load: a command every few frames, many inside blocks.
     let mut events = Vec::new();
     for i in 0..3_000u64 {
@@ -72,6 +72,7 @@ fn run_worker_by_hand(dsp: &str, env: &str) -> (std::process::Output, WorkerRegi
 
 #[test]
 fn a_worker_refuses_a_region_of_another_generation() {
+    let _rt = crate::util::rt_lock();
     let (out, region) =
         run_worker_by_hand("chronus-synth/1", "v3 region=3 bus=4 epoch=9 sandbox=on generation=6");
     assert_eq!(out.status.code(), Some(76));
@@ -82,6 +83,7 @@ fn a_worker_refuses_a_region_of_another_generation() {
 
 #[test]
 fn a_worker_refuses_a_bus_for_another_dsp() {
+    let _rt = crate::util::rt_lock();
     let (out, region) =
         run_worker_by_hand("someone-elses-dsp/1", "v3 region=3 bus=4 epoch=9 sandbox=on generation=5");
     assert_eq!(out.status.code(), Some(76));
@@ -92,6 +94,7 @@ fn a_worker_refuses_a_bus_for_another_dsp() {
 
 #[test]
 fn a_worker_without_its_parent_refuses_to_run() {
+    let _rt = crate::util::rt_lock();
     let (out, _region) =
         run_worker_by_hand("chronus-synth/1", "v3 region=3 bus=4 epoch=9 sandbox=on generation=5 parent=1");
     assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
@@ -99,6 +102,7 @@ fn a_worker_without_its_parent_refuses_to_run() {
 
 #[test]
 fn a_malformed_worker_variable_is_refused_in_one_line() {
+    let _rt = crate::util::rt_lock();
     let out =
         std::process::Command::new(chronus_exe()).env(chronus::worker::ENV, "v9 what").output().unwrap();
     assert_eq!(out.status.code(), Some(76));

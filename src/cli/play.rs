@@ -399,7 +399,7 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
     let engine =
         Arc::try_unwrap(engine).map_err(|_| Failure::new(crate::exit::OS_ERR, "engine still in use"))?;
     let report = engine.stop().or_exit(CANT_CREATE, "stopping")?;
-    let seconds = report.frames_played as f64 / f64::from(report.setup.sample_rate);
+    let seconds = report.counters.frames_played as f64 / f64::from(report.setup.sample_rate);
     if cfg.demo {
         let summary = FailoverSummary::of(&report);
         for e in &report.failovers {
@@ -436,10 +436,10 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
              held the output off), device xruns: {} ({} frames of silence)",
             report.failovers.len(),
             report.lost_frames(),
-            report.underrun_frames,
-            report.machine_stall_frames,
-            report.device_xruns,
-            report.device_xrun_frames
+            report.counters.underrun_frames,
+            report.counters.machine_stall_frames,
+            report.counters.device_xruns,
+            report.counters.device_xrun_frames
         );
     }
     if quarantined {

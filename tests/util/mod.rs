@@ -3,9 +3,21 @@
 
 pub mod jackd;
 pub mod osc;
+pub mod play;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// Tests that play in real time, start processes or servers take this, so
+/// they run one at a time (2 cores: two at once would miss deadlines).
+static RT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Takes [`RT_LOCK`] (a test that failed holding it does not poison it for
+/// the others).
+pub fn rt_lock() -> MutexGuard<'static, ()> {
+    RT_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The `chronus` binary built for these tests.
 pub fn chronus_exe() -> PathBuf {

@@ -3,6 +3,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use chronus::osc::StatusReply;
 use rosc::{OscMessage, OscPacket, OscType, encoder};
 
 /// `addr` with `args`, encoded.
@@ -17,9 +18,9 @@ pub fn client() -> UdpSocket {
     socket
 }
 
-/// Asks the engine at `to` for `/status.reply`; its arguments (see
-/// docs/osc.md), or `None` without an answer within a second.
-pub fn status(socket: &UdpSocket, to: &str) -> Option<Vec<OscType>> {
+/// Asks the engine at `to` for `/status.reply`, or `None` without an
+/// answer within a second.
+pub fn status(socket: &UdpSocket, to: &str) -> Option<StatusReply> {
     socket.send_to(&message("/status", vec![]), to).ok()?;
     let mut buf = [0u8; 4_096];
     let deadline = Instant::now() + Duration::from_secs(1);
@@ -28,17 +29,8 @@ pub fn status(socket: &UdpSocket, to: &str) -> Option<Vec<OscType>> {
         if let Ok((_, OscPacket::Message(m))) = rosc::decoder::decode_udp(&buf[..n])
             && m.addr == "/status.reply"
         {
-            return Some(m.args);
+            return StatusReply::decode(&m.args).ok();
         }
     }
     None
-}
-
-/// Field `i` (0-based) of a status reply as a number.
-pub fn field(status: &[OscType], i: usize) -> i64 {
-    match status.get(i) {
-        Some(OscType::Int(v)) => i64::from(*v),
-        Some(OscType::Long(v)) => *v,
-        _ => -1,
-    }
 }

@@ -18,7 +18,9 @@
 mod decode;
 mod files;
 mod server;
+mod status_reply;
 
 pub use decode::{Decoded, Item, Target, decode_packet};
 pub use files::{Bundled, PatchDir};
 pub use server::{Allow, DEFAULT_ADDR, MAX_PACKET, OscError, OscListener, OscServer, OscStats};
+pub use status_reply::{STATUS_FIELDS, ServerSide, StatusReply};

@@ -13,6 +13,7 @@ use rosc::{OscMessage, OscPacket, OscType, encoder};
 
 use crate::decode::{Item, Target, decode_packet};
 use crate::files::Counted;
+use crate::status_reply::{ServerSide, StatusReply};
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:57120";
@@ -294,42 +295,9 @@ impl Handler {
     }
 
     fn status(&mut self, to: SocketAddr) {
-        let s = self.engine.status();
-        let pid = |p: Option<u32>| OscType::Int(p.map_or(0, |p| p as i32));
-        self.reply(
-            to,
-            "/status.reply",
-            vec![
-                OscType::String(s.health.to_string()),
-                pid(s.active_pid),
-                pid(s.standby_pid),
-                OscType::Long(s.failovers as i64),
-                OscType::Long(s.underrun_frames as i64),
-                OscType::Long(s.frames_played as i64),
-                OscType::Int(s.sample_rate as i32),
-                OscType::Int(s.block as i32),
-                OscType::Int(s.active_voices as i32),
-                OscType::Long(s.events_stamped as i64),
-                OscType::Long(self.stats.errors.load(Relaxed) as i64),
-                OscType::Long(s.machine_stall_frames as i64),
-                OscType::Long(s.events_coalesced as i64),
-                OscType::String(self.engine.dsp().name().into()),
-                OscType::Long(s.device_xruns as i64),
-                OscType::Long(s.device_xrun_frames as i64),
-                OscType::Long(s.excised_commands as i64),
-                OscType::Int(i32::from(s.overloaded)),
-                OscType::Long(s.overloads as i64),
-                OscType::Long(self.stats.errors_unsent.load(Relaxed) as i64),
-                OscType::Int(s.spares_ready as i32),
-                OscType::Long(s.poison_refusals as i64),
-                OscType::Long(s.workers_spawned as i64),
-                OscType::Long(self.stats.denied.load(Relaxed) as i64),
-                OscType::Long(self.stats.files_refused.load(Relaxed) as i64),
-                OscType::String(s.sandbox.into()),
-                OscType::Long(s.sandbox_kills as i64),
-                OscType::String(s.last_forbidden_call.unwrap_or_default()),
-            ],
-        );
+        let status = self.engine.status();
+        let server = ServerSide { osc: &self.stats, dsp: self.engine.dsp().name() };
+        self.reply(to, "/status.reply", StatusReply::of(&status, server).encode());
     }
 
     fn handle(&mut self, bytes: &[u8], from: SocketAddr) {

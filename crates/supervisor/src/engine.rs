@@ -542,19 +542,13 @@ impl Engine {
         let report = RunReport {
             spec: self.cfg.dsp.clone(),
             setup: self.cfg.setup(),
-            frames_played: s.frame.load(Acquire),
             left: collected.left,
             right: collected.right,
             events: collected.events,
             notes: collected.notes,
             failovers: history.into_vec(),
             events_dropped,
-            underrun_frames: s.underrun_frames.load(Acquire),
-            machine_stall_frames: s.machine_stall_frames.load(Acquire),
-            supervisor_stalls: s.supervisor_stalls.load(Acquire),
-            fallback_frames: s.fallback_frames.load(Acquire),
-            device_xruns: s.device_xruns.load(Acquire),
-            device_xrun_frames: s.device_xrun_frames.load(Acquire),
+            counters: s.counters(),
             first_underrun: (s.underrun_frames.load(Acquire) > 0).then(|| {
                 let d: Vec<u64> = s.first_underrun.iter().map(|v| v.load(Acquire)).collect();
                 crate::report::UnderrunDetail {
@@ -565,11 +559,6 @@ impl Engine {
                     at_us: d[5],
                 }
             }),
-            corrupt_samples: s.corrupt_samples.load(Acquire),
-            io_overruns: s.io_overruns.load(Acquire),
-            commands_dropped: s.commands_dropped.load(Acquire),
-            commands_late: s.commands_late.load(Acquire),
-            events_coalesced: s.events_coalesced.load(Acquire),
             nondeterministic_at,
             errors: collected.errors,
         };

@@ -40,7 +40,7 @@ pub use lease::{Lease, LeaseError};
 pub use output::sink::{DEFAULT_BUFFER_PERIODS, FreeRunningSink, PacedSink, Sink};
 pub use output::{FADE_FRAMES, OutputEngine};
 pub use report::{FrameSpan, RunReport, UnderrunDetail};
-pub use status::{Health, Status};
+pub use status::{Counters, Health, Status};
 
 pub use chronus_policy::common_mode::POISON_TRIALS;
 pub use chronus_policy::watchdog::COMMON_STALL_PATIENCE;

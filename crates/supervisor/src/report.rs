@@ -13,8 +13,6 @@ pub struct RunReport {
     pub spec: DspSpec,
     /// Its setup (sample rate, block grid).
     pub setup: Setup,
-    /// Frames played.
-    pub frames_played: u64,
     /// What was played, left channel (empty unless recorded in memory).
     pub left: Vec<f32>,
     /// What was played, right channel.
@@ -29,38 +27,10 @@ pub struct RunReport {
     pub failovers: Vec<FailoverEvent>,
     /// Failover events dropped to keep memory bounded (oldest first).
     pub events_dropped: u64,
-    /// Frames played as silence because no worker had them.
-    pub underrun_frames: u64,
-    /// Of `underrun_frames`, those in periods the output thread itself
-    /// started too late to deliver (the machine did not run it: a
-    /// descheduled virtual CPU, a stalled host). No worker could have
-    /// filled them; they are reported apart and left out of
-    /// [`RunReport::first_difference`]. See [`RunReport::lost_frames`].
-    pub machine_stall_frames: u64,
-    /// Times the supervisor thread itself was held off so long that the
-    /// watchdog excused the workers' missing progress instead of killing
-    /// them.
-    pub supervisor_stalls: u64,
-    /// Frames taken from a standby because the active lacked them.
-    pub fallback_frames: u64,
-    /// Times the audio device ran dry (its driver reported them).
-    pub device_xruns: u64,
-    /// Frames the device played as silence in those xruns (measured by its
-    /// driver): lost audio, though not a worker's doing.
-    pub device_xrun_frames: u64,
+    /// The engine's counters at the end.
+    pub counters: crate::status::Counters,
     /// The first underrun, if any: what the rings held then.
     pub first_underrun: Option<UnderrunDetail>,
-    /// Non-finite samples from workers replaced by silence.
-    pub corrupt_samples: u64,
-    /// Journal entries, notes or recorded samples lost to full queues.
-    pub io_overruns: u64,
-    /// Commands dropped because the input queue was full.
-    pub commands_dropped: u64,
-    /// Scheduled commands played later than asked.
-    pub commands_late: u64,
-    /// Events left out because a later one at the same frame superseded
-    /// them.
-    pub events_coalesced: u64,
     /// The DSP was found not to be deterministic: the first frame where two
     /// workers differed.
     pub nondeterministic_at: Option<u64>,
@@ -78,12 +48,10 @@ impl RunReport {
         }
     }
 
-    /// Frames the listener lost, except those a stalled machine kept the
-    /// output from playing: underruns outside machine stalls, and frames the
-    /// audio device played as silence (xruns). The promise is that this
-    /// stays 0 whatever the workers do.
+    /// Frames the listener lost ([`crate::Counters::lost_frames`]): the
+    /// promise is that this stays 0 whatever the workers do.
     pub fn lost_frames(&self) -> u64 {
-        self.underrun_frames - self.machine_stall_frames.min(self.underrun_frames) + self.device_xrun_frames
+        self.counters.lost_frames()
     }
 
     /// Renders the journal offline (as the run should have sounded: excised
@@ -104,7 +72,7 @@ impl RunReport {
             &self.notes,
             self.events.iter().copied().map(Ok),
             recording,
-            self.frames_played,
+            self.counters.frames_played,
         )
     }
 }
@@ -144,25 +112,14 @@ mod tests {
         RunReport {
             spec,
             setup: SETUP,
-            frames_played: 4_800,
+            counters: crate::Counters { frames_played: 4_800, ..Default::default() },
             left: offline.left,
             right: offline.right,
             events,
             notes: Annotations::default(),
             failovers: Vec::new(),
             events_dropped: 0,
-            underrun_frames: 0,
-            device_xruns: 0,
-            device_xrun_frames: 0,
-            machine_stall_frames: 0,
-            supervisor_stalls: 0,
-            fallback_frames: 0,
             first_underrun: None,
-            corrupt_samples: 0,
-            io_overruns: 0,
-            commands_dropped: 0,
-            commands_late: 0,
-            events_coalesced: 0,
             nondeterministic_at: None,
             errors: Vec::new(),
         }
@@ -172,7 +129,7 @@ mod tests {
         let range = span.first as usize..(span.first + span.frames) as usize;
         run.left[range.clone()].fill(0.0);
         run.right[range].fill(0.0);
-        run.underrun_frames += span.frames;
+        run.counters.underrun_frames += span.frames;
     }
 
     #[test]
@@ -195,7 +152,7 @@ mod tests {
         for span in [FrameSpan { first: 512, frames: 256 }, FrameSpan { first: 2_048, frames: 512 }] {
             silence(&mut run, span);
             run.notes.stalls.push(span);
-            run.machine_stall_frames += span.frames;
+            run.counters.machine_stall_frames += span.frames;
         }
         assert_eq!(run.lost_frames(), 0);
         assert_eq!(run.first_difference().unwrap(), None);
@@ -218,8 +175,8 @@ mod tests {
         run.left.splice(2_000..2_000, vec![0.0; 300]);
         run.right.splice(2_000..2_000, vec![0.0; 300]);
         run.notes.xruns.push(xrun);
-        run.device_xruns = 1;
-        run.device_xrun_frames = 300;
+        run.counters.device_xruns = 1;
+        run.counters.device_xrun_frames = 300;
         assert_eq!(run.lost_frames(), 300);
         assert_eq!(run.first_difference().unwrap(), None);
         // The render as played has the same silence at the same place.

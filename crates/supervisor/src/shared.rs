@@ -131,6 +131,30 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The engine's counters, each read once (Acquire): the one place
+    /// they are gathered, for the status and the report.
+    pub fn counters(&self) -> crate::status::Counters {
+        let get = |c: &AtomicU64| c.load(Acquire);
+        crate::status::Counters {
+            frames_played: get(&self.frame),
+            underrun_frames: get(&self.underrun_frames),
+            machine_stall_frames: get(&self.machine_stall_frames),
+            supervisor_stalls: get(&self.supervisor_stalls),
+            fallback_frames: get(&self.fallback_frames),
+            device_xruns: get(&self.device_xruns),
+            device_xrun_frames: get(&self.device_xrun_frames),
+            corrupt_samples: get(&self.corrupt_samples),
+            io_overruns: get(&self.io_overruns),
+            commands_dropped: get(&self.commands_dropped),
+            commands_late: get(&self.commands_late),
+            events_coalesced: get(&self.events_coalesced),
+            events_stamped: get(&self.events_stamped),
+            excised_commands: get(&self.excised_commands),
+            poison_refusals: get(&self.poison_refusals),
+            overloads: get(&self.overloads),
+        }
+    }
+
     pub fn new(bus: Bus, regions: Vec<WorkerRegion>) -> Self {
         let log_slots = bus.geometry().log_slots as usize;
         Self {

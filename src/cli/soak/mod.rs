@@ -196,7 +196,7 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
             // noticed the last one (a hung worker still looks healthy until
             // the watchdog sees it) and has a verified standby again.
             if let Some((failovers, cuts, deadline)) = awaiting {
-                if status.failovers >= failovers && status.excised_commands >= cuts {
+                if status.failovers >= failovers && status.counters.excised_commands >= cuts {
                     awaiting = None;
                 } else if now > deadline {
                     fault_errors.push(format!("fault {faults} was not noticed within 10 s"));
@@ -219,7 +219,7 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
                         Ok(()) => {
                             faults += 1;
                             tally.add(action);
-                            let cuts = status.excised_commands + u64::from(action.cuts());
+                            let cuts = status.counters.excised_commands + u64::from(action.cuts());
                             let failovers = status.failovers + action.failovers();
                             awaiting = Some((failovers, cuts, now + Duration::from_secs(10)));
                         }
@@ -236,7 +236,9 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
         // Let the last fault be noticed and recovered from before stopping.
         if let Some((failovers, cuts, _)) = awaiting
             && engine
-                .wait_for(Duration::from_secs(10), |s| s.failovers >= failovers && s.excised_commands >= cuts)
+                .wait_for(Duration::from_secs(10), |s| {
+                    s.failovers >= failovers && s.counters.excised_commands >= cuts
+                })
                 .is_err()
         {
             fault_errors.push(format!("fault {faults} was not noticed within 10 s"));
@@ -252,8 +254,8 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     std::thread::sleep(Duration::from_millis(50));
     tally.cut_replies += actions::cut_replies(&client);
     let final_status = engine.status();
-    tally.cuts = final_status.excised_commands;
-    tally.overloads = final_status.overloads;
+    tally.cuts = final_status.counters.excised_commands;
+    tally.overloads = final_status.counters.overloads;
     let osc_errors = server.stats().errors.load(Ordering::Relaxed);
     server.stop();
     engine.fade_out();
