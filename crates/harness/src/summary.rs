@@ -30,7 +30,7 @@ pub struct FailoverSummary {
     /// Every frame played as silence, machine stalls included.
     pub underruns: u64,
     /// Frames played as silence because the machine did not run the output
-    /// thread in time (see [`RunReport::machine_stall_frames`]); left out of
+    /// thread in time (see [`chronus_supervisor::Counters::machine_stall_frames`]); left out of
     /// the bit-exact comparison.
     pub machine_stall_frames: u64,
     /// Machine stalls that cost frames (spans of consecutive frames).
