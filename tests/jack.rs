@@ -42,7 +42,7 @@ fn native_jack_playback_survives_a_worker_kill_bit_exactly() {
         assert!(ports.iter().any(|x| x.ends_with(&format!(":{p}"))), "no {p} port: {ports:?}");
     }
     play.send_msg("/note_on", note_on(0, 440.0));
-    std::thread::sleep(Duration::from_millis(500));
+    play.play_for(Duration::from_millis(500));
     let active = play.status().active_pid;
     assert!(std::process::Command::new("kill").args(["-9", &active.to_string()]).status().unwrap().success());
     // Noticed, and a verified standby again: polled, not slept for.
@@ -50,7 +50,7 @@ fn native_jack_playback_survives_a_worker_kill_bit_exactly() {
         s.failovers >= 1 && s.standby_pid > 0 && s.active_pid != active
     });
     play.send_msg("/note_on", note_on(1, 660.0));
-    std::thread::sleep(Duration::from_millis(500));
+    play.play_for(Duration::from_millis(500));
     let s = play.status();
     assert_eq!(s.failovers, 1, "one failover: {s:?}");
     assert_eq!(s.underrun_frames, 0, "no frame lost: {s:?}");
@@ -77,12 +77,12 @@ fn the_period_can_change_while_playing() {
     let jack = Jack::start(256);
     let play = Play::on_jack(&jack, "jack-bufsize", &[]);
     play.send_msg("/note_on", note_on(0, 330.0));
-    std::thread::sleep(Duration::from_millis(400));
+    play.play_for(Duration::from_millis(400));
     assert!(jack.tool("jack_bufsize", &["1024"]));
-    std::thread::sleep(Duration::from_millis(600));
+    play.play_for(Duration::from_millis(600));
     play.send_msg("/note_on", note_on(1, 495.0));
     assert!(jack.tool("jack_bufsize", &["256"]));
-    std::thread::sleep(Duration::from_millis(600));
+    play.play_for(Duration::from_millis(600));
     let s = play.status();
     assert_eq!(s.failovers, 0, "no failover: {s:?}");
     let (out, dir) = play.quit();
@@ -111,7 +111,7 @@ fn midi_from_jack_midiseq_is_played_and_journaled() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(jack.tool("jack_connect", &["seq:out", "chronus:midi_in"]));
-    std::thread::sleep(Duration::from_millis(1_600));
+    play.play_for(Duration::from_millis(1_600));
     let _ = seq.kill();
     let _ = seq.wait();
     let (out, dir) = play.quit();
@@ -189,7 +189,7 @@ fn a_bundle_sounds_at_its_time_tag_on_the_jack_clock() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(jack.tool("jack_connect", &["chronus:out_1", "meter:in"]));
-    std::thread::sleep(Duration::from_millis(300));
+    play.play_for(Duration::from_millis(300));
     // A bundle for 200 ms from now.
     let ahead = Duration::from_millis(200);
     let (wall, mono) = (SystemTime::now(), monotonic_us());
@@ -287,7 +287,7 @@ fn a_midi_note_sounds_within_two_periods() {
     assert!(lines.by_ref().any(|l| l.is_ok_and(|l| l.contains("READY"))));
     assert!(jack.tool("jack_connect", &["midisrc:out", "chronus:midi_in"]));
     assert!(jack.tool("jack_connect", &["chronus:out_1", "meter:in"]));
-    std::thread::sleep(Duration::from_millis(300));
+    play.play_for(Duration::from_millis(300));
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let frames: u32 = lines
         .find_map(|l| l.ok().and_then(|l| l.strip_prefix("FRAMES ").map(|f| f.trim().parse().unwrap())))
@@ -308,7 +308,7 @@ fn a_server_that_goes_away_and_comes_back_is_reconnected_to() {
     let mut jack = Jack::start(256);
     let play = Play::on_jack(&jack, "jack-restart", &[]);
     play.send_msg("/note_on", note_on(0, 440.0));
-    std::thread::sleep(Duration::from_millis(400));
+    play.play_for(Duration::from_millis(400));
     let before = play.status().frames_played;
     jack.restart(256, Duration::from_millis(500));
     // It reconnects within a reconnection period and plays on.
@@ -317,7 +317,7 @@ fn a_server_that_goes_away_and_comes_back_is_reconnected_to() {
         assert!(Instant::now() < deadline, "not reconnected: {:?}", jack.ports());
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    play.play_for(Duration::from_millis(500));
     let s = play.status();
     assert!(s.frames_played > before + 48_000 / 4, "not playing again: {s:?}");
     assert_eq!(s.failovers, 0, "no worker was harmed: {s:?}");

@@ -48,13 +48,13 @@ fn first_sound(left: &[f32]) -> Option<usize> {
 fn oscsend_drives_the_engine_and_the_recording_shows_it() {
     let _rt = rt_lock();
     let play = Play::null("osc-oscsend", &[]);
-    std::thread::sleep(Duration::from_millis(300));
+    play.play_for(Duration::from_millis(300));
     oscsend(&play, &["/set", "sf", "release", "0.05"]);
     oscsend(&play, &["/note_on", "iff", "3", "440", "0.5"]);
-    std::thread::sleep(Duration::from_millis(400));
+    play.play_for(Duration::from_millis(400));
     oscsend(&play, &["/voice/set", "isf", "3", "cutoff", "800"]);
     oscsend(&play, &["/note_off", "i", "3"]);
-    std::thread::sleep(Duration::from_millis(300));
+    play.play_for(Duration::from_millis(300));
     let (_, left, _, dir) = quit_and_check(play);
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
     for line in ["/set release 0.05", "/note_on 3 440 0.5", "/voice/set 3 cutoff 800", "/note_off 3"] {
@@ -111,14 +111,14 @@ fn hostile_input_gets_errors_and_counters_and_never_a_glitch() {
 fn bundles_apply_at_their_time_tag() {
     let _rt = rt_lock();
     let play = Play::null("osc-bundle", &[]);
-    std::thread::sleep(Duration::from_millis(200));
+    play.play_for(Duration::from_millis(200));
     let playing = play.status().frames_played as u64;
     let at = SystemTime::now() + Duration::from_millis(600);
     play.send(&OscPacket::Bundle(OscBundle {
         timetag: OscTime::try_from(at).unwrap(),
         content: vec![msg("/note_on", vec![OscType::Int(0), OscType::Float(330.0), OscType::Float(0.5)])],
     }));
-    std::thread::sleep(Duration::from_millis(900));
+    play.play_for(Duration::from_millis(900));
     let (_, left, _, dir) = quit_and_check(play);
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
     let frame: u64 = journal
@@ -202,14 +202,16 @@ fn a_patch_changes_while_playing_through_a_kill_in_its_crossfade_bit_exactly() {
         Play::null("osc-patch", &["--faults", "--voices", "16", "--patch", "bass", "--patch-dir", dir]);
     let s = |v: &str| OscType::String(v.into());
     play.send(&msg("/note/on", vec![OscType::Int(1), OscType::Float(110.0), OscType::Float(0.6)]));
-    std::thread::sleep(Duration::from_millis(300));
+    play.play_for(Duration::from_millis(300));
     // Fades of 0.4 s each way, so the kill lands inside the change.
     play.send(&msg("/patch/load", vec![s("pad.toml"), OscType::Float(0.4)]));
     play.send(&msg("/note/on", vec![OscType::Int(2), OscType::Float(220.0), OscType::Float(0.4)]));
-    std::thread::sleep(Duration::from_millis(200));
+    play.play_for(Duration::from_millis(200));
     let before = play.status();
     Command::new("kill").args(["-9", &before.active_pid.to_string()]).status().unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    play.wait_for("the failover and a new standby", Duration::from_secs(5), |s| {
+        s.failovers >= 1 && s.standby_pid > 0 && s.active_pid != before.active_pid
+    });
     // A broken patch in the patch directory: an /error naming the line,
     // and nothing changes.
     play.send(&msg("/patch/load", vec![s("bad.toml")]));
@@ -219,7 +221,7 @@ fn a_patch_changes_while_playing_through_a_kill_in_its_crossfade_bit_exactly() {
     assert!(text.contains("line 2: unknown parameter 'cutof' (did you mean cutoff?)"), "{text}");
     play.send(&msg("/patch/preset", vec![s("lead")]));
     play.send(&msg("/note/on", vec![OscType::Int(3), OscType::Float(440.0), OscType::Float(0.4)]));
-    std::thread::sleep(Duration::from_millis(400));
+    play.play_for(Duration::from_millis(400));
     let status = play.status();
     assert!(status.failovers >= 1, "the kill was a failover: {status:?}");
     assert_eq!(status.lost_frames(), 0, "{}", play.log());
@@ -311,7 +313,7 @@ fn patch_loads_read_only_patch_files_under_the_patch_directory() {
     play.send(&msg("/patch/load", vec![s("missing.toml")]));
     assert_eq!(play.reply().unwrap().addr, "/error");
     play.send(&msg("/patch/load", vec![s("warm.toml")]));
-    std::thread::sleep(Duration::from_millis(200));
+    play.play_for(Duration::from_millis(200));
     assert_eq!(play.status().files_refused, refused.len() as i64);
     let (_, _, _, dir) = quit_and_check(play);
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
@@ -324,7 +326,7 @@ fn patch_loads_read_only_patch_files_under_the_patch_directory() {
     let text = format!("{:?}", play.reply().unwrap().args);
     assert!(text.contains("only the bundled patches are served"), "{text}");
     play.send(&msg("/patch/load", vec![s("pad.toml")]));
-    std::thread::sleep(Duration::from_millis(200));
+    play.play_for(Duration::from_millis(200));
     assert_eq!(play.status().files_refused, 1);
     let (_, _, _, dir) = quit_and_check(play);
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();

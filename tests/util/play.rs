@@ -152,6 +152,17 @@ impl Play {
         }
     }
 
+    /// Lets it play `d` of audio: polls its status until that many more
+    /// frames were played, rather than sleeping for `d` (a machine that
+    /// stalls is waited for, at most 10 s beyond `d`; an engine that stops
+    /// playing fails the test).
+    pub fn play_for(&self, d: Duration) -> StatusReply {
+        let start = self.status();
+        let frames = (d.as_secs_f64() * f64::from(start.sample_rate)) as i64;
+        let what = format!("{d:?} of audio");
+        self.wait_for(&what, d + Duration::from_secs(10), |s| s.frames_played >= start.frames_played + frames)
+    }
+
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())

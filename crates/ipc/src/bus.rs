@@ -5,7 +5,7 @@
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::IpcError;
 use crate::layout::{
@@ -149,17 +149,16 @@ impl Bus {
     /// Call only after every event for those frames is in the log; then
     /// wake the workers that sleep.
     pub fn publish_render_limit(&self, frame: u64) {
-        // SeqCst: paired with the worker's SeqCst `sleeping` store and limit
-        // load in `WorkerRegion::worker_sleep` (store-then-load on both
-        // sides), so either the worker sees the new limit or the waker sees
-        // it sleeping and wakes it.
+        // Release: a worker that reads the limit (Acquire) sees every event
+        // before it. A sleeping worker is not missed: `wake_worker` fences
+        // before it looks (`protocol::sleep_unless`).
         debug_assert!(self.map.writable());
-        self.control().render_limit.fetch_max(frame, SeqCst);
+        self.control().render_limit.fetch_max(frame, Release);
     }
 
-    /// The render limit (SeqCst, see [`Bus::publish_render_limit`]).
+    /// The render limit (see [`Bus::publish_render_limit`]).
     pub fn render_limit(&self) -> u64 {
-        self.control().render_limit.load(SeqCst)
+        self.control().render_limit.load(Acquire)
     }
 
     /// Supervisor: event number `seq` must never be applied (a poison).

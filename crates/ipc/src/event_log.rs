@@ -5,8 +5,11 @@
 //!
 //! Event `n` (the n-th event ever published in this engine run) lives in
 //! slot `n mod capacity` and is valid only if its `stamp` equals
-//! [`stamp`]`(epoch, n)`, written last with Release; its payload must also
-//! match its checksum. A zeroed slot (stamp 0), a slot from a lap ago (the
+//! [`stamp`]`(epoch, n)`: the writer clears the stamp, writes the payload
+//! and stamps it last, and a reader accepts the payload only if the stamp
+//! is the one it wants before and after reading it
+//! ([`crate::protocol::stamped_read`], model-checked in
+//! `tests/protocols.rs`); the payload must also match its checksum. A zeroed slot (stamp 0), a slot from a lap ago (the
 //! stamp of `n - capacity`), one of another engine run or random bytes
 //! therefore never read as an event: the "spurious command right after
 //! spawn" class of bug cannot happen by construction. The writer never
@@ -19,6 +22,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use chronus_dsp::{Event, MAX_ARGS, TimedEvent};
 
 use crate::Bus;
+use crate::protocol::{self, Stamped, StdFences};
 
 /// splitmix64's finaliser: a bijection on u64 with 0 ↦ 0.
 pub(crate) fn mix(mut z: u64) -> u64 {
@@ -109,13 +113,14 @@ impl<'b> LogWriter<'b> {
         let slot = &slots[(self.seq % slots.len() as u64) as usize];
         let wire = Wire::encode(frame, &event);
         let stamp = stamp(self.bus.epoch(), self.seq);
-        slot.frame.store(wire.frame, Relaxed);
-        slot.head.store(wire.head, Relaxed);
-        for (dst, src) in slot.args.iter().zip(wire.args) {
-            dst.store(src, Relaxed);
-        }
-        slot.check.store(wire.check(stamp), Relaxed);
-        slot.stamp.store(stamp, Release);
+        protocol::stamped_publish::<StdFences, _>(&slot.stamp, stamp, || {
+            slot.frame.store(wire.frame, Relaxed);
+            slot.head.store(wire.head, Relaxed);
+            for (dst, src) in slot.args.iter().zip(wire.args) {
+                dst.store(src, Relaxed);
+            }
+            slot.check.store(wire.check(stamp), Relaxed);
+        });
         let seq = self.seq;
         self.seq += 1;
         self.bus.control().write_seq.store(self.seq, Release);
@@ -164,25 +169,26 @@ impl<'b> LogReader<'b> {
         let slots = self.bus.log_slots();
         let slot = &slots[(self.seq % slots.len() as u64) as usize];
         let want = stamp(self.bus.epoch(), self.seq);
-        if slot.stamp.load(Acquire) != want {
-            let written = self.bus.control().write_seq.load(Acquire);
-            return if written > self.seq + slots.len() as u64 { LogEntry::Lapped } else { LogEntry::Empty };
+        let read = protocol::stamped_read::<StdFences, _, _>(&slot.stamp, want, || {
+            let mut args = [0u32; MAX_ARGS];
+            for (dst, src) in args.iter_mut().zip(&slot.args) {
+                *dst = src.load(Relaxed);
+            }
+            let wire = Wire { frame: slot.frame.load(Relaxed), head: slot.head.load(Relaxed), args };
+            (wire, slot.check.load(Relaxed))
+        });
+        match read {
+            Stamped::Absent => {
+                let written = self.bus.control().write_seq.load(Acquire);
+                if written > self.seq + slots.len() as u64 { LogEntry::Lapped } else { LogEntry::Empty }
+            }
+            // The writer lapped us while we read.
+            Stamped::Overwritten => LogEntry::Lapped,
+            Stamped::Read((wire, check)) if check == wire.check(want) => {
+                wire.decode().map_or(LogEntry::Corrupt, |e| LogEntry::Event(self.seq, e))
+            }
+            Stamped::Read(_) => LogEntry::Corrupt,
         }
-        let mut args = [0u32; MAX_ARGS];
-        for (dst, src) in args.iter_mut().zip(&slot.args) {
-            *dst = src.load(Relaxed);
-        }
-        let wire = Wire { frame: slot.frame.load(Relaxed), head: slot.head.load(Relaxed), args };
-        let check = slot.check.load(Relaxed);
-        // The writer may have lapped us while we read: the stamp must still
-        // be the one we started from.
-        if slot.stamp.load(Acquire) != want {
-            return LogEntry::Lapped;
-        }
-        if check != wire.check(want) {
-            return LogEntry::Corrupt;
-        }
-        wire.decode().map_or(LogEntry::Corrupt, |e| LogEntry::Event(self.seq, e))
     }
 
     /// Consumes the event last peeked.

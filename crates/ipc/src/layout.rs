@@ -399,7 +399,7 @@ pub struct SnapshotHeader {
 #[repr(C, align(64))]
 pub struct BusControl {
     /// Workers may render frames below this. The output thread publishes it
-    /// (SeqCst) after every event for those frames is in the log.
+    /// (Release) after every event for those frames is in the log.
     pub render_limit: AtomicU64,
     _pad0: [u64; 7],
     /// Events published to the log (the next event number).

@@ -25,6 +25,7 @@ mod fault;
 pub mod layout;
 #[allow(unsafe_code)] // typed views into the shared mapping
 mod mapping;
+pub mod protocol;
 mod snapshot;
 mod worker_region;
 

@@ -5,9 +5,10 @@
 //! corrupt snapshot is detected, never restored.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::layout::{SnapshotHeader, StartError};
+use crate::protocol::{StdFences, seqlock_read, seqlock_write};
 use crate::{Bus, IpcError, WorkerRegion};
 
 /// FNV-1a over 64-bit words, starting from [`HASH_SEED`].
@@ -49,61 +50,68 @@ pub struct SnapshotInfo {
     pub hash: u64,
 }
 
+/// The header's description, stored last inside a seqlock write.
+fn store_info(header: &SnapshotHeader, info: SnapshotInfo) {
+    header.frame.store(info.frame, Relaxed);
+    header.log_seq.store(info.log_seq, Relaxed);
+    header.len.store(info.len, Relaxed);
+    header.hash.store(info.hash, Relaxed);
+    header.valid.store(1, Relaxed);
+}
+
+/// The header's description, if valid; only meaningful inside a seqlock
+/// read, which discards it if a write ran meanwhile.
+fn load_info(header: &SnapshotHeader) -> Option<SnapshotInfo> {
+    (header.valid.load(Relaxed) != 0).then(|| SnapshotInfo {
+        frame: header.frame.load(Relaxed),
+        log_seq: header.log_seq.load(Relaxed),
+        len: header.len.load(Relaxed),
+        hash: header.hash.load(Relaxed),
+    })
+}
+
 fn write(
     header: &SnapshotHeader,
     data: &[AtomicU64],
     info: SnapshotInfo,
     mut words: impl FnMut(usize) -> u64,
 ) {
-    let seq = header.seq.load(Relaxed);
-    header.seq.store(seq | 1, Relaxed);
-    std::sync::atomic::fence(Release);
-    header.valid.store(0, Relaxed);
-    for (i, d) in data.iter().enumerate() {
-        d.store(words(i), Relaxed);
-    }
-    header.frame.store(info.frame, Relaxed);
-    header.log_seq.store(info.log_seq, Relaxed);
-    header.len.store(info.len, Relaxed);
-    header.hash.store(info.hash, Relaxed);
-    header.valid.store(1, Relaxed);
-    header.seq.store((seq | 1) + 1, Release);
+    seqlock_write::<StdFences, _, _>(&header.seq, || {
+        header.valid.store(0, Relaxed);
+        for (i, d) in data.iter().enumerate() {
+            d.store(words(i), Relaxed);
+        }
+        store_info(header, info);
+    });
 }
 
-fn info_of(header: &SnapshotHeader) -> Option<(u64, SnapshotInfo)> {
-    let seq = header.seq.load(Acquire);
-    if seq & 1 == 1 || header.valid.load(Relaxed) == 0 {
-        return None;
-    }
-    let info = SnapshotInfo {
-        frame: header.frame.load(Relaxed),
-        log_seq: header.log_seq.load(Relaxed),
-        len: header.len.load(Relaxed),
-        hash: header.hash.load(Relaxed),
-    };
-    Some((seq, info))
+/// What a snapshot header describes, read whole (`None` if invalid or
+/// being written).
+fn info_of(header: &SnapshotHeader) -> Option<SnapshotInfo> {
+    seqlock_read::<StdFences, _, _>(&header.seq, || load_info(header)).flatten()
 }
 
-/// Reads `data` into `out` (via `each(i, word)`), then checks the seqlock
-/// and the hash: `None` if anything changed or does not match.
+/// Reads `data` into `out` (via `each(i, word)`) under the header's
+/// seqlock and checks the hash: `None` if anything changed or does not
+/// match. `each` may see a torn copy before that verdict.
 fn read(
     header: &SnapshotHeader,
     data: &[AtomicU64],
     mut each: impl FnMut(usize, u64),
 ) -> Option<SnapshotInfo> {
-    let (seq, info) = info_of(header)?;
-    let words = (info.len as usize).div_ceil(8);
-    if words > data.len() {
-        return None;
-    }
-    let mut hash = HASH_SEED;
-    for (i, d) in data[..words].iter().enumerate() {
-        let w = d.load(Relaxed);
-        hash = hash_words(hash, [w]);
-        each(i, w);
-    }
-    std::sync::atomic::fence(Acquire);
-    (header.seq.load(Relaxed) == seq && hash == info.hash).then_some(info)
+    seqlock_read::<StdFences, _, _>(&header.seq, || {
+        let info = load_info(header)?;
+        let words = (info.len as usize).div_ceil(8);
+        let data = data.get(..words)?;
+        let mut hash = HASH_SEED;
+        for (i, d) in data.iter().enumerate() {
+            let w = d.load(Relaxed);
+            hash = hash_words(hash, [w]);
+            each(i, w);
+        }
+        (hash == info.hash).then_some(info)
+    })
+    .flatten()
 }
 
 impl WorkerRegion {
@@ -127,7 +135,7 @@ impl WorkerRegion {
 
     /// Supervisor: what the snapshot area holds, if anything valid.
     pub fn snapshot_info(&self) -> Option<SnapshotInfo> {
-        info_of(self.snapshot_header()).map(|(_, i)| i)
+        info_of(self.snapshot_header())
     }
 }
 
@@ -143,50 +151,41 @@ impl Bus {
     pub fn store_checkpoint(&self, slot: usize, from: &WorkerRegion) -> Result<SnapshotInfo, IpcError> {
         let (header, data) = self.checkpoint(slot).ok_or(IpcError::BufCorrupt("no such checkpoint slot"))?;
         let (src_header, src) = (from.snapshot_header(), from.snapshot_data());
-        let (_, claimed) =
-            info_of(src_header).ok_or(IpcError::BufCorrupt("no snapshot in the worker's area"))?;
+        let claimed = info_of(src_header).ok_or(IpcError::BufCorrupt("no snapshot in the worker's area"))?;
         let words = (claimed.len as usize).div_ceil(8);
         if words > data.len() || words > src.len() {
             return Err(IpcError::BufCorrupt("snapshot larger than a checkpoint"));
         }
         // Copy first (into the slot, marked invalid), then check what was
         // copied; publish only if it holds.
-        let seq = header.seq.load(Relaxed);
-        header.seq.store(seq | 1, Relaxed);
-        std::sync::atomic::fence(Release);
-        header.valid.store(0, Relaxed);
-        let copied = read(src_header, src, |i, w| data[i].store(w, Relaxed));
-        match copied {
-            Some(info) if info == claimed => {
-                header.frame.store(info.frame, Relaxed);
-                header.log_seq.store(info.log_seq, Relaxed);
-                header.len.store(info.len, Relaxed);
-                header.hash.store(info.hash, Relaxed);
-                header.valid.store(1, Relaxed);
-                header.seq.store((seq | 1) + 1, Release);
-                Ok(info)
+        seqlock_write::<StdFences, _, _>(&header.seq, || {
+            header.valid.store(0, Relaxed);
+            let copied = read(src_header, src, |i, w| {
+                if let Some(d) = data.get(i) {
+                    d.store(w, Relaxed);
+                }
+            });
+            match copied {
+                Some(info) if info == claimed => {
+                    store_info(header, info);
+                    Ok(info)
+                }
+                _ => Err(IpcError::BufCorrupt("the worker's snapshot changed or does not match its hash")),
             }
-            _ => {
-                header.seq.store((seq | 1) + 1, Release);
-                Err(IpcError::BufCorrupt("the worker's snapshot changed or does not match its hash"))
-            }
-        }
+        })
     }
 
     /// Supervisor: drops checkpoint slot `slot` (no worker may start from it
     /// any more).
     pub fn invalidate_checkpoint(&self, slot: usize) {
         if let Some((header, _)) = self.checkpoint(slot) {
-            let seq = header.seq.load(Relaxed);
-            header.seq.store(seq | 1, Relaxed);
-            header.valid.store(0, Relaxed);
-            header.seq.store((seq | 1) + 1, Release);
+            seqlock_write::<StdFences, _, _>(&header.seq, || header.valid.store(0, Relaxed));
         }
     }
 
     /// What checkpoint slot `slot` holds, if anything valid.
     pub fn checkpoint_info(&self, slot: usize) -> Option<SnapshotInfo> {
-        self.checkpoint(slot).and_then(|(h, _)| info_of(h)).map(|(_, i)| i)
+        self.checkpoint(slot).and_then(|(h, _)| info_of(h))
     }
 
     /// Worker: copies checkpoint slot `slot` into `out` (exactly the
@@ -198,7 +197,7 @@ impl Bus {
     /// changed while read or does not match its hash.
     pub fn read_checkpoint(&self, slot: usize, out: &mut [u8]) -> Result<SnapshotInfo, StartError> {
         let (header, data) = self.checkpoint(slot).ok_or(StartError::BadRequest)?;
-        let (_, claimed) = info_of(header).ok_or(StartError::TornCheckpoint)?;
+        let claimed = info_of(header).ok_or(StartError::TornCheckpoint)?;
         if claimed.len != out.len() as u64 {
             return Err(StartError::BadRequest);
         }

@@ -13,6 +13,7 @@ use crate::layout::{
     WorkerOffsets, WorkerState,
 };
 use crate::mapping::Mapping;
+use crate::protocol::{self, StdFences};
 
 /// The value of `ControlBlock::stop` that asks a worker of `generation` to
 /// stop. Never 0, so a zeroed region never reads as a stop request, and
@@ -201,27 +202,23 @@ impl WorkerRegion {
         self.control().stop.load(Acquire) == stop_token(self.generation())
     }
 
-    /// Wakes the worker if it sleeps; a no-op (no syscall) otherwise.
+    /// Wakes the worker if it sleeps; a no-op (no syscall) otherwise. Call
+    /// it after publishing what the worker waits for.
     pub fn wake_worker(&self) {
         let c = self.control();
-        if c.sleeping.load(SeqCst) != 0 {
-            c.wake.fetch_add(1, SeqCst);
+        protocol::wake_if_sleeping::<StdFences, _>(&c.wake, &c.sleeping, || {
             chronus_sys::futex::futex_wake(&c.wake, 1);
-        }
+        });
     }
 
     /// Worker side: sleeps until woken or `timeout`, unless `ready()` turns
-    /// true after announcing the sleep (so a wake-up cannot be lost).
-    /// `ready()` must read what wakers publish with SeqCst loads (as
-    /// [`crate::Bus::render_limit`] does), to pair with their SeqCst stores.
-    pub fn worker_sleep(&self, timeout: Duration, ready: impl Fn() -> bool) {
+    /// true after announcing the sleep, so a wake-up cannot be lost
+    /// ([`protocol::sleep_unless`], model-checked in `tests/protocols.rs`).
+    pub fn worker_sleep(&self, timeout: Duration, ready: impl FnOnce() -> bool) {
         let c = self.control();
-        let seen = c.wake.load(SeqCst);
-        c.sleeping.store(1, SeqCst);
-        if !ready() {
+        protocol::sleep_unless::<StdFences, _>(&c.wake, &c.sleeping, ready, |seen| {
             chronus_sys::futex::futex_wait(&c.wake, seen, timeout);
-        }
-        c.sleeping.store(0, SeqCst);
+        });
     }
 
     /// The worker's reported state (`None` for garbage).
