@@ -87,12 +87,12 @@ fn a_double_kill_with_a_spare_ready_loses_nothing_and_keeps_the_state() {
     hold_chord(&engine);
     for round in 1..=3u64 {
         wait_redundant(&engine, 1);
-        std::thread::sleep(Duration::from_millis(150));
+        play_for(&engine, Duration::from_millis(150));
         kill_both(&engine);
         wait(&engine, "both faults noticed", |s| s.failovers >= 2 * round);
     }
     wait_redundant(&engine, 1);
-    std::thread::sleep(Duration::from_millis(200));
+    play_for(&engine, Duration::from_millis(200));
     let report = engine.stop().unwrap();
     // The dead workers' frames were still in shared memory, and the spare
     // restored the checkpoint and caught up before the output needed it.
@@ -108,13 +108,13 @@ fn a_double_kill_without_a_spare_keeps_the_state_and_journals_its_gap() {
     let engine = Engine::start(config(&dir, 0), PacedSink::new(SR)).unwrap();
     hold_chord(&engine);
     wait_redundant(&engine, 0);
-    std::thread::sleep(Duration::from_millis(150));
+    play_for(&engine, Duration::from_millis(150));
     let killed_at = Instant::now();
     kill_both(&engine);
     wait(&engine, "both faults noticed", |s| s.failovers >= 2);
     wait_redundant(&engine, 0);
     let recovered = killed_at.elapsed();
-    std::thread::sleep(Duration::from_millis(200));
+    play_for(&engine, Duration::from_millis(200));
     let report = engine.stop().unwrap();
     // A replacement is spawned (exec, attach, prepare), restores the
     // checkpoint and catches up: any gap is bounded by that, counted, and
@@ -147,7 +147,7 @@ fn run_poison(dir: &TempDir, kind: &str, companions: usize, at: usize) -> Poison
     let engine = Engine::start(config(dir, 1), PacedSink::new(SR)).unwrap();
     hold_chord(&engine);
     wait_redundant(&engine, 1);
-    std::thread::sleep(Duration::from_millis(150));
+    play_for(&engine, Duration::from_millis(150));
     let spawned_before = engine.status().workers_spawned;
     // The poison, with innocent companions in the same block (a bundle).
     let spec = engine.dsp().clone();
@@ -169,7 +169,7 @@ fn run_poison(dir: &TempDir, kind: &str, companions: usize, at: usize) -> Poison
     let again = engine.send_all(&poison, None);
     assert!(again.is_err(), "the poison was accepted again");
     hold_chord(&engine);
-    std::thread::sleep(Duration::from_millis(300));
+    play_for(&engine, Duration::from_millis(300));
     let cuts = engine.take_cuts();
     let after = engine.status();
     assert_eq!(after.counters.poison_refusals, 1);

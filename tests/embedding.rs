@@ -9,7 +9,7 @@
 //!
 //! These tests play in real time, so they run one at a time (`RT_LOCK`).
 
-use crate::util::rt_lock;
+use crate::util::{play_for, rt_lock};
 use std::time::Duration;
 
 use chronus::dsp::{AddressSpec, ArgSpec, Block, Dsp, DspError, DspSpec, Event, Piece, Setup, TimedEvent};
@@ -166,7 +166,7 @@ fn a_dsp_of_your_own_survives_kills_bit_exactly() {
         engine.wait_for(Duration::from_secs(5), |s| s.failovers > n as u64).unwrap();
     }
     engine.wait_for(Duration::from_secs(5), verified).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    play_for(&engine, Duration::from_millis(200));
     engine.fade_out();
     let report = engine.stop().unwrap();
     let summary = FailoverSummary::of(&report);
@@ -185,7 +185,7 @@ fn a_nondeterministic_dsp_is_reported_and_not_respawned_forever() {
     let status = engine.wait_for(Duration::from_secs(5), |s| s.nondeterministic_at.is_some()).unwrap();
     assert_eq!(status.health, Health::Degraded);
     // No endless divergence kills: the count stops.
-    std::thread::sleep(Duration::from_millis(500));
+    play_for(&engine, Duration::from_millis(500));
     let later = engine.status();
     assert!(later.failovers <= 3, "{later:?}");
     assert_eq!(later.failovers, engine.status().failovers);

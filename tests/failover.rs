@@ -130,18 +130,18 @@ fn every_fault_kind_on_active_and_standby_is_survived_bit_exactly() {
     let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
     let mut faults = 0;
     while_playing(&engine, || {
-        std::thread::sleep(Duration::from_millis(300));
+        play_for(&engine, Duration::from_millis(300));
         for kind in FaultKind::ALL {
             for target in [Target::Active, Target::Standby] {
                 wait_standby(&engine);
-                std::thread::sleep(Duration::from_millis(40));
+                play_for(&engine, Duration::from_millis(40));
                 engine.inject(target, kind).unwrap();
                 faults += 1;
                 wait_failovers(&engine, faults);
             }
         }
         wait_standby(&engine);
-        std::thread::sleep(Duration::from_millis(200));
+        play_for(&engine, Duration::from_millis(200));
     });
     let status = engine.status();
     let report = engine.stop().unwrap();
@@ -170,7 +170,7 @@ fn faults_close_together_and_while_joining_are_survived() {
     let engine = Engine::start(cfg, PacedSink::new(SR)).unwrap();
     let mut faults = 0;
     while_playing(&engine, || {
-        std::thread::sleep(Duration::from_millis(200));
+        play_for(&engine, Duration::from_millis(200));
         let mut missed = 0;
         for _ in 0..3 {
             // Kill the active, then its replacement while it is still joining,
@@ -226,7 +226,7 @@ fn faults_close_together_and_while_joining_are_survived() {
         faults += 1;
         wait_failovers(&engine, faults);
         wait_standby(&engine);
-        std::thread::sleep(Duration::from_millis(200));
+        play_for(&engine, Duration::from_millis(200));
     });
     let report = engine.stop().unwrap();
     check_run(&report, &dir, faults);
@@ -243,7 +243,7 @@ fn fault_injection_is_refused_unless_enabled() {
     let engine = Engine::start(cfg, PacedSink::new(SR)).unwrap();
     let err = engine.inject(Target::Active, FaultKind::Kill).unwrap_err();
     assert!(matches!(err, chronus::supervisor::EngineError::FaultsDisabled), "{err}");
-    std::thread::sleep(Duration::from_millis(100));
+    play_for(&engine, Duration::from_millis(100));
     let report = engine.stop().unwrap();
     assert!(report.failovers.is_empty());
 }
@@ -282,7 +282,7 @@ fn run_with_output_stall(dir: &TempDir, stall: Duration) -> RunReport {
         engine.signal(Target::Active, libc::SIGKILL).unwrap();
         wait_failovers(&engine, 1);
         wait_standby(&engine);
-        std::thread::sleep(Duration::from_millis(300));
+        play_for(&engine, Duration::from_millis(300));
     });
     engine.stop().unwrap()
 }
@@ -350,9 +350,9 @@ fn run_with_freeze(dir: &TempDir, pids: impl Fn(&Engine) -> Vec<u32>, how_long: 
     let engine = Engine::start(config(dir), PacedSink::new(SR)).unwrap();
     while_playing(&engine, || {
         wait_standby(&engine);
-        std::thread::sleep(Duration::from_millis(300));
+        play_for(&engine, Duration::from_millis(300));
         freeze(&engine, &pids(&engine), how_long);
-        std::thread::sleep(Duration::from_millis(300));
+        play_for(&engine, Duration::from_millis(300));
     });
     engine.stop().unwrap()
 }
@@ -413,12 +413,12 @@ fn a_diverged_standby_is_caught_by_its_checksums_and_replaced() {
     while_playing(&engine, || {
         for n in 1..=3 {
             wait_standby(&engine);
-            std::thread::sleep(Duration::from_millis(50));
+            play_for(&engine, Duration::from_millis(50));
             engine.inject(Target::Standby, FaultKind::Diverge).unwrap();
             wait_failovers(&engine, n);
         }
         wait_standby(&engine);
-        std::thread::sleep(Duration::from_millis(200));
+        play_for(&engine, Duration::from_millis(200));
     });
     let report = engine.stop().unwrap();
     check_run(&report, &dir, 3);

@@ -13,7 +13,7 @@
 //! These tests play in real time, so they run one at a time (`RT_LOCK`).
 #![allow(unsafe_code)] // a hostile DSP, on purpose: raw mmap, mprotect, madvise
 
-use crate::util::rt_lock;
+use crate::util::{play_for, rt_lock};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
@@ -282,7 +282,7 @@ fn a_dsp_that_opens_a_file_on_a_command_dies_of_sigsys_in_every_replica_and_the_
     engine.wait_for(Duration::from_secs(5), redundant).unwrap();
     assert_eq!(engine.status().sandbox, "on");
     engine.send(Event::new(TONE).with_float(440.0)).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    play_for(&engine, Duration::from_millis(300));
     engine.send(Event::new(SNOOP)).unwrap();
     let status = engine.wait_for(Duration::from_secs(5), |s| {
         s.counters.excised_commands == 1 && redundant(s) && s.failovers >= 2
@@ -293,7 +293,7 @@ fn a_dsp_that_opens_a_file_on_a_command_dies_of_sigsys_in_every_replica_and_the_
     // Cut out for good: the same command again is refused.
     assert!(engine.send(Event::new(SNOOP)).is_err(), "the poison was accepted again");
     let cut = engine.take_cuts();
-    std::thread::sleep(Duration::from_millis(300));
+    play_for(&engine, Duration::from_millis(300));
     engine.fade_out();
     let report = engine.stop().unwrap();
     assert_eq!(cut.len(), 1);
@@ -324,7 +324,7 @@ fn with_the_sandbox_off_the_same_dsp_reads_its_file_and_plays_on() {
     assert_eq!(engine.status().sandbox, "off");
     engine.send(Event::new(TONE).with_float(440.0)).unwrap();
     engine.send(Event::new(SNOOP)).unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    play_for(&engine, Duration::from_millis(400));
     let status = engine.status();
     let report = engine.stop().unwrap();
     assert_eq!(

@@ -9,6 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
+/// Lets `engine` play `d` of audio: polls its status until that many more
+/// frames were played, rather than sleeping for `d` (a machine that stalls
+/// is waited for, at most 10 s beyond `d`; an engine that stops playing
+/// fails the test).
+pub fn play_for(engine: &chronus::supervisor::Engine, d: std::time::Duration) {
+    let start = engine.status();
+    let frames = (d.as_secs_f64() * f64::from(start.sample_rate)) as u64;
+    let target = start.counters.frames_played + frames;
+    if let Err(s) =
+        engine.wait_for(d + std::time::Duration::from_secs(10), |s| s.counters.frames_played >= target)
+    {
+        panic!("{d:?} of audio not played within {:?}: {s:?}", d + std::time::Duration::from_secs(10));
+    }
+}
+
 /// Tests that play in real time, start processes or servers take this, so
 /// they run one at a time (2 cores: two at once would miss deadlines).
 static RT_LOCK: Mutex<()> = Mutex::new(());
