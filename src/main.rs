@@ -1,4 +1,5 @@
 //! The `chronus` command. See `chronus --help`.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod exit;
