@@ -26,7 +26,7 @@ fn resources() -> (usize, usize, usize) {
     (fds, maps.lines().filter(|l| l.contains("memfd:chronus")).count(), engine_threads)
 }
 
-fn config(dir: &TempDir) -> EngineConfig {
+pub(crate) fn config(dir: &TempDir) -> EngineConfig {
     let mut cfg = engine_config();
     cfg.faults_enabled = true;
     cfg.record_in_memory = true;
@@ -37,7 +37,7 @@ fn config(dir: &TempDir) -> EngineConfig {
 
 /// Runs `body` while the demo score plays into `engine` in real time,
 /// looping; stops feeding when `body` returns (or panics).
-fn while_playing<R>(engine: &Engine, body: impl FnOnce() -> R) -> R {
+pub(crate) fn while_playing<R>(engine: &Engine, body: impl FnOnce() -> R) -> R {
     let cmds = demo_events(engine.dsp(), &engine.config().setup());
     let length = cmds.last().unwrap().frame + u64::from(SR);
     let stop = AtomicBool::new(false);
@@ -58,7 +58,7 @@ impl Drop for StopOnDrop<'_> {
 }
 
 /// Waits until the engine has noticed `faults` faults in all.
-fn wait_failovers(engine: &Engine, faults: usize) {
+pub(crate) fn wait_failovers(engine: &Engine, faults: usize) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while engine.status().failovers < faults as u64 {
         assert!(
@@ -72,7 +72,7 @@ fn wait_failovers(engine: &Engine, faults: usize) {
 
 /// Waits for a verified standby. (Not for HEALTHY: health reads DEGRADED for
 /// 10 s after any underrun, and a machine stall causes some.)
-fn wait_standby(engine: &Engine) {
+pub(crate) fn wait_standby(engine: &Engine) {
     let ok = |s: &chronus::supervisor::Status| s.standby_pid.is_some() && s.joining_pid.is_none();
     if let Err(s) = engine.wait_for(Duration::from_secs(5), ok) {
         panic!("no verified standby 5 s after a fault: {s:?}");
@@ -326,7 +326,7 @@ fn an_output_stall_longer_than_the_device_buffer_is_counted_and_recovered_from()
 /// priority when permitted: a helper preempted between two of its signals
 /// would stop or continue the workers apart, and a worker left stopped
 /// while the other runs is rightly killed as hung.
-fn freeze(engine: &Engine, pids: &[u32], how_long: Duration) {
+pub(crate) fn freeze(engine: &Engine, pids: &[u32], how_long: Duration) {
     let list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
     let script = format!("kill -STOP {list}; sleep {}; kill -CONT {list}", how_long.as_secs_f64());
     let realtime =
@@ -339,7 +339,7 @@ fn freeze(engine: &Engine, pids: &[u32], how_long: Duration) {
     assert!(status.success(), "{script}: a pid was gone; {:?}", engine.status());
 }
 
-fn worker_pids(engine: &Engine) -> Vec<u32> {
+pub(crate) fn worker_pids(engine: &Engine) -> Vec<u32> {
     let s = engine.status();
     vec![s.active_pid.unwrap(), s.standby_pid.unwrap()]
 }

@@ -34,9 +34,18 @@ fn note_on(voice: i32, freq: f32) -> Vec<OscType> {
 
 #[test]
 fn native_jack_playback_survives_a_worker_kill_bit_exactly() {
+    survives_a_worker_kill(&[]);
+}
+
+#[test]
+fn in_the_cycle_native_jack_playback_survives_a_worker_kill_bit_exactly() {
+    survives_a_worker_kill(&["--latency", "low"]);
+}
+
+fn survives_a_worker_kill(extra: &[&str]) {
     let _rt = rt_lock();
     let jack = Jack::start(256);
-    let play = Play::on_jack(&jack, "jack-kill", &[]);
+    let play = Play::on_jack(&jack, "jack-kill", extra);
     let ports = jack.ports();
     for p in ["out_1", "out_2"] {
         assert!(ports.iter().any(|x| x.ends_with(&format!(":{p}"))), "no {p} port: {ports:?}");
@@ -269,10 +278,29 @@ fn midi_meter_child() {
 
 #[test]
 fn a_midi_note_sounds_within_two_periods() {
+    let frames = midi_note_to_sound(&["--midi"]);
+    // Stamped at the next cycle's render limit plus its offset: the note
+    // sounds in the cycle after the one it arrived in (a client that runs
+    // before the meter in the graph), at its offset.
+    assert!(frames <= 2 * 256, "{frames} frames");
+}
+
+#[test]
+fn in_the_cycle_a_midi_note_sounds_in_the_cycle_it_arrived_in() {
+    let frames = midi_note_to_sound(&["--midi", "--latency", "low"]);
+    // Stamped at its offset (0) in the cycle it arrived with, rendered
+    // inside that cycle: the meter, after Chronus in the graph, hears it
+    // in the same cycle.
+    assert!(frames < 256, "{frames} frames");
+}
+
+/// Frames from a MIDI note-on written at the start of a cycle to its first
+/// sound at a meter after Chronus in the graph.
+fn midi_note_to_sound(args: &[&str]) -> u32 {
     use std::io::{BufRead, Write};
     let _rt = rt_lock();
     let jack = Jack::start(256);
-    let play = Play::on_jack(&jack, "jack-midi-latency", &["--midi"]);
+    let play = Play::on_jack(&jack, "jack-midi-latency", args);
     play.send_msg("/set", vec![OscType::String("attack".into()), OscType::Float(0.0)]);
     let mut child = jack
         .command(std::env::current_exe().unwrap().to_str().unwrap())
@@ -294,12 +322,9 @@ fn a_midi_note_sounds_within_two_periods() {
         .expect("no onset");
     let _ = child.wait();
     eprintln!("MIDI note-on to sound: {frames} frames ({:.1} ms)", f64::from(frames) / 48.0);
-    // Stamped at the next cycle's render limit plus its offset: the note
-    // sounds in the cycle after the one it arrived in (a client that runs
-    // before the meter in the graph), at its offset.
-    assert!(frames <= 2 * 256, "{frames} frames");
     let (out, _dir) = play.quit();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    frames
 }
 
 #[test]

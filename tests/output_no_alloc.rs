@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 use assert_no_alloc::{AllocDisabler, assert_no_alloc, violation_count};
-use chronus::supervisor::{Engine, EngineConfig, Health, Target};
+use chronus::supervisor::{Engine, EngineConfig, Health, Latency, Target};
 use chronus::synth::Command;
 
 #[global_allocator]
@@ -63,6 +63,17 @@ fn the_output_callback_never_allocates_even_through_a_failover() {
 
 #[test]
 fn the_jack_callback_path_never_allocates_through_midi_a_period_change_and_a_failover() {
+    jack_callback_path(Latency::Pipelined);
+}
+
+#[test]
+fn the_in_cycle_jack_callback_path_never_allocates_either() {
+    // In-cycle, the callback also publishes the period's frames, wakes the
+    // replicas and waits on their rings' futexes.
+    jack_callback_path(Latency::in_cycle());
+}
+
+fn jack_callback_path(latency: Latency) {
     let _rt = crate::util::rt_lock();
     // What `chronus play --sink jack --midi` does in JACK's process callback:
     // MIDI translated and queued at its offsets, the device clock and any
@@ -70,6 +81,7 @@ fn the_jack_callback_path_never_allocates_through_midi_a_period_change_and_a_fai
     let mut cfg = EngineConfig::new(synth_spec(8), chronus::worker::WorkerCommand::new(chronus_exe()));
     cfg.realtime = false;
     cfg.lead_blocks = 0;
+    cfg.latency = latency;
     let (engine, mut output) = Engine::start_external(cfg).unwrap();
     let mut midi = chronus::synth::MidiMap::new();
     output.set_steady_period(256);

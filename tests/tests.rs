@@ -15,6 +15,7 @@ mod device;
 mod embedding;
 mod examples;
 mod failover;
+mod in_cycle;
 mod jack;
 mod memory;
 mod osc;

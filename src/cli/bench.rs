@@ -50,6 +50,8 @@ pub struct FailoverArgs {
     /// fault, as before spares existed).
     #[arg(long, default_value_t = 1)]
     spares: u32,
+    #[command(flatten)]
+    latency: super::latency::LatencyArgs,
     /// Write the figures as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -89,11 +91,19 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let mut cfg = EngineConfig::new(super::synth::spec(args.voices)?, worker);
     cfg.block = args.block;
     cfg.spares = args.spares;
+    args.latency.apply(&mut cfg);
+    cfg.validate().or_exit(USAGE, "bad settings")?;
     cfg.faults_enabled = true;
     cfg.protect_supervisor = true;
     cfg.record_in_memory = true;
     let sample_rate = cfg.sample_rate;
     let (score, loop_frames) = super::synth::demo_score(&cfg.dsp, &cfg.setup())?;
+    println!(
+        "bench failover: {} Hz, block {}, {}",
+        sample_rate,
+        cfg.block,
+        super::latency::describe(cfg.latency)
+    );
     let engine =
         Engine::start(cfg, PacedSink::new(sample_rate)).or_exit(OS_ERR, "cannot start the engine")?;
 

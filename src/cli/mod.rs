@@ -5,6 +5,7 @@ mod bench;
 mod check;
 #[cfg(feature = "jack")]
 mod jack;
+mod latency;
 mod osc_client;
 mod play;
 mod render;
@@ -29,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Start the engine and play; control it over OSC (see docs/osc.md).
-    Play(play::PlayArgs),
+    Play(Box<play::PlayArgs>),
     /// Send one OSC message to a running engine, e.g. `send /note_on 1 440 0.5`.
     Send(send::SendArgs),
     /// Show a running engine's health, workers and counters.
@@ -49,7 +50,7 @@ enum Cmd {
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Cmd::Play(args) => play::run(args),
+        Cmd::Play(args) => play::run(*args),
         Cmd::Send(args) => send::run(args),
         Cmd::Status(args) => status::run(args),
         Cmd::Render(args) => render::run(args),

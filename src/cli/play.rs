@@ -61,6 +61,8 @@ pub struct PlayArgs {
     /// before plays and a command sounds 1.5 periods after it arrives.
     #[arg(long, value_name = "BLOCKS")]
     lead: Option<u32>,
+    #[command(flatten)]
+    latency: super::latency::LatencyArgs,
     /// Sample rate in Hz.
     #[arg(long, default_value_t = 48_000)]
     sample_rate: u32,
@@ -147,6 +149,7 @@ impl PlayArgs {
             // a period and a half after it arrives).
             engine.lead_blocks = 0;
         }
+        self.latency.apply(&mut engine);
         engine.record_path = self.record;
         engine.journal_path = self.journal;
         engine.record_in_memory = self.demo;
@@ -187,6 +190,11 @@ impl PlayArgs {
             "jack" => {
                 let server = super::jack::connect(&self.jack).map_err(|e| Failure::new(NO_DEVICE, e))?;
                 engine.sample_rate = server.sample_rate();
+                if engine.latency.budget().is_some() {
+                    // In-cycle: one block per period, rendered in it.
+                    engine.block = server.buffer_size();
+                    engine.checkpoint_every = 8 * engine.block;
+                }
                 // Room for the largest period JACK allows, twice over.
                 let most = server.buffer_size().max(8_192);
                 engine.ring_frames = engine.ring_frames.max((most * 4).next_power_of_two());
@@ -347,10 +355,11 @@ pub fn run(args: PlayArgs) -> Result<(), Failure> {
     let status =
         engine.wait_for(Duration::from_secs(2), |s| s.health == Health::Healthy).unwrap_or_else(|s| s);
     println!(
-        "chronus playing through {sink_name}: {} Hz, block {}, {}; OSC on {}; active worker pid {}, standby pid {}",
+        "chronus playing through {sink_name}: {} Hz, block {}, {}, {}; OSC on {}; active worker pid {}, standby pid {}",
         status.sample_rate,
         status.block,
         spec.name(),
+        super::latency::describe(engine.config().latency),
         server.local_addr(),
         status.active_pid.unwrap_or(0),
         status.standby_pid.unwrap_or(0)

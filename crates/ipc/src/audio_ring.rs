@@ -8,10 +8,11 @@
 //! never undefined behaviour; non-finite samples are replaced by silence on
 //! read and counted.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Duration;
 
 use crate::WorkerRegion;
+use crate::protocol::{self, StdFences};
 
 /// The frames asked for are not (or no longer) in the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +43,7 @@ impl<'r> AudioWriter<'r> {
     /// from a checkpoint). The one exception to positions only growing: the
     /// output reads no ring of a worker being started.
     pub fn starting_at(region: &'r WorkerRegion, frame: u64) -> Self {
-        region.audio_header().write_frame.store(frame, SeqCst);
+        region.audio_header().write_frame.store(frame, Release);
         Self { region, write_frame: frame, mask: u64::from(region.geometry().audio_frames) - 1 }
     }
 
@@ -53,7 +54,7 @@ impl<'r> AudioWriter<'r> {
 
     /// Frames that can be written now without overtaking the reader.
     pub fn space(&self) -> u64 {
-        let read = self.region.audio_header().read_frame.load(SeqCst);
+        let read = self.region.audio_header().read_frame.load(Acquire);
         (read + self.mask + 1).saturating_sub(self.write_frame)
     }
 
@@ -73,11 +74,11 @@ impl<'r> AudioWriter<'r> {
         }
         self.write_frame += n as u64;
         let h = self.region.audio_header();
-        h.write_frame.store(self.write_frame, SeqCst);
-        if h.reader_waiting.load(SeqCst) != 0 {
-            h.data_seq.fetch_add(1, SeqCst);
+        h.write_frame.store(self.write_frame, Release);
+        // A reader that announced it waits is woken (`protocol::sleep_unless`).
+        protocol::wake_if_sleeping::<StdFences, _>(&h.data_seq, &h.reader_waiting, || {
             chronus_sys::futex::futex_wake(&h.data_seq, u32::MAX);
-        }
+        });
         Ok(())
     }
 }
@@ -170,9 +171,9 @@ impl<'r> AudioReader<'r> {
     /// Marks frames below `frame` consumed, freeing their slots for the
     /// writer (whom it wakes if it sleeps). Never moves backwards.
     pub fn consume_to(&mut self, frame: u64) {
-        // SeqCst: pairs with the worker's sleep announcement (see
-        // `Region::worker_sleep`).
-        self.region.audio_header().read_frame.fetch_max(frame, SeqCst);
+        // Release; a sleeping worker is not missed: `wake_worker` fences
+        // before it looks (`protocol::sleep_unless`).
+        self.region.audio_header().read_frame.fetch_max(frame, Release);
         self.region.wake_worker();
     }
 
@@ -197,16 +198,13 @@ impl<'r> AudioReader<'r> {
             if now >= deadline {
                 return false;
             }
-            let seq = h.data_seq.load(SeqCst);
-            h.reader_waiting.store(1, SeqCst);
-            if h.write_frame.load(SeqCst) < frame {
-                chronus_sys::futex::futex_wait(
-                    &h.data_seq,
-                    seq,
-                    (deadline - now).min(Duration::from_millis(50)),
-                );
-            }
-            h.reader_waiting.store(0, SeqCst);
+            let patience = (deadline - now).min(Duration::from_millis(50));
+            protocol::sleep_unless::<StdFences, _>(
+                &h.data_seq,
+                &h.reader_waiting,
+                || h.write_frame.load(Acquire) >= frame,
+                |seen| chronus_sys::futex::futex_wait(&h.data_seq, seen, patience),
+            );
         }
     }
 }

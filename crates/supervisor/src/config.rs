@@ -8,6 +8,52 @@ use chronus_worker::{SandboxMode, WorkerCommand};
 
 use crate::policy::MAX_SLOTS;
 
+/// When a period's frames are rendered.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Latency {
+    /// Ahead of the period that plays them (the default): each call
+    /// releases the events and the render limit for the frames after it, so
+    /// the workers have a whole period (plus the lead) of slack, and a
+    /// command sounds a period plus the lead after it arrives. This is what
+    /// PipeWire calls an async node.
+    Pipelined,
+    /// Inside the period that plays them, as JACK2 and PipeWire run an
+    /// out-of-process client: each call stamps what has arrived at this
+    /// period's frames, publishes them and a render limit covering exactly
+    /// this period, wakes the replicas and waits on their rings' futexes
+    /// until the first live one has the frames, or until `budget` of the
+    /// period has passed. It plays the active's frames, another replica's
+    /// when the active is late, dead or hung, and silence (counted and
+    /// journaled) when none made it. A command sounds in the next period
+    /// to start; MIDI in the period it arrived with, at its offset.
+    InCycle {
+        /// The share of the period the call may wait for the replicas
+        /// (0 < budget < 1): the rest is the graph's and the server's.
+        budget: f64,
+    },
+}
+
+impl Latency {
+    /// The default share of a period an in-cycle call waits at most:
+    /// half. The replicas render a block in tens of µs, but are woken by
+    /// the scheduler (up to a few ms late on a loaded VM); the other half
+    /// is left to whatever runs after Chronus in the graph.
+    pub const DEFAULT_BUDGET: f64 = 0.5;
+
+    /// [`Latency::InCycle`] with [`Latency::DEFAULT_BUDGET`].
+    pub fn in_cycle() -> Self {
+        Self::InCycle { budget: Self::DEFAULT_BUDGET }
+    }
+
+    /// The budget, in the in-cycle mode.
+    pub fn budget(self) -> Option<f64> {
+        match self {
+            Self::Pipelined => None,
+            Self::InCycle { budget } => Some(budget),
+        }
+    }
+}
+
 /// How to build an [`crate::Engine`].
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -28,6 +74,10 @@ pub struct EngineConfig {
     /// workers then render each period while the one before plays, with no
     /// slack.
     pub lead_blocks: u32,
+    /// Pipelined (the default) or in-cycle ([`Latency`]). In-cycle ignores
+    /// `lead_blocks`, and wants periods that are whole blocks (a block
+    /// equal to the period is best: a longer block would be rendered ahead).
+    pub latency: Latency,
     /// Replicas kept in lockstep (2: an active and a standby).
     pub replicas: u32,
     /// Spare workers kept spawned, prepared and idle, so a replacement
@@ -97,6 +147,7 @@ impl EngineConfig {
             sample_rate: 48_000,
             block: 256,
             lead_blocks: 2,
+            latency: Latency::Pipelined,
             replicas: 2,
             spares: 1,
             checkpoint_every: 8 * 256,
@@ -149,6 +200,11 @@ impl EngineConfig {
         }
         if !self.ring_frames.is_power_of_two() || self.ring_frames < 4 * self.block {
             return Err(bad("ring_frames must be a power of two of at least 4 blocks"));
+        }
+        if let Some(budget) = self.latency.budget()
+            && !(budget > 0.0 && budget < 1.0)
+        {
+            return Err(bad("the in-cycle budget must be a share of the period between 0 and 1"));
         }
         if (self.lead_blocks + 2) * self.block > self.ring_frames {
             return Err(bad("lead_blocks must leave room in the ring"));

@@ -239,14 +239,7 @@ impl Engine {
         };
         let collector = spawn("chronus-collector", move || collector.run())?;
         let sequencer = Sequencer::new(command_rx, journal_tx, cfg.dsp.table().clone());
-        let output = OutputEngine::new(
-            shared.clone(),
-            sequencer,
-            record_tx,
-            output_notes_tx,
-            u64::from(cfg.lead_blocks * cfg.block),
-            u64::from(cfg.block),
-        );
+        let output = OutputEngine::new(shared.clone(), sequencer, record_tx, output_notes_tx, &cfg);
         let engine = Self {
             shared,
             cfg,

@@ -31,7 +31,7 @@ mod status;
 pub use chronus_ipc::FaultKind;
 pub use chronus_policy as policy;
 pub use chronus_policy::health::UNDERRUN_WINDOW;
-pub use config::EngineConfig;
+pub use config::{EngineConfig, Latency};
 pub use control::Target;
 pub use engine::Engine;
 pub use error::EngineError;

@@ -49,6 +49,8 @@ pub struct SoakArgs {
     /// Voices of the synth.
     #[arg(long, default_value_t = 64)]
     voices: u32,
+    #[command(flatten)]
+    latency: super::latency::LatencyArgs,
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
@@ -136,6 +138,8 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     let worker =
         chronus::worker::WorkerCommand::current_exe().or_exit(OS_ERR, "cannot find the chronus binary")?;
     let mut cfg = EngineConfig::new(super::synth::spec(args.voices)?, worker);
+    args.latency.apply(&mut cfg);
+    cfg.validate().or_exit(USAGE, "bad settings")?;
     cfg.faults_enabled = true;
     cfg.protect_supervisor = true;
     cfg.record_path = Some(dir.join("played.wav"));

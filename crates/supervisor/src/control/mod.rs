@@ -298,11 +298,40 @@ impl Supervisor {
             self.step_joins(now);
             self.compare_replicas(now);
             self.step_checkpoints(now);
+            self.place_replicas();
             self.publish_status(now);
         }
         self.shutdown();
         self.publish_status(monotonic_ns());
         self.history
+    }
+
+    /// In the cycle, pins each live replica to a CPU of its own (the k-th
+    /// live slot to CPU k), and lets every other worker run anywhere. The
+    /// replicas render at the same real-time priority inside the same
+    /// cycle: unpinned, a replica woken on the CPU where a slow one spins
+    /// waits behind it (FIFO does not share a priority level) and misses
+    /// the cycle; pinned, the other replica always has a CPU. Pipelined,
+    /// nothing is pinned (a period of slack absorbs the wait). System calls
+    /// only when a replica's placement changes, never in the steady state.
+    fn place_replicas(&mut self) {
+        let cpus = chronus_sys::sched::cpu_count();
+        let pin = self.cfg.latency.budget().is_some() && cpus >= 2;
+        let mut rank = 0;
+        for slot in &mut self.slots {
+            let live = slot.is_live();
+            let Some(p) = slot.proc.as_mut() else { continue };
+            let want = (pin && live).then(|| {
+                rank += 1;
+                (rank - 1) % cpus
+            });
+            if p.pinned != want {
+                if let Err(e) = chronus_sys::sched::set_affinity(p.pid, want) {
+                    tracing::warn!("cannot pin worker {} to CPU {want:?}: {e}", p.pid);
+                }
+                p.pinned = want;
+            }
+        }
     }
 
     /// The slot running the poison trial, if one runs.
@@ -434,6 +463,13 @@ impl Supervisor {
 
     /// Asks every worker to stop, waits a little, kills what is left; reaps.
     fn shutdown(&mut self) {
+        // The workers render the output's last call first: an in-cycle
+        // output renders each period while it waits for it (bounded: an
+        // output that a device callback drives may never call again).
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while !self.shared.output_done.load(Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         for slot in &self.slots {
             if slot.proc.is_some() {
                 slot.shared().region.request_stop();

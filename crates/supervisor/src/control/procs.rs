@@ -16,6 +16,9 @@ pub(crate) struct Proc {
     pub pidfd: OwnedFd,
     pub pid: u32,
     pub generation: u64,
+    /// The CPU its render loop is pinned to (`None`: any), see
+    /// `Supervisor::place_replicas`.
+    pub pinned: Option<usize>,
 }
 
 /// The supervisor's per-slot bookkeeping of a worker's fate.
@@ -50,7 +53,7 @@ impl Supervisor {
         let pid = child.id();
         let pidfd = chronus_sys::process::pidfd_open(pid)
             .map_err(|e| EngineError::WorkerStart(format!("pidfd_open: {e}")))?;
-        self.slots[i].proc = Some(Proc { child, pidfd, pid, generation });
+        self.slots[i].proc = Some(Proc { child, pidfd, pid, generation, pinned: None });
         self.slots[i].fate = Fate::default();
         Ok(())
     }

@@ -56,6 +56,10 @@ pub struct OutputEngine {
     /// beyond each call need be rendered by the next.
     steady: bool,
     block: u64,
+    sample_rate: u32,
+    /// In-cycle ([`crate::Latency::InCycle`]): the share of a call's frames'
+    /// duration it may wait for them.
+    in_cycle: Option<f64>,
 }
 
 impl std::fmt::Debug for OutputEngine {
@@ -73,9 +77,13 @@ impl OutputEngine {
         sequencer: Sequencer,
         record: Option<rtrb::Producer<f32>>,
         notes: rtrb::Producer<Note>,
-        lead: u64,
-        block: u64,
+        cfg: &crate::EngineConfig,
     ) -> Self {
+        let block = u64::from(cfg.block);
+        let in_cycle = cfg.latency.budget();
+        // In-cycle, nothing is rendered ahead: the first call releases the
+        // first frames.
+        let lead = if in_cycle.is_some() { 0 } else { u64::from(cfg.lead_blocks) * block };
         let mut engine = Self {
             shared,
             sequencer,
@@ -90,6 +98,8 @@ impl OutputEngine {
             period: 0,
             steady: false,
             block,
+            sample_rate: cfg.sample_rate,
+            in_cycle,
         };
         engine.limit = engine.aligned(lead);
         engine.publish_limit();
@@ -146,24 +156,35 @@ impl OutputEngine {
         None
     }
 
-    /// Waits until a live worker has rendered `frame`, or `deadline`.
+    /// Waits until a readable slot holds `frame`, or `deadline`: on the
+    /// futex of the first readable slot's ring (the active's when it is
+    /// live; its worker wakes the output when it publishes), half the time
+    /// left at a time and at most 1 ms, so a late or hung active gives way
+    /// to the others well before the deadline.
     fn wait_for_any(&self, frame: u64, deadline: Instant) {
         loop {
             let now = Instant::now();
-            if now >= deadline || self.shared.stop.load(Relaxed) {
-                return;
-            }
-            // Never past the deadline: a late return would start the next
-            // period late (see `begin_paced_period`).
-            let patience = (deadline - now).min(Duration::from_millis(1));
-            let slot = &self.shared.slots[self.shared.active()];
-            if slot.state() == LIVE && AudioReader::new(&slot.region).wait_for(frame + 1, patience) {
+            // Stopping, a pipelined output plays what is there (its frames
+            // are rendered ahead; a free-running one would wait seconds for
+            // workers that may be gone); an in-cycle one waits out its
+            // short budget, as always, so its last period is not lost.
+            if now >= deadline || (self.shared.stop.load(Relaxed) && self.in_cycle.is_none()) {
                 return;
             }
             if self.readable().any(|i| AudioReader::new(&self.shared.slots[i].region).span().1 > frame) {
                 return;
             }
-            std::thread::sleep(Duration::from_micros(200).min(deadline.saturating_duration_since(now)));
+            // Never past the deadline: a late return would start the next
+            // period late (see `begin_paced_period`).
+            let left = deadline - now;
+            let patience = (left / 2).max(Duration::from_micros(50)).min(Duration::from_millis(1)).min(left);
+            match self.readable().next() {
+                Some(i) => {
+                    AudioReader::new(&self.shared.slots[i].region).wait_for(frame + 1, patience);
+                }
+                // No slot to wait on (all are joining or empty).
+                None => std::thread::sleep(patience.min(Duration::from_micros(200))),
+            }
         }
     }
 
@@ -304,6 +325,9 @@ impl OutputEngine {
     /// restarts, and its first callbacks find their frames.
     pub fn set_period(&mut self, frames: u32) {
         self.period = u64::from(frames);
+        if self.in_cycle.is_some() {
+            return;
+        }
         // Raising the limit without releasing events is always safe: later
         // events are stamped at or after it.
         let ahead = self.aligned(self.frame + self.period);
@@ -321,6 +345,9 @@ impl OutputEngine {
     pub fn set_steady_period(&mut self, frames: u32) {
         self.steady = true;
         self.period = 0;
+        if self.in_cycle.is_some() {
+            return;
+        }
         let ahead = self.aligned(self.frame + 2 * u64::from(frames) + self.lead);
         if ahead > self.limit {
             self.limit = ahead;
@@ -331,7 +358,8 @@ impl OutputEngine {
     /// Queues `event` from the driver's own thread (MIDI that arrived with
     /// the next call's buffer): it is stamped at the next call's render
     /// limit plus `offset` frames, so events keep their spacing within the
-    /// period. Never allocates or waits; false when the schedule is full
+    /// period. In-cycle, that limit is the next call's first frame: the
+    /// event sounds in the period it arrived with, at its offset. Never allocates or waits; false when the schedule is full
     /// (counted as a dropped command).
     pub fn queue_event(&mut self, event: chronus_dsp::Event, offset: u32) -> bool {
         let frame = self.limit + u64::from(offset);
@@ -399,7 +427,11 @@ impl OutputEngine {
         // Frames beyond this call the workers may render now: a steady
         // driver's next call (n more frames, a period from now) plus the
         // lead; else the lead, or the most a driver may ask for at once.
-        let ahead = if self.steady {
+        let ahead = if self.in_cycle.is_some() {
+            // In-cycle: exactly this call's frames.
+            self.period = self.period.max(n as u64);
+            0
+        } else if self.steady {
             n as u64 + self.lead
         } else {
             self.period = self.period.max(n as u64);
@@ -425,6 +457,18 @@ impl OutputEngine {
             }
             self.shared.fade_end.store(fade.end(), Release);
         }
+        let deadline = match self.in_cycle {
+            Some(budget) => {
+                // Publish this call's frames now, wake the replicas, and
+                // wait for them within the budget (from now: a driver's
+                // call starts its cycle). Free-running stays unbounded.
+                self.limit = next_limit;
+                self.publish_limit();
+                let budget = n as f64 * budget / f64::from(self.sample_rate.max(1));
+                deadline.map(|_| Instant::now() + Duration::from_secs_f64(budget))
+            }
+            None => deadline,
+        };
         self.read_audio(left, right, deadline);
         if let Some(fade) = self.fade {
             for (k, (l, r)) in left.iter_mut().zip(right.iter_mut()).enumerate() {
@@ -439,8 +483,10 @@ impl OutputEngine {
                 AudioReader::new(&slot.region).consume_to(self.frame);
             }
         }
-        self.limit = next_limit;
-        self.publish_limit();
+        if self.in_cycle.is_none() {
+            self.limit = next_limit;
+            self.publish_limit();
+        }
         if let Some(record) = &mut self.record {
             if deadline.is_none() {
                 // Free-running: faster than real time, so it may outrun the
