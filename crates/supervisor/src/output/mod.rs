@@ -359,8 +359,9 @@ impl OutputEngine {
     /// the next call's buffer): it is stamped at the next call's render
     /// limit plus `offset` frames, so events keep their spacing within the
     /// period. In-cycle, that limit is the next call's first frame: the
-    /// event sounds in the period it arrived with, at its offset. Never allocates or waits; false when the schedule is full
-    /// (counted as a dropped command).
+    /// event sounds in the period it arrived with, at its offset. Never
+    /// allocates or waits; false when the schedule is full (counted as a
+    /// dropped command).
     pub fn queue_event(&mut self, event: chronus_dsp::Event, offset: u32) -> bool {
         let frame = self.limit + u64::from(offset);
         let ok = self.sequencer.schedule(event, frame, 0);
@@ -464,8 +465,9 @@ impl OutputEngine {
                 // call starts its cycle). Free-running stays unbounded.
                 self.limit = next_limit;
                 self.publish_limit();
-                let budget = n as f64 * budget / f64::from(self.sample_rate.max(1));
-                deadline.map(|_| Instant::now() + Duration::from_secs_f64(budget))
+                // (`as` saturates: no panic, whatever the numbers.)
+                let ns = n as f64 * budget * 1e9 / f64::from(self.sample_rate.max(1));
+                deadline.map(|_| Instant::now() + Duration::from_nanos(ns as u64))
             }
             None => deadline,
         };
