@@ -113,6 +113,10 @@ pub(crate) struct Supervisor {
     last_health: Option<Health>,
     next_generation: u64,
     worker_priority: Option<i32>,
+    /// In the cycle, with two CPUs or more: how many, to pin the live
+    /// replicas over (`place_replicas`); `None`: nothing is pinned. Counted
+    /// once here: counting reads the process's cgroup files.
+    pin_cpus: Option<usize>,
     /// Notes for the journal (excisions, resets).
     notes: rtrb::Producer<Note>,
     /// Common-mode faults: suspect blocks, trials, cuts (the policy).
@@ -142,6 +146,8 @@ impl Supervisor {
         let ns = |d: Duration| d.as_nanos() as Nanos;
         let cfg_hang = cfg.hang_timeout;
         let cfg_block = cfg.block_duration();
+        let cpus = chronus_sys::sched::cpu_count();
+        let pin_cpus = (cfg.latency.budget().is_some() && cpus >= 2).then_some(cpus);
         let checkpoint_cfg = CheckpointConfig {
             every: u64::from(cfg.checkpoint_every),
             timeout: Duration::from_millis(500).as_nanos() as Nanos,
@@ -183,6 +189,7 @@ impl Supervisor {
             last_health: None,
             next_generation: 1,
             worker_priority: None,
+            pin_cpus,
             notes,
             common: CommonMode::new(CommonModeConfig {
                 hold_timeout: ns(cfg_hang),
@@ -315,13 +322,12 @@ impl Supervisor {
     /// nothing is pinned (a period of slack absorbs the wait). System calls
     /// only when a replica's placement changes, never in the steady state.
     fn place_replicas(&mut self) {
-        let cpus = chronus_sys::sched::cpu_count();
-        let pin = self.cfg.latency.budget().is_some() && cpus >= 2;
+        let Some(cpus) = self.pin_cpus else { return };
         let mut rank = 0;
         for slot in &mut self.slots {
             let live = slot.is_live();
             let Some(p) = slot.proc.as_mut() else { continue };
-            let want = (pin && live).then(|| {
+            let want = live.then(|| {
                 rank += 1;
                 (rank - 1) % cpus
             });
