@@ -6,10 +6,13 @@
 //! plugin, whose graph runs at a *quantum* (256 … 2048 frames, changeable
 //! while playing) that an ALSA client cannot see. cpal double-buffers (the
 //! device buffer is two periods), so a period below half the quantum runs
-//! dry every cycle. The output therefore starts at the period asked for and,
-//! when the device keeps running dry (3 xruns within a second), rebuilds the
-//! stream with twice the period, up to 8192 frames: it sizes itself from
-//! what the device actually asks for. It first plays silence until the
+//! dry every cycle. The output therefore starts at the period asked for and
+//! sizes itself from what the device actually asks for, up to 8192 frames:
+//! when one xrun played a whole buffer of silence or more (the graph pulls
+//! about the buffer plus that silence a cycle: a quantum raised while
+//! playing), it rebuilds the stream at once with half that quantum as its
+//! period; when the device keeps running dry by less (3 xruns within a
+//! second), with twice the period. It first plays silence until the
 //! device has run a quarter of a second without an xrun (growing the period
 //! as needed), so a start at a large quantum loses nothing; later xruns (a
 //! quantum raised while playing) are real losses. Every xrun is counted; the frames the
@@ -374,6 +377,26 @@ pub fn start_output(chosen: ChosenDevice, render: impl DeviceRender) -> Result<D
     }
 }
 
+/// How often the stream's owner looks at the xruns, ms.
+const POLL_MS: u64 = 20;
+
+/// The period a device needs after it played `silence` frames of silence in
+/// one poll with a buffer of [`DEVICE_PERIODS`] × `period`: when the silence
+/// is at least a whole buffer, the device's graph pulls about `buffer +
+/// silence` frames a cycle (a quantum raised while playing), and the period
+/// must be half of that, rounded up to a power of two, at most `limit`.
+/// Otherwise `period` (a short xrun is a stall, or a quantum just above
+/// the buffer, which the three-xruns rule grows by doubling).
+fn period_for_silence(period: u32, silence: u64, limit: u32) -> u32 {
+    let buffer = u64::from(DEVICE_PERIODS * period);
+    if silence < buffer {
+        return period;
+    }
+    let quantum = (buffer + silence).min(u64::from(limit) * u64::from(DEVICE_PERIODS));
+    let wanted = (quantum.div_ceil(u64::from(DEVICE_PERIODS)) as u32).next_power_of_two();
+    wanted.clamp(period, limit)
+}
+
 /// Owns the stream: builds it, watches xruns, grows the period when the
 /// device keeps running dry, logs errors with counts.
 fn monitor<R: DeviceRender>(
@@ -392,6 +415,7 @@ fn monitor<R: DeviceRender>(
     let mut next_report = Instant::now() + Duration::from_secs(1);
     let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
     let mut seen_xruns = 0u64;
+    let mut seen_silence = counters.xrun_frames.load(Relaxed);
     while let Some(mut r) = render.take() {
         counters.period.store(period, Relaxed);
         r.prepare(DEVICE_PERIODS * period);
@@ -412,9 +436,9 @@ fn monitor<R: DeviceRender>(
         let built = Instant::now();
         let grow = loop {
             if stop.load(Relaxed) {
-                break false;
+                break None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(POLL_MS));
             let now = Instant::now();
             let xruns = counters.xruns.load(Relaxed);
             for _ in seen_xruns..xruns {
@@ -451,19 +475,23 @@ fn monitor<R: DeviceRender>(
                 reported = (xruns, errors);
             }
             let limit = chosen.max_period.max(chosen.block);
+            // The silence the new xruns played: a device that took more
+            // than its whole buffer in one go runs a larger quantum, and
+            // says how much larger.
+            let silence = counters.xrun_frames.load(Relaxed) - seen_silence;
+            seen_silence += silence;
+            let sized = period_for_silence(period, silence, limit);
             // While settling, one xrun is enough: nothing is playing yet.
             let needed = if warming.load(Relaxed) { 1 } else { XRUNS_TO_GROW };
-            if chosen.fixed_block && recent.len() >= needed && period < limit {
-                break true;
+            if chosen.fixed_block && period < limit && (recent.len() >= needed || sized > period) {
+                break Some(sized.max(period * 2).min(limit));
             }
         };
         drop(stream);
         render = back.pop().ok();
-        if !grow {
-            return;
-        }
+        let Some(grown) = grow else { return };
         let from = period;
-        period = (period * 2).min(chosen.max_period.max(chosen.block));
+        period = grown;
         counters.rebuilds.fetch_add(1, Relaxed);
         if !warming.load(Relaxed) {
             eprintln!(
@@ -496,6 +524,21 @@ mod tests {
     fn at(ms: u64) -> cpal::OutputCallbackInfo {
         let t = |ms: u64| StreamInstant::new(ms / 1_000, (ms % 1_000 * 1_000_000) as u32);
         cpal::OutputCallbackInfo::new(cpal::OutputStreamTimestamp { callback: t(ms), playback: t(ms + 10) })
+    }
+
+    #[test]
+    fn an_xrun_of_a_whole_buffer_or_more_sizes_the_period_for_the_quantum_it_shows() {
+        // 256-frame periods, a buffer of 512; the quantum raised to 2048:
+        // each cycle plays 1,536 frames of silence.
+        assert_eq!(period_for_silence(256, 1_536, MAX_PERIOD), 1_024);
+        // To 1024: 512 of silence, a whole buffer.
+        assert_eq!(period_for_silence(256, 512, MAX_PERIOD), 512);
+        // A stall shorter than the buffer changes nothing.
+        assert_eq!(period_for_silence(256, 300, MAX_PERIOD), 256);
+        assert_eq!(period_for_silence(256, 0, MAX_PERIOD), 256);
+        // Never past the limit, even for an hour of silence.
+        assert_eq!(period_for_silence(256, 48_000 * 3_600, 4_096), 4_096);
+        assert_eq!(period_for_silence(1_024, u64::MAX / 2, MAX_PERIOD), MAX_PERIOD);
     }
 
     #[test]

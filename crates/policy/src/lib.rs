@@ -12,6 +12,7 @@ pub mod common_mode;
 pub mod determinism;
 pub mod health;
 pub mod join;
+pub mod placement;
 pub mod restart;
 pub mod watchdog;
 

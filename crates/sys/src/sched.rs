@@ -36,25 +36,26 @@ pub fn lock_current_memory() -> io::Result<()> {
     nix::sys::mman::mlockall(nix::sys::mman::MlockAllFlags::MCL_CURRENT).map_err(crate::io)
 }
 
-/// Pins process `pid`'s main thread (a worker's render loop) to CPU `cpu`,
-/// or lets it run on any CPU this process may use (`None`).
+/// Lets process `pid`'s main thread (a worker's render loop) run only on
+/// the CPUs `cpus` names (CPU numbers, as in [`allowed_cpus`]).
 ///
 /// # Errors
-/// The OS error (`ESRCH` for a process gone, `EINVAL` for a CPU not there).
-pub fn set_affinity(pid: u32, cpu: Option<usize>) -> io::Result<()> {
+/// The OS error (`ESRCH` for a process gone, `EINVAL` for a CPU not there
+/// or an empty set).
+pub fn set_affinity(pid: u32, cpus: impl IntoIterator<Item = usize>) -> io::Result<()> {
     let pid = nix::unistd::Pid::from_raw(pid as i32);
-    let set = match cpu {
-        Some(cpu) => {
-            let mut set = nix::sched::CpuSet::new();
-            set.set(cpu).map_err(io::Error::from)?;
-            set
-        }
-        None => nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_err(io::Error::from)?,
-    };
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in cpus {
+        set.set(cpu).map_err(io::Error::from)?;
+    }
     nix::sched::sched_setaffinity(pid, &set).map_err(io::Error::from)
 }
 
-/// CPUs this process may run on.
-pub fn cpu_count() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+/// The CPU numbers this process may run on (its affinity mask), in order.
+///
+/// # Errors
+/// The OS error.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_err(io::Error::from)?;
+    Ok((0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect())
 }

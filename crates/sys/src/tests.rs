@@ -37,3 +37,22 @@ fn the_thread_counter_reads_again_without_opening_anything() {
     drop(tx);
     let _ = extra.join();
 }
+
+#[test]
+fn a_process_placed_on_one_cpu_runs_there_only_and_can_be_let_go_again() {
+    let cpus = crate::sched::allowed_cpus().expect("the affinity mask");
+    assert!(!cpus.is_empty());
+    let mut child = std::process::Command::new("sleep").arg("5").spawn().expect("sleep");
+    let last = *cpus.last().unwrap();
+    crate::sched::set_affinity(child.id(), [last]).expect("place on one CPU");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap();
+    assert_eq!(line.split_whitespace().nth(1), Some(last.to_string().as_str()), "{line}");
+    crate::sched::set_affinity(child.id(), cpus.iter().copied()).expect("anywhere again");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap();
+    assert!(cpus.len() == 1 || line.contains(['-', ',']), "{line}");
+    assert!(crate::sched::set_affinity(child.id(), []).is_err(), "an empty set is refused");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

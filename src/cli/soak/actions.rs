@@ -29,7 +29,7 @@ pub enum Action {
 impl Action {
     /// Every kind, for `--faults mixed`.
     pub fn all() -> Vec<Self> {
-        let mut all: Vec<Self> = FaultKind::ALL.iter().map(|&k| Self::Worker(k)).collect();
+        let mut all = Self::single();
         all.extend([
             Self::DoubleKill,
             Self::Poison("crash"),
@@ -38,6 +38,13 @@ impl Action {
             Self::Flood,
         ]);
         all
+    }
+
+    /// Every fault of one worker (no common-mode fault, no flood), for
+    /// `--faults single`: what a mode is promised to survive with 0 frames
+    /// lost as long as the other replica renders in time.
+    pub fn single() -> Vec<Self> {
+        FaultKind::ALL.iter().map(|&k| Self::Worker(k)).collect()
     }
 
     /// The action named `name` (a fault kind, `double-kill`,

@@ -29,7 +29,8 @@ pub struct SoakArgs {
     /// How long to play: `90s`, `10m`, `1h`, or seconds.
     #[arg(long, default_value = "10m")]
     duration: String,
-    /// Fault kinds: `mixed` (all of them) or one of kill, segv, abort, panic,
+    /// Fault kinds: `mixed` (all of them), `single` (every one-worker fault
+    /// below, no common-mode fault) or one of kill, segv, abort, panic,
     /// exit0, exit1, hang, slow, stop, syscall (one worker's fault:
     /// alternating active and standby; every fifth sent from outside with
     /// kill(1); `syscall`: a call the sandbox forbids), double-kill (both
@@ -127,6 +128,8 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     let rate = parse_rate(&args.rate).ok_or_else(|| Failure::new(USAGE, "--rate: e.g. 2/s, 30/m"))?;
     let kinds = if args.faults == "mixed" {
         Action::all()
+    } else if args.faults == "single" {
+        Action::single()
     } else {
         vec![
             Action::from_name(&args.faults)

@@ -30,6 +30,7 @@ use crate::policy::common_mode::{CommonMode, CommonModeConfig};
 use crate::policy::determinism::Determinism;
 use crate::policy::health::{HealthFacts, UNDERRUN_WINDOW, UnderrunWindow, health};
 use crate::policy::join::JoinConfig;
+use crate::policy::placement::{self, Placement};
 use crate::policy::restart::RestartPolicy;
 use crate::policy::watchdog::{Watchdog, WatchdogConfig};
 use crate::policy::{MAX_SLOTS, Nanos};
@@ -113,10 +114,10 @@ pub(crate) struct Supervisor {
     last_health: Option<Health>,
     next_generation: u64,
     worker_priority: Option<i32>,
-    /// In the cycle, with two CPUs or more: how many, to pin the live
-    /// replicas over (`place_replicas`); `None`: nothing is pinned. Counted
-    /// once here: counting reads the process's cgroup files.
-    pin_cpus: Option<usize>,
+    /// In the cycle, with two CPUs or more: the CPU numbers this process
+    /// may run on, to place the workers over (`place_replicas`); `None`:
+    /// nothing is placed. Read once, here.
+    placement_cpus: Option<Vec<usize>>,
     /// Notes for the journal (excisions, resets).
     notes: rtrb::Producer<Note>,
     /// Common-mode faults: suspect blocks, trials, cuts (the policy).
@@ -146,8 +147,14 @@ impl Supervisor {
         let ns = |d: Duration| d.as_nanos() as Nanos;
         let cfg_hang = cfg.hang_timeout;
         let cfg_block = cfg.block_duration();
-        let cpus = chronus_sys::sched::cpu_count();
-        let pin_cpus = (cfg.latency.budget().is_some() && cpus >= 2).then_some(cpus);
+        let placement_cpus = match chronus_sys::sched::allowed_cpus() {
+            Ok(cpus) if cfg.latency.budget().is_some() && cpus.len() >= 2 => Some(cpus),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!("cannot read this process's CPUs ({e}): the workers are not placed");
+                None
+            }
+        };
         let checkpoint_cfg = CheckpointConfig {
             every: u64::from(cfg.checkpoint_every),
             timeout: Duration::from_millis(500).as_nanos() as Nanos,
@@ -189,7 +196,7 @@ impl Supervisor {
             last_health: None,
             next_generation: 1,
             worker_priority: None,
-            pin_cpus,
+            placement_cpus,
             notes,
             common: CommonMode::new(CommonModeConfig {
                 hold_timeout: ns(cfg_hang),
@@ -313,29 +320,32 @@ impl Supervisor {
         self.history
     }
 
-    /// In the cycle, pins each live replica to a CPU of its own (the k-th
-    /// live slot to CPU k), and lets every other worker run anywhere. The
-    /// replicas render at the same real-time priority inside the same
-    /// cycle: unpinned, a replica woken on the CPU where a slow one spins
-    /// waits behind it (FIFO does not share a priority level) and misses
-    /// the cycle; pinned, the other replica always has a CPU. Pipelined,
-    /// nothing is pinned (a period of slack absorbs the wait). System calls
-    /// only when a replica's placement changes, never in the steady state.
+    /// In the cycle, places the workers on CPUs (`policy::placement`): each
+    /// live replica on a CPU of its own, every other worker (a spare, a
+    /// joining replacement catching up, a trial) on the CPUs no live replica
+    /// holds. The replicas render at the same real-time priority inside the
+    /// same cycle, and FIFO does not share a priority level: unplaced, a
+    /// replica woken on the CPU where a slow one spins, or where a spare
+    /// catches up, waits behind it and misses the cycle. Pipelined, nothing
+    /// is placed (a period of slack absorbs the wait). System calls only
+    /// when a worker's placement changes, never in the steady state.
     fn place_replicas(&mut self) {
-        let Some(cpus) = self.pin_cpus else { return };
-        let mut rank = 0;
-        for slot in &mut self.slots {
-            let live = slot.is_live();
+        let Some(cpus) = self.placement_cpus.as_deref() else { return };
+        let mut kinds = [None; MAX_SLOTS];
+        for (kind, slot) in kinds.iter_mut().zip(&self.slots) {
+            *kind = slot.proc.as_ref().map(|_| slot.is_live());
+        }
+        let mut placed = [Placement::ANY; MAX_SLOTS];
+        let n = self.slots.len();
+        placement::place(&kinds[..n], cpus.len(), &mut placed[..n]);
+        for (slot, want) in self.slots.iter_mut().zip(placed) {
             let Some(p) = slot.proc.as_mut() else { continue };
-            let want = live.then(|| {
-                rank += 1;
-                (rank - 1) % cpus
-            });
-            if p.pinned != want {
-                if let Err(e) = chronus_sys::sched::set_affinity(p.pid, want) {
-                    tracing::warn!("cannot pin worker {} to CPU {want:?}: {e}", p.pid);
+            if p.placed != want {
+                let on = cpus.iter().enumerate().filter(|&(k, _)| want.allows(k));
+                if let Err(e) = chronus_sys::sched::set_affinity(p.pid, on.map(|(_, &cpu)| cpu)) {
+                    tracing::warn!("cannot place worker {} on {want:?}: {e}", p.pid);
                 }
-                p.pinned = want;
+                p.placed = want;
             }
         }
     }

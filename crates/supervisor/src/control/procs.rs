@@ -9,6 +9,7 @@ use super::Supervisor;
 use crate::EngineError;
 use crate::events::DetectedBy;
 use crate::policy::MAX_SLOTS;
+use crate::policy::placement::Placement;
 
 /// A running worker process.
 pub(crate) struct Proc {
@@ -16,9 +17,9 @@ pub(crate) struct Proc {
     pub pidfd: OwnedFd,
     pub pid: u32,
     pub generation: u64,
-    /// The CPU its render loop is pinned to (`None`: any), see
+    /// The CPUs its render loop may run on, see
     /// `Supervisor::place_replicas`.
-    pub pinned: Option<usize>,
+    pub placed: Placement,
 }
 
 /// The supervisor's per-slot bookkeeping of a worker's fate.
@@ -53,7 +54,7 @@ impl Supervisor {
         let pid = child.id();
         let pidfd = chronus_sys::process::pidfd_open(pid)
             .map_err(|e| EngineError::WorkerStart(format!("pidfd_open: {e}")))?;
-        self.slots[i].proc = Some(Proc { child, pidfd, pid, generation, pinned: None });
+        self.slots[i].proc = Some(Proc { child, pidfd, pid, generation, placed: Placement::ANY });
         self.slots[i].fate = Fate::default();
         Ok(())
     }
