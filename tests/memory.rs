@@ -95,3 +95,64 @@ fn sixty_seconds_of_commands_and_faults_grow_the_supervisor_by_less_than_512_kib
     let lines = std::fs::read_to_string(&journal).unwrap().lines().filter(|l| !l.starts_with('@')).count();
     assert!(lines as i32 > sent / 2, "{lines} journal lines for {sent} commands");
 }
+
+/// `(size, resident)` KiB of the mappings in `/proc/<pid>/smaps` whose
+/// header line names `what`, summed.
+fn mapped_kib(pid: u32, what: &str) -> (u64, u64) {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let kib = |l: &str| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let (mut size, mut rss, mut inside) = (0, 0, false);
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first
+            .split_once('-')
+            .is_some_and(|(a, b)| u64::from_str_radix(a, 16).is_ok() && u64::from_str_radix(b, 16).is_ok())
+        {
+            inside = line.contains(what);
+        } else if inside && first == "Size:" {
+            size += kib(line);
+        } else if inside && first == "Rss:" {
+            rss += kib(line);
+        }
+    }
+    (size, rss)
+}
+
+#[test]
+fn a_worker_maps_only_the_memory_it_uses() {
+    // A dying process's pages are unmapped before its pidfd reports the
+    // death: every page a worker maps and never uses is failover time.
+    // So it maps neither the bus's checkpoints (read once, when it starts
+    // from one) nor the code it never runs.
+    let _rt = crate::util::rt_lock();
+    let port = 57_400 + (std::process::id() % 400) as u16;
+    let to = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(chronus_exe())
+        .args(["play", "--sink", "null", "--duration", "20", "--osc", &to])
+        .args(["--name", &format!("mapped-test-{}", std::process::id())])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let socket = crate::util::osc::client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        match status(&socket, &to) {
+            Some(s) if s.active_pid > 0 => break s.active_pid as u32,
+            _ if Instant::now() > deadline => panic!("the engine never reported an active worker"),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let (bus_size, bus_rss) = mapped_kib(pid, "chronus-bus");
+    let exe = chronus_exe();
+    let exe = exe.to_str().unwrap();
+    let (exe_size, exe_rss) = mapped_kib(pid, exe);
+    eprintln!("worker {pid}: bus {bus_rss} of {bus_size} KiB mapped, {exe} {exe_rss} of {exe_size} KiB");
+    assert!(bus_size > 0 && exe_size > 0, "the worker's mappings were not found");
+    assert!(
+        bus_rss * 2 < bus_size,
+        "the worker maps {bus_rss} of the bus's {bus_size} KiB: its checkpoints too"
+    );
+    assert!(exe_rss * 4 < exe_size * 3, "the worker maps {exe_rss} of its program's {exe_size} KiB");
+}

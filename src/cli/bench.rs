@@ -113,6 +113,8 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let stop = AtomicBool::new(false);
+    let mut floor = Vec::with_capacity(args.kills as usize);
+    let mut floor_error = None;
     let outcome = std::thread::scope(|s| {
         s.spawn(|| play_looped(&engine, &score, loop_frames, &stop));
         let result = (|| {
@@ -131,6 +133,11 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                 let on_active = (n + n / kinds.len()).is_multiple_of(2);
                 let target = if on_active { Target::Active } else { Target::Standby };
                 std::thread::sleep(Duration::from_millis(args.interval_ms));
+                // The kernel's floor, one sample per fault, in the same run.
+                match chronus::harness::kill_floor::sample() {
+                    Ok(us) => floor.push(us),
+                    Err(e) => floor_error = Some(e),
+                }
                 inflict(&engine, target, kind).map_err(|e| format!("fault {}: {e}", n + 1))?;
                 bar.set_message(format!("{kind} on the {}", if on_active { "active" } else { "standby" }));
                 engine
@@ -150,7 +157,13 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     bar.finish_and_clear();
     let report = engine.stop().or_exit(OS_ERR, "engine shutdown")?;
     outcome.map_err(|e| Failure::new(CHECK_FAILED, e))?;
-    let summary = FailoverSummary::of(&report);
+    let mut summary = FailoverSummary::of(&report);
+    if let Some(e) = floor_error {
+        eprintln!("bench failover: the kernel's floor was not measured for every fault: {e}");
+    }
+    if !floor.is_empty() {
+        summary.kill_floor_us = Some(chronus::supervisor::Percentiles::of(&floor));
+    }
     print_summary(&summary);
     if let Some(path) = &args.json {
         std::fs::write(path, summary.to_json()).or_exit(CANT_CREATE, path.display())?;
@@ -163,6 +176,10 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             verdict_line(&summary),
             summary.markdown_table()
         );
+        let md = match summary.detection_over_floor() {
+            Some(r) => format!("{md}\nCrash detection p50 = {r:.2} × the kernel's floor (kill → pidfd).\n"),
+            None => md,
+        };
         std::fs::write(path, md).or_exit(CANT_CREATE, path.display())?;
     }
     if !summary.passed() {
@@ -204,4 +221,9 @@ fn print_summary(s: &FailoverSummary) {
     println!(
         "(detection: fault → noticed; switch: → active flipped; respawn: → replacement ready; rejoin: → verified lockstep)"
     );
+    if let Some(ratio) = s.detection_over_floor() {
+        println!(
+            "crash detection p50 = {ratio:.2} × the kernel's floor (kill → pidfd of an idle `sleep`, measured before each fault)"
+        );
+    }
 }

@@ -66,6 +66,9 @@ pub struct FailoverSummary {
     pub redundant_us: Percentiles,
     /// Faults after which the engine never became redundant again.
     pub unjoined: usize,
+    /// The kernel's floor for crash detection measured in the same run
+    /// ([`crate::kill_floor`]), µs, when the run measured it.
+    pub kill_floor_us: Option<Percentiles>,
     /// Every fault and its recovery, in order.
     pub events: Vec<FailoverEvent>,
     /// The same latencies per class of fault: `crash` (the process ended;
@@ -166,6 +169,7 @@ impl FailoverSummary {
             redundant_us: overall.redundant_us,
             unjoined: e.iter().filter(|ev| ev.t_redundant.is_none()).count(),
             by_class,
+            kill_floor_us: None,
             events: report.failovers.clone(),
         }
     }
@@ -216,7 +220,17 @@ impl FailoverSummary {
         for (class, f) in &self.by_class {
             add(format!("{class} ({})", f.faults), f);
         }
+        if let Some(floor) = self.kill_floor_us {
+            rows.push(("kernel floor".to_owned(), "kill→pidfd", floor));
+        }
         rows
+    }
+
+    /// Crash detection p50 over the kernel's floor p50, when both were
+    /// measured.
+    pub fn detection_over_floor(&self) -> Option<f64> {
+        let floor = self.kill_floor_us.filter(|f| f.p50 > 0.0)?;
+        Some(self.by_class.get("crash")?.detection_us.p50 / floor.p50)
     }
 
     /// The latency table as Markdown (µs).

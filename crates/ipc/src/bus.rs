@@ -82,6 +82,12 @@ impl Bus {
         let name = String::from_utf8(raw[..end].to_vec()).map_err(|_| IpcError::BufCorrupt("DSP name"))?;
         let bytes = map.read_bytes(offsets.config, map.header.geometry.config_bytes as usize);
         let config = String::from_utf8(bytes).map_err(|_| IpcError::BufCorrupt("DSP configuration"))?;
+        // What the render loop reads is mapped now: the control block, the
+        // event log and the excisions. The checkpoints are not: a worker
+        // reads one when it starts, and every page it maps costs its death
+        // time (the kernel unmaps them before the pidfd reports it).
+        map.prefault(offsets.control, offsets.checkpoints - offsets.control);
+        map.prefault(offsets.excisions, offsets.config - offsets.excisions);
         Ok(Self { map, offsets, config, name })
     }
 

@@ -16,9 +16,10 @@
 //! loaded from; a store would fault, never corrupt.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use crate::IpcError;
 use crate::layout::{
@@ -123,9 +124,12 @@ impl Mapping {
         if !writable && !seals.writes {
             return Err(IpcError::BufCorrupt("a read-only region that is not sealed against writes"));
         }
+        // Not populated: each page a process maps is a page the kernel
+        // unmaps when it dies, before its pidfd reports the death. The
+        // caller prefaults the sections it uses ([`Mapping::prefault`]).
         let opts = {
             let mut o = MmapOptions::new();
-            o.len(len as usize).populate();
+            o.len(len as usize);
             o
         };
         let map = if writable { opts.map_raw(&fd) } else { opts.map_raw_read_only(&fd) }
@@ -155,6 +159,24 @@ impl Mapping {
             return Err(IpcError::BufTooSmall { needed: header.total_size, actual: len });
         }
         Ok(Self { fd, map, header, writable })
+    }
+
+    /// Maps the pages of bytes `offset..offset + len` now (writable where
+    /// this process may write), so that touching them later takes no page
+    /// fault: `MADV_POPULATE_READ`/`_WRITE`, or on a kernel without them
+    /// (before 5.14) a read of each page.
+    pub fn prefault(&self, offset: usize, len: usize) {
+        let end = offset.checked_add(len).expect("range fits usize").min(self.map.len());
+        let Some(len) = end.checked_sub(offset).filter(|&l| l > 0) else { return };
+        let advice = if self.writable { Advice::PopulateWrite } else { Advice::PopulateRead };
+        if self.map.advise_range(advice, offset, len).is_ok() {
+            return;
+        }
+        const PAGE: usize = 4096;
+        let first = offset / PAGE * PAGE;
+        for page in (first..end).step_by(PAGE) {
+            let _ = self.at::<AtomicU64>(page).load(Relaxed);
+        }
     }
 
     /// The memfd.

@@ -122,6 +122,9 @@ impl WorkerRegion {
         if offsets.total as u64 != map.header.total_size {
             return Err(IpcError::BufCorrupt("region size does not match its geometry"));
         }
+        // All of it is the render loop's: the control block, the ring it
+        // writes every block, the snapshot it writes at each checkpoint.
+        map.prefault(0, offsets.total);
         Ok(Self { map, offsets, generation: AtomicU64::new(generation) })
     }
 

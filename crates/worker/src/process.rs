@@ -39,7 +39,7 @@ pub fn die_with_parent(parent_pid: Option<u32>) -> Result<(), WorkerError> {
 /// last, just before the render loop. Neither failure is fatal: the result
 /// says what was set up.
 pub fn enter_realtime(rt_priority: Option<i32>) -> ProcessSetup {
-    let memory_locked = chronus_sys::sched::lock_current_memory().is_ok();
+    let memory_locked = chronus_sys::sched::lock_memory().is_ok();
     let realtime = rt_priority.is_some_and(|p| chronus_sys::sched::set_thread_fifo(p).is_ok());
     ProcessSetup { memory_locked, realtime }
 }
