@@ -127,7 +127,7 @@ fn a_worker_maps_only_the_memory_it_uses() {
     let _rt = crate::util::rt_lock();
     let port = 57_400 + (std::process::id() % 400) as u16;
     let to = format!("127.0.0.1:{port}");
-    let child = std::process::Command::new(chronus_exe())
+    let mut child = std::process::Command::new(chronus_exe())
         .args(["play", "--sink", "null", "--duration", "20", "--osc", &to])
         .args(["--name", &format!("mapped-test-{}", std::process::id())])
         .stdout(std::process::Stdio::null())
@@ -155,4 +155,6 @@ fn a_worker_maps_only_the_memory_it_uses() {
         "the worker maps {bus_rss} of the bus's {bus_size} KiB: its checkpoints too"
     );
     assert!(exe_rss * 4 < exe_size * 3, "the worker maps {exe_rss} of its program's {exe_size} KiB");
+    let _ = child.kill();
+    let _ = child.wait();
 }

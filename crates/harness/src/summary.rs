@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use chronus_supervisor::RunReport;
-use chronus_supervisor::{DetectedBy, FailoverEvent, Percentiles, Role};
+use chronus_supervisor::{FailoverEvent, Percentiles, Role};
 
 /// The figures of one run.
 #[derive(Clone, Debug, Serialize)]
@@ -72,7 +72,7 @@ pub struct FailoverSummary {
     /// Every fault and its recovery, in order.
     pub events: Vec<FailoverEvent>,
     /// The same latencies per class of fault: `crash` (the process ended;
-    /// noticed by its pidfd) and `stall` (it hung, froze or slowed down;
+    /// noticed by its death word or its pidfd) and `stall` (it hung, froze or slowed down;
     /// noticed by the watchdog).
     pub by_class: BTreeMap<&'static str, ClassFigures>,
 }
@@ -137,7 +137,7 @@ impl FailoverSummary {
         let mut by_class = BTreeMap::new();
         for (class, crash) in [("crash", true), ("stall", false)] {
             let members: Vec<&FailoverEvent> =
-                e.iter().filter(|ev| (ev.detected_by == DetectedBy::Pidfd) == crash).collect();
+                e.iter().filter(|ev| ev.detected_by.is_exit() == crash).collect();
             if !members.is_empty() {
                 by_class.insert(class, ClassFigures::of(&members));
             }

@@ -37,7 +37,7 @@ use crate::IpcError;
 /// "CHRONUS\x02" in little-endian.
 pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\x02");
 /// Version of these layouts; bump on any change.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 /// Section alignment.
 pub const ALIGN: usize = 64;
 /// Longest DSP name a region carries.
@@ -315,6 +315,14 @@ pub struct ControlBlock {
     pub forbidden_call: AtomicU32,
     /// The same for the fork running its poison trial.
     pub trial_forbidden_call: AtomicU32,
+    /// The worker's death word: its thread id with the futex waiters bit,
+    /// written by the worker and registered as its robust futex list's
+    /// one entry; the kernel sets the owner-died bit and wakes the
+    /// supervisor as the worker exits, before it unmaps the worker's
+    /// memory (see `WorkerRegion::death`). 0: not armed.
+    pub death: AtomicU32,
+    /// Keeps `forbidden_calls` 8-byte aligned without implicit padding.
+    pub _reserved: AtomicU32,
     /// Every system call refused, one bit per number (an auditing sandbox
     /// refuses and goes on: `chronus check`).
     pub forbidden_calls: [AtomicU64; FORBIDDEN_WORDS],

@@ -9,6 +9,9 @@ use serde::Serialize;
 pub enum DetectedBy {
     /// The worker's pidfd became readable (it exited or was killed).
     Pidfd,
+    /// The kernel marked the worker's death word as it exited (before
+    /// unmapping its memory, so before its pidfd: `chronus_sys::death`).
+    DeathWord,
     /// The hang watchdog saw no progress while there was work.
     Watchdog,
     /// Its render time stayed over budget.
@@ -17,6 +20,14 @@ pub enum DetectedBy {
     Divergence,
     /// Its join failed (it did not become ready, start or catch up in time).
     JoinFailed,
+}
+
+impl DetectedBy {
+    /// The worker ended by itself or was killed from outside, and the
+    /// kernel told (its death word or its pidfd): a crash, not a verdict.
+    pub fn is_exit(self) -> bool {
+        matches!(self, Self::Pidfd | Self::DeathWord)
+    }
 }
 
 /// How a worker process ended.

@@ -6,6 +6,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod clock;
+pub mod death;
 pub mod fd;
 pub mod file;
 pub mod futex;

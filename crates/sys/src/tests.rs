@@ -56,3 +56,32 @@ fn a_process_placed_on_one_cpu_runs_there_only_and_can_be_let_go_again() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn the_kernel_marks_and_wakes_a_death_word_when_its_thread_exits() {
+    use crate::death::{Waited, armed_by, owner_died, wait_any};
+    use std::sync::atomic::{AtomicU32, Ordering::Acquire};
+    use std::time::{Duration, Instant};
+    let word: &'static AtomicU32 = Box::leak(Box::new(AtomicU32::new(0)));
+    let (armed_tx, armed_rx) = std::sync::mpsc::channel();
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        crate::death::arm(word).expect("set_robust_list");
+        armed_tx.send(()).unwrap();
+        let _ = exit_rx.recv();
+    });
+    armed_rx.recv().unwrap();
+    let value = word.load(Acquire);
+    assert!(armed_by(value).is_some(), "armed: {value:#x}");
+    // Nothing wakes it while the thread lives.
+    assert_eq!(wait_any(&[(word, value)], Duration::from_millis(20)), Waited::TimedOut);
+    exit_tx.send(()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !owner_died(word.load(Acquire)) {
+        assert!(Instant::now() < deadline, "the exit never marked the word: {:#x}", word.load(Acquire));
+        let waited = wait_any(&[(word, value)], Duration::from_secs(1));
+        assert_ne!(waited, Waited::Unsupported, "futex_waitv (Linux 5.16) is missing");
+    }
+    thread.join().unwrap();
+    assert_eq!(armed_by(word.load(Acquire)), None);
+}

@@ -188,6 +188,16 @@ fn run_inner<D: Dsp>(env: WorkerEnv) -> Result<(), WorkerError> {
     let g = region.geometry();
     let setup = Setup { sample_rate: g.sample_rate, block: g.block };
     let dsp = DspSpec::from_json::<D>(bus.config_json())?.prepare(&setup)?;
+    // Armed before it says it is ready: the kernel marks the word and
+    // wakes the supervisor as this process exits, before it unmaps its
+    // memory (the pidfd only after). Without it, its pidfd alone tells.
+    // (This thread, the worker's only one, uses no robust pthread mutex.)
+    if let Err(e) = chronus_sys::death::arm(&region.control().death) {
+        eprintln!(
+            "chronus worker generation {generation}: no death word ({e}): its pidfd alone will tell its death",
+            generation = env.generation
+        );
+    }
     let mut worker = Worker::new(region, bus, dsp)?;
     // Prepared at normal priority: only the render loop runs real-time.
     enter_realtime(env.rt_priority);

@@ -14,7 +14,7 @@ impl Supervisor {
     /// The replicas a checkpoint is asked of: the active and one standby.
     fn checkpoint_sources(&self) -> [Option<usize>; 2] {
         let active = self.shared.active();
-        let live = |i: usize| self.slots[i].is_live() && self.slots[i].fate.killing.is_none();
+        let live = |i: usize| self.slots[i].is_live() && !self.slots[i].fate.ending();
         [Some(active).filter(|&a| live(a)), self.standby().filter(|&s| live(s))]
     }
 
@@ -67,7 +67,7 @@ impl Supervisor {
         let mut infos = [None; 2];
         for (info, req) in infos.iter_mut().zip(self.checkpoint_reqs) {
             let Some((i, id)) = req else { continue };
-            if slots[i].state() != LIVE {
+            if slots[i].state() != LIVE || self.slots[i].fate.died.is_some() {
                 // It died since: the other one's answer will do.
                 continue;
             }

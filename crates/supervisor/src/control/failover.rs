@@ -37,14 +37,20 @@ impl Supervisor {
                 }
             }
         }
+        let fate = std::mem::take(&mut self.slots[i].fate);
+        // Switched away from when its death word was marked: it was the
+        // active.
+        let switched_early = fate.died.and_then(|(_, switched)| switched);
         let role = match self.slots[i].is_live() {
-            true if self.shared.active() == i => Role::Active,
+            true if self.shared.active() == i || switched_early.is_some() => Role::Active,
             true => Role::Standby,
             false => Role::Joining,
         };
-        let fate = std::mem::take(&mut self.slots[i].fate);
         let loss = self.loss_of(i, proc.generation, exit, &fate);
-        let (detected_by, t_detect) = fate.killing.unwrap_or((DetectedBy::Pidfd, now));
+        let (detected_by, t_detect) = fate
+            .killing
+            .or(fate.died.map(|(t, _)| (DetectedBy::DeathWord, t)))
+            .unwrap_or((DetectedBy::Pidfd, now));
         let injected_at = slot.region.heartbeat().fault_at_ns.load(Acquire);
         let injected = slot.region.requested_fault();
         let t_fault = match (injected_at, fate.sent_fault) {
@@ -63,8 +69,9 @@ impl Supervisor {
         // replacement, until the slot is retired.
         self.slots[i].worker_lost(role != Role::Joining);
         self.watchdog.unwatch(i);
-        let mut t_switch = t_detect;
+        let mut t_switch = switched_early.unwrap_or(t_detect);
         if role == Role::Active
+            && self.shared.active() == i
             && let Some(next) = self.standby()
         {
             self.shared.active.store(next as u8, Release);
@@ -109,8 +116,22 @@ impl Supervisor {
             // Part of cutting a poison out, not a fault: no failover event.
             tracing::info!("slot {i}: the poison trial {exit} (detected by {detected_by:?})");
         } else {
+            let mut event = event;
+            // Seen by its death word, it may have been replaced before its
+            // pidfd told: a promotion since then already rejoined (and
+            // perhaps made the engine redundant again).
+            let since_death = self.last_promotion.filter(|&(t, _)| fate.died.is_some_and(|(d, _)| t >= d));
+            if let Some((t, redundant)) = since_death {
+                event.t_rejoin = Some(t);
+                event.t_redundant = redundant.then_some(t);
+            }
             let serial = self.history.push(event);
-            for pending in [&mut self.pending_redundant, &mut self.slots[i].pending_respawn] {
+            let pendings: [&mut Vec<u64>; 2] =
+                [&mut self.pending_redundant, &mut self.slots[i].pending_respawn];
+            for (k, pending) in pendings.into_iter().enumerate() {
+                if k == 0 && since_death.is_some_and(|(_, redundant)| redundant) {
+                    continue;
+                }
                 if pending.len() == pending.capacity() {
                     pending.remove(0);
                 }
@@ -156,10 +177,7 @@ impl Supervisor {
         let block = u64::from(self.cfg.block);
         let mut progress = [None; MAX_SLOTS];
         for (i, p) in progress.iter_mut().enumerate().take(self.slots.len()) {
-            if self.slots[i].proc.is_none()
-                || self.slots[i].fate.killing.is_some()
-                || !self.watchdog.is_watched(i)
-            {
+            if self.slots[i].proc.is_none() || self.slots[i].fate.ending() || !self.watchdog.is_watched(i) {
                 continue;
             }
             let region = &self.shared.slots[i].region;
@@ -224,7 +242,7 @@ impl Supervisor {
         }
         let block = u64::from(self.cfg.block);
         for s in 0..self.shared.slots.len() {
-            if s == a || !self.slots[s].is_live() || self.slots[s].fate.killing.is_some() {
+            if s == a || !self.slots[s].is_live() || self.slots[s].fate.ending() {
                 continue;
             }
             let (active, standby) = (&self.shared.slots[a].region, &self.shared.slots[s].region);

@@ -16,8 +16,11 @@ use crate::policy::join::{Action, Compared, Facts, Phase};
 use crate::shared::{DEAD, EMPTY, LIVE};
 
 impl Supervisor {
+    /// Live replicas, not counting one whose death word the kernel marked
+    /// between blocks (exiting, and not by its input: its replacement may
+    /// start before its pidfd tells).
     fn live_count(&self) -> usize {
-        self.slots.iter().filter(|s| s.is_live()).count()
+        self.slots.iter().filter(|s| s.is_live() && !s.fate.died_between_blocks).count()
     }
 
     /// A replica to verify slot `i` against: the active if live, else any
@@ -28,7 +31,7 @@ impl Supervisor {
         let ok = |s: usize, state: u8| s != i && slots[s].state() == state;
         std::iter::once(active)
             .chain(0..slots.len())
-            .find(|&s| ok(s, LIVE) && self.slots[s].fate.killing.is_none())
+            .find(|&s| ok(s, LIVE) && !self.slots[s].fate.ending())
             .or_else(|| (0..slots.len()).find(|&s| ok(s, DEAD)))
     }
 
@@ -121,8 +124,7 @@ impl Supervisor {
         let mut missing = replicas.saturating_sub(self.live_count() + on_the_way);
         for i in 0..self.slots.len() {
             let phase = self.slots[i].phase();
-            if matches!(phase, Phase::Idle | Phase::Live | Phase::Quarantined)
-                || self.slots[i].fate.killing.is_some()
+            if matches!(phase, Phase::Idle | Phase::Live | Phase::Quarantined) || self.slots[i].fate.ending()
             {
                 // Nothing to do, or its worker is being killed: its exit decides.
                 continue;
@@ -269,6 +271,7 @@ impl Supervisor {
         if redundant {
             self.pending_redundant.clear();
         }
+        self.last_promotion = Some((t, redundant));
     }
 
     /// Kills a worker whose join failed; its exit counts the failure and

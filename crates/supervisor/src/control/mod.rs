@@ -131,6 +131,12 @@ pub(crate) struct Supervisor {
     cuts: rtrb::Producer<Cut>,
     /// Workers the sandbox killed, and the last call it refused.
     forbidden: ForbiddenTally,
+    /// The last promotion of a replacement: when, and whether it made the
+    /// engine redundant again (for a fault whose pidfd tells after it).
+    last_promotion: Option<(Nanos, bool)>,
+    /// This kernel waits on death words (`futex_waitv`); cleared the first
+    /// time it cannot.
+    death_words: bool,
 }
 
 impl Supervisor {
@@ -207,6 +213,8 @@ impl Supervisor {
             reset_next: false,
             cuts,
             forbidden: ForbiddenTally::default(),
+            last_promotion: None,
+            death_words: true,
         }
     }
 
@@ -290,14 +298,17 @@ impl Supervisor {
             // While a replica is on its way, look often: each step of a join
             // is a pass.
             let busy = self.slots.iter().any(|s| s.join().starting());
-            let exited = self.poll_exits(if busy { 200 } else { 1_000 });
+            let exits = self.wait_exits(if busy { 200 } else { 1_000 });
             // Requests first: an expected outside fault must be known before
             // the exit it causes is recorded.
             while let Ok(request) = self.requests.try_recv() {
                 self.handle_request(request);
             }
             for i in 0..self.slots.len() {
-                if exited & (1 << i) != 0 {
+                if exits.died & (1 << i) != 0 {
+                    self.on_death_word(i);
+                }
+                if exits.exited & (1 << i) != 0 {
                     self.on_exit(i);
                 }
             }
@@ -364,7 +375,8 @@ impl Supervisor {
     /// The live slot other than the active one, if any (the standby).
     pub(crate) fn standby(&self) -> Option<usize> {
         let active = self.shared.active();
-        (0..self.shared.slots.len()).find(|&i| i != active && self.slots[i].is_live())
+        (0..self.shared.slots.len())
+            .find(|&i| i != active && self.slots[i].is_live() && self.slots[i].fate.died.is_none())
     }
 
     fn handle_request(&mut self, request: Request) {

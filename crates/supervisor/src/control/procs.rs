@@ -2,8 +2,11 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
+use std::sync::atomic::Ordering::Acquire;
+
 use chronus_ipc::FaultKind;
 use chronus_sys::clock::monotonic_ns;
+use chronus_sys::death;
 
 use super::Supervisor;
 use crate::EngineError;
@@ -22,6 +25,15 @@ pub(crate) struct Proc {
     pub placed: Placement,
 }
 
+/// Workers that ended, as masks of slots (see `Supervisor::wait_exits`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Exits {
+    /// The kernel marked their death word: exiting.
+    pub died: u32,
+    /// Their pidfd is readable: gone.
+    pub exited: u32,
+}
+
 /// The supervisor's per-slot bookkeeping of a worker's fate.
 #[derive(Default)]
 pub(crate) struct Fate {
@@ -29,6 +41,22 @@ pub(crate) struct Fate {
     pub killing: Option<(DetectedBy, u64)>,
     /// A fault sent from outside: when and which.
     pub sent_fault: Option<(u64, FaultKind)>,
+    /// The kernel marked its death word (it is exiting): when, and when
+    /// the active was switched away from it then (if it was the active).
+    /// Its pidfd will prove it gone and tell how it ended.
+    pub died: Option<(u64, Option<u64>)>,
+    /// It died between blocks (no block in progress in its heartbeat):
+    /// its input cannot have killed it, so its replacement may start
+    /// before the pidfd tells how it ended. One that died inside a block
+    /// may have met a poison, which only its exit status tells apart.
+    pub died_between_blocks: bool,
+}
+
+impl Fate {
+    /// Its end is under way (being killed, or exiting): its exit decides.
+    pub fn ending(&self) -> bool {
+        self.killing.is_some() || self.died.is_some()
+    }
 }
 
 impl Supervisor {
@@ -62,7 +90,7 @@ impl Supervisor {
     /// Sends SIGKILL to slot `i`'s worker, remembering why and when.
     pub(crate) fn kill(&mut self, i: usize, why: DetectedBy) {
         let slot = &mut self.slots[i];
-        if slot.fate.killing.is_some() {
+        if slot.fate.ending() {
             return;
         }
         if let Some(p) = &slot.proc {
@@ -98,16 +126,91 @@ impl Supervisor {
         }
     }
 
-    /// Waits up to `timeout_us` µs for workers to end; returns a mask of the
-    /// slots whose pidfd became readable. Never allocates.
-    pub(crate) fn poll_exits(&self, timeout_us: u32) -> u32 {
+    /// Waits up to `timeout_us` µs for workers to end. Returns the slots
+    /// whose worker's death word the kernel marked (it is exiting: seen
+    /// before its memory is unmapped) and those whose pidfd is readable
+    /// (it is gone), as masks. It waits on the death words when every
+    /// worker has armed its own; otherwise (a worker still starting, or a
+    /// kernel without `futex_waitv`) on the pidfds, as before the words.
+    /// Never allocates.
+    pub(crate) fn wait_exits(&mut self, timeout_us: u32) -> Exits {
         let mut fds = [-1; MAX_SLOTS];
         for (fd, slot) in fds.iter_mut().zip(&self.slots) {
             if let Some(p) = &slot.proc {
                 *fd = p.pidfd.as_raw_fd();
             }
         }
-        chronus_sys::process::poll_readable(&fds, timeout_us)
+        let died = self.death_words_marked();
+        if died == 0 && self.death_words {
+            let shared = self.shared.clone();
+            let mut words = [(&shared.slots[0].region.control().death, 0); MAX_SLOTS];
+            let (mut n, mut all_armed) = (0, true);
+            for (slot, shared) in self.slots.iter().zip(&shared.slots) {
+                let Some(p) = slot.proc.as_ref() else { continue };
+                if slot.fate.ending() {
+                    // Its pidfd is what is awaited now.
+                    all_armed = false;
+                    continue;
+                }
+                let word = &shared.region.control().death;
+                let value = word.load(Acquire);
+                match death::armed_by(value) {
+                    Some(tid) if tid == p.pid => {
+                        words[n] = (word, value);
+                        n += 1;
+                    }
+                    _ => all_armed = false,
+                }
+            }
+            if all_armed && n > 0 {
+                let timeout = std::time::Duration::from_micros(u64::from(timeout_us));
+                if death::wait_any(&words[..n], timeout) == death::Waited::Unsupported {
+                    tracing::warn!(
+                        "this kernel cannot wait on the workers' death words (futex_waitv): pidfds only"
+                    );
+                    self.death_words = false;
+                } else {
+                    let died = self.death_words_marked();
+                    return Exits { died, exited: chronus_sys::process::poll_readable(&fds, 0) };
+                }
+            }
+        }
+        let timeout = if died != 0 { 0 } else { timeout_us };
+        Exits { died, exited: chronus_sys::process::poll_readable(&fds, timeout) }
+    }
+
+    /// The slots whose worker's death word the kernel marked, not yet
+    /// noticed.
+    fn death_words_marked(&self) -> u32 {
+        let mut mask = 0;
+        for (i, (slot, shared)) in self.slots.iter().zip(&self.shared.slots).enumerate() {
+            if slot.proc.is_some()
+                && slot.fate.died.is_none()
+                && death::owner_died(shared.region.control().death.load(Acquire))
+            {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+
+    /// The kernel marked slot `i`'s death word: its worker is exiting.
+    /// The active plays on from the standby at once; everything else
+    /// waits for its pidfd (`on_exit`), which proves it gone and tells how
+    /// it ended.
+    pub(crate) fn on_death_word(&mut self, i: usize) {
+        let now = monotonic_ns();
+        let switched = if self.slots[i].is_live() && self.shared.active() == i {
+            self.standby().map(|next| {
+                self.shared.active.store(next as u8, std::sync::atomic::Ordering::Release);
+                monotonic_ns()
+            })
+        } else {
+            None
+        };
+        let between_blocks = self.shared.slots[i].region.heartbeat().rendering.load(Acquire) == 0;
+        self.slots[i].fate.died = Some((now, switched));
+        self.slots[i].fate.died_between_blocks = between_blocks;
     }
 
     /// The pid of slot `i`'s worker.
