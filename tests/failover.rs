@@ -429,6 +429,37 @@ fn a_diverged_standby_is_caught_by_its_checksums_and_replaced() {
 }
 
 #[test]
+fn with_three_replicas_a_diverged_active_is_outvoted_and_replaced_before_it_is_heard() {
+    // The active changes its own state in silence: with two replicas the
+    // active is believed; with three, the two standbys agree against it.
+    let _rt = rt_lock();
+    let dir = TempDir::new("failover-outvoted");
+    let mut cfg = config(&dir);
+    cfg.replicas = 3;
+    let engine = Engine::start(cfg, PacedSink::new(SR)).unwrap();
+    while_playing(&engine, || {
+        for n in 1..=3 {
+            wait_standby(&engine);
+            play_for(&engine, Duration::from_millis(50));
+            engine.inject(Target::Active, FaultKind::Diverge).unwrap();
+            wait_failovers(&engine, n);
+        }
+        wait_standby(&engine);
+        play_for(&engine, Duration::from_millis(200));
+    });
+    let report = engine.stop().unwrap();
+    assert_eq!(report.counters.outvoted, 3, "{:#?}", report.failovers);
+    for e in &report.failovers {
+        assert_eq!(e.detected_by, chronus::supervisor::DetectedBy::Divergence, "{e:?}");
+        assert_eq!(e.role, chronus::supervisor::Role::Active, "{e:?}");
+    }
+    // The vote comes within the lead (two blocks): none of the wrong audio
+    // was played, so the recording is the journal's render bit for bit.
+    assert_eq!(report.counters.outvoted_frames_played, 0);
+    check_run(&report, &dir, 3);
+}
+
+#[test]
 fn a_free_running_sink_plays_faster_than_real_time_through_faults() {
     let _rt = rt_lock();
     let dir = TempDir::new("failover-free");

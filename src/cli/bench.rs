@@ -46,6 +46,11 @@ pub struct FailoverArgs {
     /// Frames per output period.
     #[arg(long, default_value_t = 256)]
     block: u32,
+    /// Replicas in lockstep: 2 (an active and a standby), or 3, where a
+    /// replica that disagrees with the two others is outvoted, the active
+    /// too (replicas + spares ≤ 8).
+    #[arg(long, default_value_t = 2)]
+    replicas: u32,
     /// Spare workers kept ready (0: every replacement is spawned after the
     /// fault, as before spares existed).
     #[arg(long, default_value_t = 1)]
@@ -91,6 +96,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let mut cfg = EngineConfig::new(super::synth::spec(args.voices)?, worker);
     cfg.block = args.block;
     cfg.spares = args.spares;
+    cfg.replicas = args.replicas;
     args.latency.apply(&mut cfg);
     cfg.validate().or_exit(USAGE, "bad settings")?;
     cfg.faults_enabled = true;

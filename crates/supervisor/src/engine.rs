@@ -198,7 +198,7 @@ impl Engine {
             status.clone(),
             control_notes_tx,
             cuts_tx,
-        );
+        )?;
         let (ready_tx, ready_rx) = mpsc::channel();
         let realtime = cfg.realtime;
         let supervisor = spawn("chronus-supervisor", move || {

@@ -74,6 +74,12 @@ pub(crate) struct Shared {
     pub device_xrun_frames: AtomicU64,
     /// Frames taken from a standby because the active did not have them.
     pub fallback_frames: AtomicU64,
+    /// Times the active was outvoted: its checksums disagreed with two
+    /// standbys that agreed with each other (three replicas or more).
+    pub outvoted: AtomicU64,
+    /// Frames of an outvoted active that were played before the vote (its
+    /// wrong audio heard).
+    pub outvoted_frames_played: AtomicU64,
     /// The first underrun, for diagnosis: [frame, slot 0 written up to,
     /// slot 1 written up to, slot states (s0 | s1 << 8), µs the output was
     /// past its deadline (0: on time), µs since the output started].
@@ -141,6 +147,8 @@ impl Shared {
             machine_stall_frames: get(&self.machine_stall_frames),
             supervisor_stalls: get(&self.supervisor_stalls),
             fallback_frames: get(&self.fallback_frames),
+            outvoted: get(&self.outvoted),
+            outvoted_frames_played: get(&self.outvoted_frames_played),
             device_xruns: get(&self.device_xruns),
             device_xrun_frames: get(&self.device_xrun_frames),
             corrupt_samples: get(&self.corrupt_samples),
@@ -178,6 +186,8 @@ impl Shared {
             machine_stall_frames: AtomicU64::new(0),
             supervisor_stalls: AtomicU64::new(0),
             fallback_frames: AtomicU64::new(0),
+            outvoted: AtomicU64::new(0),
+            outvoted_frames_played: AtomicU64::new(0),
             device_xruns: AtomicU64::new(0),
             device_xrun_frames: AtomicU64::new(0),
             first_underrun: Default::default(),

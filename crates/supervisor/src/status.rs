@@ -23,6 +23,12 @@ pub struct Counters {
     pub supervisor_stalls: u64,
     /// Frames taken from a standby because the active lacked them.
     pub fallback_frames: u64,
+    /// Times the active was outvoted by two standbys that agreed (three
+    /// replicas or more), and replaced.
+    pub outvoted: u64,
+    /// Frames of an outvoted active played before the vote: wrong audio
+    /// heard (0 whenever the vote came within the lead).
+    pub outvoted_frames_played: u64,
     /// Times the audio device ran dry (xruns its driver reported).
     pub device_xruns: u64,
     /// Frames the device played as silence in those xruns: lost audio,

@@ -13,6 +13,19 @@ use crate::policy::determinism::NotDeterministic;
 use crate::policy::watchdog::{Progress, Verdict};
 use crate::policy::{MAX_SLOTS, Nanos};
 
+/// How the live replicas voted on a disputed block.
+#[derive(Clone, Copy, Debug, Default)]
+struct Votes {
+    /// Replicas that wrote the active's checksum, the active included.
+    for_active: usize,
+    /// The largest group of standbys that agree on another checksum.
+    against: usize,
+    /// One of them.
+    winner: Option<usize>,
+    /// Standbys that have not written the block yet.
+    pending: usize,
+}
+
 /// Blocks after a common start within which a divergence counts as
 /// "fresh" (the two workers started from the same state just before).
 const FRESH_BLOCKS: u64 = 64;
@@ -40,7 +53,7 @@ impl Supervisor {
         let fate = std::mem::take(&mut self.slots[i].fate);
         // Switched away from when its death word was marked: it was the
         // active.
-        let switched_early = fate.died.and_then(|(_, switched)| switched);
+        let switched_early = fate.died.and_then(|(_, switched)| switched).or(fate.switched);
         let role = match self.slots[i].is_live() {
             true if self.shared.active() == i || switched_early.is_some() => Role::Active,
             true => Role::Standby,
@@ -155,6 +168,9 @@ impl Supervisor {
     /// Starts slot `i`'s replacement again, as the restart policy says (at
     /// once, after a backoff, or never), and says so.
     pub(crate) fn restart_join(&mut self, i: usize, now: Nanos) {
+        // A worker still on its way for the slot is no longer waited for
+        // (the spawner reaps it when it arrives).
+        self.slots[i].spawning = None;
         self.slots[i].begin_refill(now, &self.restart_policy);
         let failures = self.slots[i].restarts.failures();
         match self.slots[i].phase() {
@@ -233,15 +249,19 @@ impl Supervisor {
         }
     }
 
-    /// Compares every standby's newest block checksums with the active's; a
-    /// standby that disagrees has diverged and is replaced.
+    /// Compares every standby's newest block checksums with the active's. A
+    /// standby that disagrees has diverged and is replaced — unless every
+    /// standby disagrees and two of them (three replicas or more) agree
+    /// with each other on the first disputed block: then the active is the
+    /// one outvoted ([`Supervisor::outvote_active`]).
     pub(crate) fn compare_replicas(&mut self, now: Nanos) {
         let a = self.shared.active();
         if !self.slots[a].is_live() {
             return;
         }
         let block = u64::from(self.cfg.block);
-        for s in 0..self.shared.slots.len() {
+        let mut mismatch = [None; MAX_SLOTS];
+        for (s, found) in mismatch.iter_mut().enumerate().take(self.shared.slots.len()) {
             if s == a || !self.slots[s].is_live() || self.slots[s].fate.ending() {
                 continue;
             }
@@ -250,28 +270,124 @@ impl Supervisor {
             let mut next = self.slots[s]
                 .compared_through
                 .max(newest.saturating_sub(chronus_ipc::layout::CHECKSUMS as u64 / 2));
-            let mut mismatch = None;
             while next < newest {
                 match (active.checksum(next), standby.checksum(next)) {
                     (Some(x), Some(y)) if x != y => {
-                        mismatch = Some(next);
+                        *found = Some(next);
                         break;
                     }
                     _ => next += 1,
                 }
             }
             self.slots[s].compared_through = next;
-            if let Some(b) = mismatch {
-                let frame = self.first_differing_frame(a, s, b);
-                let common_start = self.slots[s].started_at == self.slots[a].started_at;
-                let fresh = common_start && b * block < self.slots[s].started_at + FRESH_BLOCKS * block;
-                tracing::error!("standby (slot {s}) diverged from the active at frame {frame}; replacing it");
-                if let Some(verdict) = self.determinism.diverged(frame, fresh, now) {
-                    self.report_nondeterminism(verdict);
+        }
+        if let Some(b) = mismatch.iter().flatten().min().copied() {
+            let votes = self.votes(a, b);
+            if votes.against >= 2 && votes.against > votes.for_active {
+                if let Some(winner) = votes.winner {
+                    self.outvote_active(a, winner, b, now);
+                    return;
                 }
-                self.kill(s, DetectedBy::Divergence);
+            } else if votes.pending > 0
+                && votes.against + votes.pending >= 2
+                && votes.against + votes.pending > votes.for_active
+            {
+                // A replica that could still outvote the active has not
+                // written the block yet: the vote waits for it (the
+                // disagreeing standbys are compared again next pass).
+                for (s, m) in mismatch.iter().enumerate() {
+                    if let Some(b) = m {
+                        self.slots[s].compared_through = *b;
+                    }
+                }
+                return;
             }
         }
+        for (s, m) in mismatch.into_iter().enumerate() {
+            let Some(b) = m else { continue };
+            let frame = self.first_differing_frame(a, s, b);
+            let common_start = self.slots[s].started_at == self.slots[a].started_at;
+            let fresh = common_start && b * block < self.slots[s].started_at + FRESH_BLOCKS * block;
+            tracing::error!("standby (slot {s}) diverged from the active at frame {frame}; replacing it");
+            if !self.diverged_on_request(s)
+                && let Some(verdict) = self.determinism.diverged(frame, fresh, now)
+            {
+                self.report_nondeterminism(verdict);
+            }
+            self.kill(s, DetectedBy::Divergence);
+        }
+    }
+
+    /// The replicas' votes on grid block `block`, which the active `a` and
+    /// at least one standby wrote differently: those that agree with the
+    /// active (itself included), the largest group that agrees on another
+    /// checksum (and one of them), and those that have not written the
+    /// block yet.
+    fn votes(&self, a: usize, block: u64) -> Votes {
+        let slots = &self.shared.slots;
+        let mut votes = Votes { for_active: 1, ..Votes::default() };
+        let Some(theirs) = slots[a].region.checksum(block) else { return votes };
+        let mut others = [None; MAX_SLOTS];
+        for s in 0..slots.len() {
+            if s == a || !self.slots[s].is_live() || self.slots[s].fate.ending() {
+                continue;
+            }
+            match slots[s].region.checksum(block) {
+                Some(x) if x == theirs => votes.for_active += 1,
+                Some(x) => others[s] = Some(x),
+                None => votes.pending += 1,
+            }
+        }
+        for (s, x) in others.iter().enumerate() {
+            let Some(x) = x else { continue };
+            let n = others.iter().flatten().filter(|&y| y == x).count();
+            if n > votes.against {
+                votes.against = n;
+                votes.winner = Some(s);
+            }
+        }
+        votes
+    }
+
+    /// The active `a` rendered grid block `block` otherwise than two
+    /// standbys that agree: it is the one wrong. The output plays `winner`
+    /// from now on and `a` is replaced. Frames of `a` from the first
+    /// differing one that the output already played are counted (with the
+    /// lead, the vote usually comes before the block is played: none).
+    fn outvote_active(&mut self, a: usize, winner: usize, block: u64, now: Nanos) {
+        let frame = self.first_differing_frame(a, winner, block);
+        self.shared.active.store(winner as u8, Release);
+        let t = monotonic_ns();
+        let played = self.shared.frame.load(Acquire).saturating_sub(frame);
+        self.shared.outvoted.fetch_add(1, Relaxed);
+        self.shared.outvoted_frames_played.fetch_add(played, Relaxed);
+        if played > 0 {
+            tracing::error!(
+                "the active (slot {a}) diverged at frame {frame}, outvoted by two replicas; {played} of its frames \
+                 were played before the vote; playing from slot {winner}"
+            );
+        } else {
+            tracing::error!(
+                "the active (slot {a}) diverged at frame {frame}, outvoted by two replicas before any of it was \
+                 played; playing from slot {winner}"
+            );
+        }
+        let common_start = self.slots[winner].started_at == self.slots[a].started_at;
+        let fresh =
+            common_start && frame < self.slots[winner].started_at + FRESH_BLOCKS * u64::from(self.cfg.block);
+        if !self.diverged_on_request(a)
+            && let Some(verdict) = self.determinism.diverged(frame, fresh, now)
+        {
+            self.report_nondeterminism(verdict);
+        }
+        self.kill(a, DetectedBy::Divergence);
+        self.slots[a].fate.switched = Some(t);
+    }
+
+    /// Slot `i`'s worker was told to diverge (an injected `diverge`): its
+    /// divergence says nothing about the DSP's determinism.
+    fn diverged_on_request(&self, i: usize) -> bool {
+        self.shared.slots[i].region.requested_fault() == Some(chronus_ipc::FaultKind::Diverge)
     }
 
     /// The first frame of grid block `block` where slots `a` and `b` wrote

@@ -129,14 +129,6 @@ impl Supervisor {
                 // Nothing to do, or its worker is being killed: its exit decides.
                 continue;
             }
-            if phase == Phase::AwaitQuiet && self.trial.is_some() {
-                // No spawn while a trial runs: posix_spawn holds this thread
-                // until its child (an ordinary process) has exec'd, and a
-                // trial spinning in a hang poison at real-time priority
-                // keeps a core from it: 6-11 ms without a look at the trial.
-                // Trials take milliseconds; the refill follows them.
-                continue;
-            }
             let could_start = matches!(phase, Phase::Spare | Phase::AwaitReady { .. });
             let trial = self.common.trial_wanted().filter(|_| could_start && self.trial.is_none());
             let awaiting = matches!(phase, Phase::AwaitCheckpoint { .. });

@@ -1,9 +1,10 @@
 //! The supervisor thread: the process I/O around the failover policy. It
-//! watches the workers (pidfd poll and the watchdog's observations),
+//! watches the workers (death words, pidfds and the watchdog's observations),
 //! carries out what the policy decides (kill, switch the active, spawn and
-//! start a replacement, promote it), and publishes the status. It spawns
-//! every worker itself: a worker's PR_SET_PDEATHSIG fires when the *thread*
-//! that spawned it exits, so that thread must live as long as the engine.
+//! start a replacement, promote it), and publishes the status. Its spawner
+//! thread (`spawner`) starts the workers, off the real-time thread, and
+//! lives as long as it: a worker's PR_SET_PDEATHSIG fires when the *thread*
+//! that spawned it exits.
 
 mod checkpoints;
 mod common_mode;
@@ -11,6 +12,7 @@ mod failover;
 mod joins;
 mod procs;
 mod slot;
+mod spawner;
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -87,8 +89,8 @@ pub(crate) struct TrialRun {
 pub(crate) struct Supervisor {
     shared: Arc<Shared>,
     cfg: EngineConfig,
-    /// The bus, read-only, for workers to inherit.
-    bus_fd: OwnedFd,
+    /// Starts the workers, off this thread.
+    spawner: spawner::Spawner,
     /// Every slot: its phase, its worker, what is in flight.
     slots: Vec<Slot>,
     restart_policy: RestartPolicy,
@@ -148,7 +150,7 @@ impl Supervisor {
         status: Arc<Mutex<Status>>,
         notes: rtrb::Producer<Note>,
         cuts: rtrb::Producer<Cut>,
-    ) -> Self {
+    ) -> Result<Self, EngineError> {
         let n = shared.slots.len();
         let ns = |d: Duration| d.as_nanos() as Nanos;
         let cfg_hang = cfg.hang_timeout;
@@ -172,7 +174,8 @@ impl Supervisor {
             common_patience: crate::COMMON_STALL_PATIENCE,
             block: u64::from(cfg.block),
         });
-        Self {
+        let spawner = spawner::Spawner::start(shared.clone(), cfg.worker.clone(), bus_fd, cfg.sandbox)?;
+        Ok(Self {
             restart_policy: RestartPolicy {
                 base: ns(cfg.backoff_base),
                 max: ns(cfg.backoff_max),
@@ -187,7 +190,7 @@ impl Supervisor {
             slots: (0..n).map(|i| Slot::new(i, shared.clone())).collect(),
             shared,
             cfg,
-            bus_fd,
+            spawner,
             watchdog,
             determinism: Determinism::default(),
             checkpoints: Checkpoints::default(),
@@ -215,7 +218,7 @@ impl Supervisor {
             forbidden: ForbiddenTally::default(),
             last_promotion: None,
             death_words: true,
-        }
+        })
     }
 
     /// Spawns every slot's worker, starts the replicas from a reset DSP at
@@ -227,6 +230,17 @@ impl Supervisor {
             self.spawn(i)?;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
+        while self.slots.iter().any(|s| s.spawning.is_some()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(spawned) = self.spawner.collect_within(left) else {
+                self.kill_all();
+                return Err(EngineError::WorkerStart("the workers were not spawned in time".into()));
+            };
+            if let Err(e) = self.take_spawned(spawned) {
+                self.kill_all();
+                return Err(e);
+            }
+        }
         let mut ids = [0u32; MAX_SLOTS];
         for (i, id) in ids.iter_mut().enumerate().take(self.slots.len()) {
             let region = &self.shared.slots[i].region;
@@ -299,6 +313,7 @@ impl Supervisor {
             // is a pass.
             let busy = self.slots.iter().any(|s| s.join().starting());
             let exits = self.wait_exits(if busy { 200 } else { 1_000 });
+            self.collect_spawns(monotonic_ns());
             // Requests first: an expected outside fault must be known before
             // the exit it causes is recorded.
             while let Ok(request) = self.requests.try_recv() {

@@ -9,9 +9,11 @@ use chronus_sys::clock::monotonic_ns;
 use chronus_sys::death;
 
 use super::Supervisor;
+use super::spawner::{SpawnOrder, Spawned, Started};
 use crate::EngineError;
 use crate::events::DetectedBy;
 use crate::policy::MAX_SLOTS;
+use crate::policy::Nanos;
 use crate::policy::placement::Placement;
 
 /// A running worker process.
@@ -50,6 +52,9 @@ pub(crate) struct Fate {
     /// before the pidfd tells how it ended. One that died inside a block
     /// may have met a poison, which only its exit status tells apart.
     pub died_between_blocks: bool,
+    /// It was the active and was switched away from before its exit (it was
+    /// outvoted): when.
+    pub switched: Option<u64>,
 }
 
 impl Fate {
@@ -60,31 +65,58 @@ impl Fate {
 }
 
 impl Supervisor {
-    /// Spawns a worker into slot `i`, its region reset for a new generation.
-    /// It attaches, prepares its DSP and waits, ready, to be told where to
-    /// start.
+    /// Orders a worker for slot `i`, its region reset for a new generation,
+    /// from the spawner thread (never this one: see `spawner`). It arrives
+    /// on a later pass ([`Supervisor::collect_spawns`]), attaches, prepares
+    /// its DSP and waits, ready, to be told where to start.
     pub(crate) fn spawn(&mut self, i: usize) -> Result<(), EngineError> {
         let region = &self.shared.slots[i].region;
         let generation = self.next_generation;
         self.next_generation += 1;
         region.reset(generation);
         region.enable_faults(self.cfg.faults_enabled);
-        let child = chronus_worker::spawn_worker(
-            &self.cfg.worker,
-            region,
-            self.bus_fd.as_fd(),
-            self.worker_priority,
-            self.cfg.sandbox,
-        )
-        .map_err(|e| {
-            EngineError::WorkerStart(format!("cannot run {}: {e}", self.cfg.worker.exe.display()))
-        })?;
-        let pid = child.id();
-        let pidfd = chronus_sys::process::pidfd_open(pid)
-            .map_err(|e| EngineError::WorkerStart(format!("pidfd_open: {e}")))?;
-        self.slots[i].proc = Some(Proc { child, pidfd, pid, generation, placed: Placement::ANY });
-        self.slots[i].fate = Fate::default();
+        self.spawner.order(SpawnOrder { slot: i, generation, rt_priority: self.worker_priority })?;
+        self.slots[i].spawning = Some(generation);
         Ok(())
+    }
+
+    /// Takes in the workers the spawner started since the last pass; a
+    /// failed start counts as a failed restart. Never waits.
+    pub(crate) fn collect_spawns(&mut self, now: Nanos) {
+        while let Some(spawned) = self.spawner.try_collect() {
+            let i = spawned.slot;
+            if let Err(e) = self.take_spawned(spawned) {
+                tracing::warn!("slot {i}: {e}");
+                self.slots[i].restarts.failed();
+                self.restart_join(i, now);
+            }
+        }
+    }
+
+    /// Puts a started worker into its slot, if the slot still waits for
+    /// that generation; one it no longer waits for goes back to the
+    /// spawner to be reaped.
+    pub(crate) fn take_spawned(&mut self, spawned: Spawned) -> Result<(), EngineError> {
+        let (i, generation) = (spawned.slot, spawned.generation);
+        let wanted = self.slots[i].spawning == Some(generation) && self.slots[i].proc.is_none();
+        match spawned.result {
+            Ok(started) if wanted => {
+                let Started { child, pidfd, pid } = started;
+                self.slots[i].spawning = None;
+                self.slots[i].proc = Some(Proc { child, pidfd, pid, generation, placed: Placement::ANY });
+                self.slots[i].fate = Fate::default();
+                Ok(())
+            }
+            Ok(started) => {
+                self.spawner.reap(started.child);
+                Ok(())
+            }
+            Err(e) if wanted => {
+                self.slots[i].spawning = None;
+                Err(EngineError::WorkerStart(e))
+            }
+            Err(_) => Ok(()),
+        }
     }
 
     /// Sends SIGKILL to slot `i`'s worker, remembering why and when.

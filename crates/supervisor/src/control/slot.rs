@@ -45,6 +45,9 @@ pub(crate) struct Slot {
     dead: bool,
     /// The worker process in it.
     pub proc: Option<Proc>,
+    /// The generation of the worker the spawner is starting for it, if one
+    /// is on its way (`proc` is set when it arrives).
+    pub spawning: Option<u64>,
     /// What the supervisor did to it, or expects.
     pub fate: Fate,
     /// What is in flight for its join.
@@ -75,6 +78,7 @@ impl Slot {
             join: Join::default(),
             dead: false,
             proc: None,
+            spawning: None,
             fate: Fate::default(),
             io: JoinIo::default(),
             restarts: Restarts::default(),
