@@ -426,6 +426,46 @@ fn a_diverged_standby_is_caught_by_its_checksums_and_replaced() {
         assert_eq!(e.detected_by, chronus::supervisor::DetectedBy::Divergence, "{e:?}");
         assert_eq!(e.role, chronus::supervisor::Role::Standby);
     }
+    // Two replicas, one against one: each dispute was refereed, and the
+    // referee sided with the active.
+    assert_eq!(report.counters.disputes_ruled, 3, "{:?}", report.counters);
+    assert_eq!(report.counters.outvoted, 0);
+}
+
+#[test]
+fn with_two_replicas_a_diverged_active_is_refereed_and_replaced_before_it_is_heard() {
+    // The active changes its own state in silence. Two replicas cannot
+    // tell which of them is wrong; a spare renders the disputed block again
+    // from the last checkpoint they agreed on, and sides with the standby.
+    // (Before referees, the healthy standby was replaced and the wrong
+    // active kept playing: this test failed on `outvoted`.)
+    let _rt = rt_lock();
+    let dir = TempDir::new("failover-refereed");
+    let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
+    while_playing(&engine, || {
+        for n in 1..=3 {
+            wait_standby(&engine);
+            play_for(&engine, Duration::from_millis(50));
+            engine.inject(Target::Active, FaultKind::Diverge).unwrap();
+            wait_failovers(&engine, n);
+        }
+        wait_standby(&engine);
+        play_for(&engine, Duration::from_millis(200));
+    });
+    let report = engine.stop().unwrap();
+    assert_eq!(report.counters.outvoted, 3, "{:#?}", report.failovers);
+    assert_eq!(report.counters.disputes_ruled, 3, "{:?}", report.counters);
+    assert_eq!(report.counters.disputes_undecided, 0);
+    for e in &report.failovers {
+        assert_eq!(e.detected_by, chronus::supervisor::DetectedBy::Divergence, "{e:?}");
+        assert_eq!(e.role, chronus::supervisor::Role::Active, "{e:?}");
+    }
+    // The ruling comes within the lead (two blocks): none of the wrong
+    // audio was played, so the recording is the journal's render bit for
+    // bit.
+    assert_eq!(report.counters.outvoted_frames_played, 0);
+    assert!(report.notes.wrong.is_empty(), "{:?}", report.notes.wrong);
+    check_run(&report, &dir, 3);
 }
 
 #[test]

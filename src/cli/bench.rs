@@ -136,7 +136,8 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                 let kind = kinds[n % kinds.len()];
                 // Each kind on the active and the standby in turn, whatever
                 // the number of kinds.
-                let on_active = (n + n / kinds.len()).is_multiple_of(2);
+                // (Kind k's r-th fault: on the active when k + r is even.)
+                let on_active = (n % kinds.len() + n / kinds.len()).is_multiple_of(2);
                 let target = if on_active { Target::Active } else { Target::Standby };
                 std::thread::sleep(Duration::from_millis(args.interval_ms));
                 // The kernel's floor, one sample per fault, in the same run.
@@ -182,6 +183,10 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             verdict_line(&summary),
             summary.markdown_table()
         );
+        let md = match summary.divergence_note() {
+            Some(n) => format!("{md}\n{n}.\n"),
+            None => md,
+        };
         let md = match summary.detection_over_floor() {
             Some(r) => format!("{md}\nCrash detection p50 = {r:.2} × the kernel's floor (kill → pidfd).\n"),
             None => md,
@@ -227,6 +232,9 @@ fn print_summary(s: &FailoverSummary) {
     println!(
         "(detection: fault → noticed; switch: → active flipped; respawn: → replacement ready; rejoin: → verified lockstep)"
     );
+    if let Some(note) = s.divergence_note() {
+        println!("{note}");
+    }
     if let Some(ratio) = s.detection_over_floor() {
         println!(
             "crash detection p50 = {ratio:.2} × the kernel's floor (kill → pidfd of an idle `sleep`, measured before each fault)"

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use chronus_supervisor::RunReport;
-use chronus_supervisor::{FailoverEvent, Percentiles, Role};
+use chronus_supervisor::{DetectedBy, FailoverEvent, Percentiles, Role};
 
 /// The figures of one run.
 #[derive(Clone, Debug, Serialize)]
@@ -39,6 +39,16 @@ pub struct FailoverSummary {
     pub supervisor_stalls: u64,
     /// Frames played from the standby because the active lacked them.
     pub fallback_frames: u64,
+    /// Times the active was outvoted (it diverged; two replicas agreed
+    /// against it) and replaced.
+    pub outvoted: u64,
+    /// Frames of an outvoted active played before the vote (journaled as
+    /// `@wrong`; left out of the bit-exact comparison).
+    pub wrong_frames_played: u64,
+    /// Disputes between two replicas a referee ruled on.
+    pub disputes_ruled: u64,
+    /// Disputes no referee ruled on in time (the active was kept).
+    pub disputes_undecided: u64,
     /// Times the audio device ran dry.
     pub device_xruns: u64,
     /// Frames the device played as silence then (part of `lost_frames`).
@@ -72,8 +82,9 @@ pub struct FailoverSummary {
     /// Every fault and its recovery, in order.
     pub events: Vec<FailoverEvent>,
     /// The same latencies per class of fault: `crash` (the process ended;
-    /// noticed by its death word or its pidfd) and `stall` (it hung, froze or slowed down;
-    /// noticed by the watchdog).
+    /// noticed by its death word or its pidfd), `stall` (it hung, froze or
+    /// slowed down; noticed by the watchdog) and `divergence` (it rendered
+    /// wrong audio; noticed by its checksums, and refereed or outvoted).
     pub by_class: BTreeMap<&'static str, ClassFigures>,
 }
 
@@ -135,9 +146,13 @@ impl FailoverSummary {
         let all: Vec<&FailoverEvent> = e.iter().collect();
         let overall = ClassFigures::of(&all);
         let mut by_class = BTreeMap::new();
-        for (class, crash) in [("crash", true), ("stall", false)] {
-            let members: Vec<&FailoverEvent> =
-                e.iter().filter(|ev| ev.detected_by.is_exit() == crash).collect();
+        let class_of = |ev: &FailoverEvent| match ev.detected_by {
+            DetectedBy::Divergence => "divergence",
+            by if by.is_exit() => "crash",
+            _ => "stall",
+        };
+        for class in ["crash", "stall", "divergence"] {
+            let members: Vec<&FailoverEvent> = e.iter().filter(|ev| class_of(ev) == class).collect();
             if !members.is_empty() {
                 by_class.insert(class, ClassFigures::of(&members));
             }
@@ -155,6 +170,10 @@ impl FailoverSummary {
             machine_stalls: report.notes.stalls.len(),
             supervisor_stalls: report.counters.supervisor_stalls,
             fallback_frames: report.counters.fallback_frames,
+            outvoted: report.counters.outvoted,
+            wrong_frames_played: report.counters.outvoted_frames_played,
+            disputes_ruled: report.counters.disputes_ruled,
+            disputes_undecided: report.counters.disputes_undecided,
             device_xruns: report.counters.device_xruns,
             device_xrun_frames: report.counters.device_xrun_frames,
             frames_played: report.counters.frames_played,
@@ -178,6 +197,19 @@ impl FailoverSummary {
     /// replacement joined.
     pub fn passed(&self) -> bool {
         self.lost_frames == 0 && self.bit_exact && self.unjoined == 0
+    }
+
+    /// A one-line account of the divergences, if there were any: disputes
+    /// refereed, actives outvoted, wrong frames heard.
+    pub fn divergence_note(&self) -> Option<String> {
+        let any = self.disputes_ruled + self.disputes_undecided + self.outvoted > 0;
+        any.then(|| {
+            format!(
+                "divergences: {} dispute(s) refereed, {} undecided (the active kept), {} active(s) outvoted, {} \
+                 wrong frame(s) played (journaled as @wrong)",
+                self.disputes_ruled, self.disputes_undecided, self.outvoted, self.wrong_frames_played
+            )
+        })
     }
 
     /// A one-line account of machine stalls, if there were any: frames the

@@ -33,9 +33,8 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Every kind the benchmarks and soak inflict (all but `Diverge`, which
-    /// cannot be arbitrated when it hits the active: see docs/failover.md).
-    pub const ALL: [FaultKind; 10] = [
+    /// Every kind the benchmarks and soak inflict.
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::Kill,
         FaultKind::Segv,
         FaultKind::Abort,
@@ -46,11 +45,12 @@ impl FaultKind {
         FaultKind::Slow,
         FaultKind::Stop,
         FaultKind::Syscall,
+        FaultKind::Diverge,
     ];
 
     /// The kind with this code.
     pub fn from_u32(code: u32) -> Option<Self> {
-        Self::ALL.into_iter().chain([FaultKind::Diverge]).find(|k| *k as u32 == code)
+        Self::ALL.into_iter().find(|k| *k as u32 == code)
     }
 
     /// The name used on the command line and in reports.
@@ -72,7 +72,7 @@ impl FaultKind {
 
     /// The kind with this name.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().chain([FaultKind::Diverge]).find(|k| k.name() == name)
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// Whether the process stays alive (so only the watchdog can catch it).

@@ -9,7 +9,9 @@ use crate::{Annotations, JournalError, Renderer};
 /// should have sounded: excised events left out and resets applied, as the
 /// workers did — frame by frame and bit by bit, except the frames of
 /// machine stalls (silence the machine imposed; the workers rendered those
-/// frames all the same) and the silence a device's xruns inserted.
+/// frames all the same), the frames played from a replica later outvoted
+/// (`@wrong`: its wrong audio, which no render reproduces; counted apart)
+/// and the silence a device's xruns inserted.
 /// Streams both; a recording shorter than `frames` differs where it ends.
 ///
 /// # Errors
@@ -44,7 +46,9 @@ pub fn compare<'a>(
     let mut renderer = Renderer::new(spec, setup, notes, as_played, events)?;
     let block = renderer.block();
     let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
-    let mut stalls = notes.stalls.iter().peekable();
+    let mut skipped: Vec<_> = notes.stalls.iter().chain(&notes.wrong).copied().collect();
+    skipped.sort_by_key(|s| s.first);
+    let mut stalls = skipped.iter().peekable();
     let mut xruns = notes.xruns.iter().peekable();
     let mut frame = 0u64;
     while frame < frames {

@@ -31,6 +31,10 @@
 //! * `@xrun FRAME FRAMES`: the audio device ran dry before FRAME and played
 //!   FRAMES frames of silence there (measured): the recording has them, the
 //!   render as played inserts them;
+//! * `@wrong FIRST FRAMES`: frames played from a replica later found wrong
+//!   (outvoted: it diverged silently, and the vote came after they were
+//!   heard); the recording holds its wrong audio there, which no render
+//!   reproduces: compared, they are skipped and counted;
 //! * `@forbidden FRAME CALL`: a worker rendering the block at FRAME was
 //!   killed by its sandbox for system call CALL (`openat`, `socket`, …): a
 //!   fault, recorded for whoever reads the journal; the render ignores it;
@@ -127,6 +131,8 @@ pub struct Annotations {
     /// Workers the sandbox killed (`@forbidden`): the block's frame and the
     /// system call's name. In order.
     pub forbidden: Vec<(u64, String)>,
+    /// Frames played from a replica later outvoted (`@wrong`), in order.
+    pub wrong: Vec<FrameSpan>,
 }
 
 impl Annotations {
@@ -154,6 +160,7 @@ impl Annotations {
         self.stalls.sort_by_key(|s| s.first);
         self.gaps.sort_by_key(|s| s.first);
         self.xruns.sort_by_key(|s| s.first);
+        self.wrong.sort_by_key(|s| s.first);
         self.forbidden.sort();
     }
 
@@ -188,6 +195,8 @@ pub enum Line {
     Xrun(FrameSpan),
     /// `@forbidden FRAME CALL`.
     Forbidden(u64, String),
+    /// `@wrong FIRST FRAMES`.
+    Wrong(FrameSpan),
     /// `@end FRAMES`.
     End(u64),
 }
@@ -318,6 +327,7 @@ impl<R: BufRead> JournalReader<R> {
             "@reset" => Line::Reset(one(&t)?),
             "@fade" => Line::Fade(span(&t)?),
             "@xrun" => Line::Xrun(span(&t)?),
+            "@wrong" => Line::Wrong(span(&t)?),
             "@forbidden" => match t[..] {
                 [_, frame, call]
                     if !call.is_empty() && call.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
@@ -410,6 +420,7 @@ impl Journal {
             Line::Fade(s) => self.notes.fade = Some(s),
             Line::Xrun(s) => self.notes.xruns.push(s),
             Line::Forbidden(f, call) => self.notes.forbidden.push((f, call)),
+            Line::Wrong(s) => self.notes.wrong.push(s),
             Line::End(f) => self.notes.end_frame = Some(f),
         }
     }
@@ -443,6 +454,9 @@ impl Journal {
         }
         for (frame, call) in &self.notes.forbidden {
             w.forbidden(*frame, call)?;
+        }
+        for s in &self.notes.wrong {
+            w.wrong(*s)?;
         }
         if let Some(end) = self.notes.end_frame {
             w.finish(end)?;
@@ -502,6 +516,14 @@ impl<W: Write> JournalWriter<W> {
     /// Any I/O error of the output.
     pub fn gap(&mut self, span: FrameSpan) -> std::io::Result<()> {
         writeln!(self.out, "@gap {} {}", span.first, span.frames)
+    }
+
+    /// `@wrong`.
+    ///
+    /// # Errors
+    /// Any I/O error of the output.
+    pub fn wrong(&mut self, span: FrameSpan) -> std::io::Result<()> {
+        writeln!(self.out, "@wrong {} {}", span.first, span.frames)
     }
 
     /// `@excise`.

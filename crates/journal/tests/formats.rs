@@ -37,6 +37,7 @@ fn journal() -> Journal {
             fade: Some(FrameSpan { first: 700, frames: 240 }),
             xruns: vec![FrameSpan { first: 640, frames: 77 }],
             forbidden: vec![(512, "openat".into())],
+            wrong: vec![FrameSpan { first: 300, frames: 64 }],
         },
     }
 }
@@ -143,6 +144,28 @@ fn the_render_follows_the_annotations() {
         let k = 2_240;
         assert_eq!(faded.left[k], plain.left[k] * fade_gain(fade, k as u64));
     }
+}
+
+#[test]
+fn frames_played_from_an_outvoted_replica_are_skipped_and_nothing_else() {
+    let events = vec![at(0, Command::NoteOn { voice: 0, freq: 440.0, amp: 0.5 })];
+    let s = spec(4);
+    let plain = render_offline(&s, SETUP, &events, &Annotations::default(), 4_096, false).unwrap();
+    // A recording whose frames 1000..1256 are wrong (a diverged active heard
+    // before the vote).
+    let mut recorded = plain.left.clone();
+    for x in &mut recorded[1_000..1_256] {
+        *x += 1.0e-3;
+    }
+    let recording = || recorded.iter().copied().zip(plain.right.iter().copied());
+    let stream = || events.iter().copied().map(Ok);
+    let differs = first_difference(&s, SETUP, &Annotations::default(), stream(), recording(), 4_096).unwrap();
+    assert_eq!(differs, Some(1_000));
+    let wrong = Annotations { wrong: vec![FrameSpan { first: 1_000, frames: 256 }], ..Annotations::default() };
+    assert_eq!(first_difference(&s, SETUP, &wrong, stream(), recording(), 4_096).unwrap(), None);
+    // A span one frame short leaves the last wrong frame a difference.
+    let short = Annotations { wrong: vec![FrameSpan { first: 1_000, frames: 255 }], ..Annotations::default() };
+    assert_eq!(first_difference(&s, SETUP, &short, stream(), recording(), 4_096).unwrap(), Some(1_255));
 }
 
 #[test]

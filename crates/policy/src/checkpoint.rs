@@ -126,6 +126,16 @@ impl Checkpoints {
             .or_else(|| stored().max_by_key(|(_, s)| s.frame))
     }
 
+    /// The newest checkpoint taken at or before `frame`, if any (a
+    /// referee must render the disputed block itself: see
+    /// [`super::referee`]).
+    pub fn at_or_before(&self, frame: u64) -> Option<(usize, Stored)> {
+        (0..SLOTS)
+            .filter_map(|k| self.slots[k].map(|s| (k, s)))
+            .filter(|(_, s)| s.frame <= frame)
+            .max_by_key(|(_, s)| s.frame)
+    }
+
     /// The lowest event number a usable checkpoint starts from (the log
     /// must keep everything from it on).
     pub fn oldest_log_seq(&self) -> Option<u64> {
@@ -181,6 +191,9 @@ mod tests {
         d.stored(512, 3, 0);
         assert_eq!(d.best(100).map(|(_, s)| s.frame), Some(512));
         assert_eq!(c.oldest_log_seq(), Some(0));
+        // A referee's start point is never after the frame asked for.
+        assert_eq!(c.at_or_before(4_095).map(|(_, s)| s.frame), Some(2_048));
+        assert_eq!(d.at_or_before(100), None);
     }
 
     #[test]

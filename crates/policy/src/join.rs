@@ -259,6 +259,21 @@ impl Join {
         }
     }
 
+    /// A starting or verifying replacement is compared with `against`
+    /// from now on, its count of agreeing blocks started over (the replica
+    /// it was to be verified against turned out wrong: see
+    /// [`super::referee`]).
+    pub fn refer_to(&mut self, against: usize) {
+        match &mut self.phase {
+            Phase::AwaitStart { against: a, .. } => *a = Some(against),
+            Phase::Verify { against: a, matched, .. } => {
+                *a = Some(against);
+                *matched = 0;
+            }
+            _ => {}
+        }
+    }
+
     fn start(&mut self, now: Nanos, f: &Facts) -> Action {
         let trial = f.trial.is_some();
         if let Some((checkpoint, frame)) = f.checkpoint.filter(|_| !f.nothing_to_restore) {
@@ -456,6 +471,18 @@ mod tests {
         // still count, and the replacement need not wait for the output.
         let f = Facts { reference_live: false, ..verifying(1, false, 0) };
         assert_eq!(j.poll(8, &CFG, &f), Action::Promote);
+    }
+
+    #[test]
+    fn a_replacement_can_be_pointed_at_another_reference() {
+        let mut j = begun();
+        to_verify(&mut j);
+        j.refer_to(0);
+        assert!(
+            matches!(j.phase(), Phase::Verify { against: Some(0), next: 16, matched: 0, .. }),
+            "compared with the new reference, its count started over: {:?}",
+            j.phase()
+        );
     }
 
     #[test]

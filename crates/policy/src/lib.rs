@@ -13,6 +13,7 @@ pub mod determinism;
 pub mod health;
 pub mod join;
 pub mod placement;
+pub mod referee;
 pub mod restart;
 pub mod watchdog;
 

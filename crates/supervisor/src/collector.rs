@@ -33,6 +33,8 @@ pub(crate) enum Note {
     /// A worker rendering the block at this frame was killed by its sandbox
     /// for this system call (its number).
     Forbidden(u64, u32),
+    /// Frames played from a replica later outvoted (its wrong audio).
+    Wrong(FrameSpan),
 }
 
 impl Default for Note {
@@ -115,6 +117,7 @@ impl Collector {
                         Note::Reset(f) => j.reset(f),
                         Note::Fade(span) => j.fade(span),
                         Note::Xrun(span) => j.xrun(span),
+                        Note::Wrong(span) => j.wrong(span),
                         Note::Excise(n) => j.excise(n),
                         Note::Forbidden(frame, call) => {
                             j.forbidden(frame, &chronus_worker::sandbox::call_name(call))
@@ -131,6 +134,7 @@ impl Collector {
                         Note::Reset(f) => n.resets.push(f),
                         Note::Fade(span) => n.fade = Some(span),
                         Note::Xrun(span) => n.xruns.push(span),
+                        Note::Wrong(span) => merge(&mut n.wrong, span),
                         Note::Excise(seq) => n.excised.push(seq),
                         Note::Forbidden(frame, call) => {
                             n.forbidden.push((frame, chronus_worker::sandbox::call_name(call)))

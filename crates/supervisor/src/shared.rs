@@ -26,6 +26,10 @@ pub(crate) const DEAD: u8 = 3;
 pub(crate) struct SharedSlot {
     pub region: WorkerRegion,
     state: AtomicU8,
+    /// The end of the last frames the output played from this slot
+    /// (written by the output thread only): how much of a replica later
+    /// found wrong was heard.
+    pub played_to: AtomicU64,
 }
 
 impl SharedSlot {
@@ -75,11 +79,17 @@ pub(crate) struct Shared {
     /// Frames taken from a standby because the active did not have them.
     pub fallback_frames: AtomicU64,
     /// Times the active was outvoted: its checksums disagreed with two
-    /// standbys that agreed with each other (three replicas or more).
+    /// replicas that agreed with each other (two standbys, or the standby
+    /// and the referee).
     pub outvoted: AtomicU64,
     /// Frames of an outvoted active that were played before the vote (its
-    /// wrong audio heard).
+    /// wrong audio heard; journaled as `@wrong`).
     pub outvoted_frames_played: AtomicU64,
+    /// Disputes between two replicas a referee ruled on.
+    pub disputes_ruled: AtomicU64,
+    /// Disputes no referee could rule on in time (the standby was replaced,
+    /// as before referees).
+    pub disputes_undecided: AtomicU64,
     /// The first underrun, for diagnosis: [frame, slot 0 written up to,
     /// slot 1 written up to, slot states (s0 | s1 << 8), µs the output was
     /// past its deadline (0: on time), µs since the output started].
@@ -149,6 +159,8 @@ impl Shared {
             fallback_frames: get(&self.fallback_frames),
             outvoted: get(&self.outvoted),
             outvoted_frames_played: get(&self.outvoted_frames_played),
+            disputes_ruled: get(&self.disputes_ruled),
+            disputes_undecided: get(&self.disputes_undecided),
             device_xruns: get(&self.device_xruns),
             device_xrun_frames: get(&self.device_xrun_frames),
             corrupt_samples: get(&self.corrupt_samples),
@@ -176,7 +188,11 @@ impl Shared {
             bus,
             slots: regions
                 .into_iter()
-                .map(|region| SharedSlot { region, state: AtomicU8::new(EMPTY) })
+                .map(|region| SharedSlot {
+                    region,
+                    state: AtomicU8::new(EMPTY),
+                    played_to: AtomicU64::new(0),
+                })
                 .collect(),
             active: AtomicU8::new(0),
             frame: AtomicU64::new(0),
@@ -188,6 +204,8 @@ impl Shared {
             fallback_frames: AtomicU64::new(0),
             outvoted: AtomicU64::new(0),
             outvoted_frames_played: AtomicU64::new(0),
+            disputes_ruled: AtomicU64::new(0),
+            disputes_undecided: AtomicU64::new(0),
             device_xruns: AtomicU64::new(0),
             device_xrun_frames: AtomicU64::new(0),
             first_underrun: Default::default(),

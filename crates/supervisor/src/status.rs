@@ -23,12 +23,18 @@ pub struct Counters {
     pub supervisor_stalls: u64,
     /// Frames taken from a standby because the active lacked them.
     pub fallback_frames: u64,
-    /// Times the active was outvoted by two standbys that agreed (three
-    /// replicas or more), and replaced.
+    /// Times the active was outvoted by two replicas that agreed (two
+    /// standbys, or the standby and a referee), and replaced.
     pub outvoted: u64,
     /// Frames of an outvoted active played before the vote: wrong audio
-    /// heard (0 whenever the vote came within the lead).
+    /// heard (0 whenever the vote came within the lead), journaled as
+    /// `@wrong`.
     pub outvoted_frames_played: u64,
+    /// Disputes between two replicas that a referee ruled on.
+    pub disputes_ruled: u64,
+    /// Disputes no referee ruled on in time: the standby was replaced, the
+    /// active assumed right.
+    pub disputes_undecided: u64,
     /// Times the audio device ran dry (xruns its driver reported).
     pub device_xruns: u64,
     /// Frames the device played as silence in those xruns: lost audio,

@@ -150,6 +150,7 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     cfg.journal_in_memory = false;
     let sample_rate = cfg.sample_rate;
     let hang_timeout = cfg.hang_timeout;
+    let in_cycle = cfg.latency.budget().is_some();
     let (spec, setup) = (cfg.dsp.clone(), cfg.setup());
     let engine =
         Arc::new(Engine::start(cfg, PacedSink::new(sample_rate)).or_exit(OS_ERR, "cannot start the engine")?);
@@ -175,6 +176,9 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     let mut samples = Vec::with_capacity(duration.as_secs() as usize + 16);
     let mut timeline: Vec<(f64, String)> = Vec::with_capacity(4 * faults_expected(duration, rate) + 16);
     let (mut faults, mut deferred, mut fault_errors) = (0usize, 0u64, Vec::new());
+    // The kernel's floor for crash detection, one sample before each fault,
+    // in the same run (as `bench failover` does).
+    let mut floor = Vec::with_capacity(faults_expected(duration, rate) + 16);
     let mut tally = report::Tally::default();
     let period = Duration::from_secs_f64(1.0 / rate);
     let mut next_fault = started + Duration::from_secs(2);
@@ -222,6 +226,9 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
                 if redundant {
                     let action = kinds[faults % kinds.len()];
                     let round = faults / kinds.len();
+                    if let Ok(us) = chronus::harness::kill_floor::sample() {
+                        floor.push(us);
+                    }
                     match actions::inflict(&engine, faults, round, action, &client, osc_addr) {
                         Ok(()) => {
                             faults += 1;
@@ -306,6 +313,8 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
         rate,
         tally: &tally,
         noise: &noise,
+        kill_floor_us: (!floor.is_empty()).then(|| chronus::supervisor::Percentiles::of(&floor)),
+        in_cycle,
     };
     let verdict = report::write(&dir, &input).or_exit(CANT_CREATE, dir.display())?;
     println!("{} — report in {}", verdict.line, dir.display());

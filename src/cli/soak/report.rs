@@ -71,6 +71,12 @@ pub struct Inputs<'a> {
     pub rate: f64,
     pub tally: &'a Tally,
     pub noise: &'a Noise,
+    /// The kernel's floor for crash detection (kill → pidfd of an idle
+    /// process), sampled before each fault, µs.
+    pub kill_floor_us: Option<chronus::supervisor::Percentiles>,
+    /// In the cycle (`--latency low`): a block is heard as soon as it is
+    /// rendered, before any vote can come.
+    pub in_cycle: bool,
 }
 
 /// PASS or FAIL, and a one-line account.
@@ -110,9 +116,18 @@ struct Json<'a> {
     health_timeline: Vec<HealthChange<'a>>,
 }
 
+/// Adds `what` to the excuses already made.
+fn reasons_excused(excused: &mut Option<String>, what: String) {
+    *excused = Some(match excused.take() {
+        Some(e) => format!("{e}; {what}"),
+        None => what,
+    });
+}
+
 /// Judges the run and writes the report files.
 pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
-    let summary = FailoverSummary::with_first_difference(i.run, i.first_difference);
+    let mut summary = FailoverSummary::with_first_difference(i.run, i.first_difference);
+    summary.kill_floor_us = i.kill_floor_us;
     // Start: after warm-up (2 s in, before the first fault); end: the last
     // sample, after the last recovery.
     let start = i.samples.iter().find(|s| s.t >= 1.5).or(i.samples.first());
@@ -160,6 +175,27 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
         } else {
             reasons
                 .push(format!("{what}; excusable only if every one is evidenced and at most {bound} frames"));
+        }
+    }
+    // A diverged active's wrong audio heard: pipelined, the vote has the
+    // lead to come first, and a wrong frame heard is a failure unless the
+    // machine stalled right then (evidenced as above). In the cycle it is
+    // heard before any vote can come: counted and journaled, not a failure.
+    let wrong = &i.run.notes.wrong;
+    if !i.in_cycle && !wrong.is_empty() {
+        let evidenced = wrong
+            .iter()
+            .filter(|w| i.noise.late_near(w.first as f64 / sr, STALL_EVIDENCE_WINDOW_S, STALL_EVIDENCE_MS))
+            .count();
+        let frames: u64 = wrong.iter().map(|w| w.frames).sum();
+        let what = format!(
+            "{frames} frames of an outvoted active's wrong audio played in {} span(s) (journaled as @wrong)",
+            wrong.len()
+        );
+        if evidenced == wrong.len() {
+            reasons_excused(&mut excused, format!("excused: {what}, each in a machine stall the probe saw"));
+        } else {
+            reasons.push(format!("{what}; the vote had the lead to come first"));
         }
     }
     if i.tally.cuts != i.tally.poisons {
@@ -308,7 +344,19 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
             .zip(i.noise.histogram)
             .map(|(l, n)| format!("| {l} | {n} |\n"))
             .collect::<String>(),
-        summary.markdown_table(),
+        {
+            let mut t = summary.markdown_table();
+            if let Some(r) = summary.detection_over_floor() {
+                t.push_str(&format!(
+                    "\nCrash detection p50 = {r:.2} × the kernel's floor (kill → pidfd of an idle process, sampled \
+                     before each fault).\n"
+                ));
+            }
+            if let Some(n) = summary.divergence_note() {
+                t.push_str(&format!("\n{n}.\n"));
+            }
+            t
+        },
     );
     if let (Some(a), Some(b)) = (start, end) {
         for (name, x, y) in [

@@ -131,9 +131,12 @@ impl Supervisor {
         } else {
             let mut event = event;
             // Seen by its death word, it may have been replaced before its
-            // pidfd told: a promotion since then already rejoined (and
-            // perhaps made the engine redundant again).
-            let since_death = self.last_promotion.filter(|&(t, _)| fate.died.is_some_and(|(d, _)| t >= d));
+            // pidfd told; killed for a divergence, the referee may have
+            // joined in its place before it was gone: a promotion since
+            // then already rejoined (and perhaps made the engine redundant
+            // again).
+            let ended = fate.killing.map(|(_, t)| t).or(fate.died.map(|(d, _)| d));
+            let since_death = self.last_promotion.filter(|&(t, _)| ended.is_some_and(|d| t >= d));
             if let Some((t, redundant)) = since_death {
                 event.t_rejoin = Some(t);
                 event.t_redundant = redundant.then_some(t);
@@ -250,13 +253,15 @@ impl Supervisor {
     }
 
     /// Compares every standby's newest block checksums with the active's. A
-    /// standby that disagrees has diverged and is replaced — unless every
-    /// standby disagrees and two of them (three replicas or more) agree
-    /// with each other on the first disputed block: then the active is the
-    /// one outvoted ([`Supervisor::outvote_active`]).
+    /// standby that two replicas disagree with (the active and another
+    /// standby) has diverged and is replaced; an active that two standbys
+    /// agreeing with each other disagree with is outvoted
+    /// ([`Supervisor::outvote_active`]); a tie (two replicas, one against
+    /// one) is refereed ([`Supervisor::open_dispute`]). While a dispute is
+    /// open, nothing else is compared.
     pub(crate) fn compare_replicas(&mut self, now: Nanos) {
         let a = self.shared.active();
-        if !self.slots[a].is_live() {
+        if !self.slots[a].is_live() || self.referee.dispute().is_some() {
             return;
         }
         let block = u64::from(self.cfg.block);
@@ -301,21 +306,26 @@ impl Supervisor {
                     }
                 }
                 return;
+            } else if votes.pending == 0
+                && votes.against == votes.for_active
+                && let Some(s) = votes.winner
+                && self.open_dispute(a, s, b, now)
+            {
+                return;
             }
         }
         for (s, m) in mismatch.into_iter().enumerate() {
             let Some(b) = m else { continue };
             let frame = self.first_differing_frame(a, s, b);
-            let common_start = self.slots[s].started_at == self.slots[a].started_at;
-            let fresh = common_start && b * block < self.slots[s].started_at + FRESH_BLOCKS * block;
             tracing::error!("standby (slot {s}) diverged from the active at frame {frame}; replacing it");
-            if !self.diverged_on_request(s)
-                && let Some(verdict) = self.determinism.diverged(frame, fresh, now)
-            {
-                self.report_nondeterminism(verdict);
-            }
-            self.kill(s, DetectedBy::Divergence);
+            self.replace_standby(a, s, b, now);
         }
+    }
+
+    /// Frames after a common start within which a divergence counts as
+    /// "fresh" (see [`FRESH_BLOCKS`]).
+    pub(crate) fn fresh_frames(&self) -> u64 {
+        FRESH_BLOCKS * u64::from(self.cfg.block)
     }
 
     /// The replicas' votes on grid block `block`, which the active `a` and
@@ -350,31 +360,32 @@ impl Supervisor {
     }
 
     /// The active `a` rendered grid block `block` otherwise than two
-    /// standbys that agree: it is the one wrong. The output plays `winner`
-    /// from now on and `a` is replaced. Frames of `a` from the first
-    /// differing one that the output already played are counted (with the
-    /// lead, the vote usually comes before the block is played: none).
-    fn outvote_active(&mut self, a: usize, winner: usize, block: u64, now: Nanos) {
+    /// replicas that agree (two standbys, or the standby `winner` and the
+    /// referee): it is the one wrong. The output plays `winner` from now
+    /// on, never `a` again, and `a` is replaced. The frames of `a` the
+    /// output played from the first wrong one on are counted and journaled
+    /// once the output has seen the switch ([`Supervisor::settle_wrong_play`];
+    /// with the lead, the vote usually comes before the block is played:
+    /// none).
+    pub(crate) fn outvote_active(&mut self, a: usize, winner: usize, block: u64, now: Nanos) {
         let frame = self.first_differing_frame(a, winner, block);
         self.shared.active.store(winner as u8, Release);
-        let t = monotonic_ns();
-        let played = self.shared.frame.load(Acquire).saturating_sub(frame);
-        self.shared.outvoted.fetch_add(1, Relaxed);
-        self.shared.outvoted_frames_played.fetch_add(played, Relaxed);
-        if played > 0 {
-            tracing::error!(
-                "the active (slot {a}) diverged at frame {frame}, outvoted by two replicas; {played} of its frames \
-                 were played before the vote; playing from slot {winner}"
-            );
-        } else {
-            tracing::error!(
-                "the active (slot {a}) diverged at frame {frame}, outvoted by two replicas before any of it was \
-                 played; playing from slot {winner}"
-            );
+        self.slots[a].discredit();
+        // One outvoted replica at a time is accounted exactly; an earlier
+        // one still unsettled is settled as the output stands now.
+        if let Some(w) = self.wrong_play.as_mut() {
+            w.mark = self.shared.output_mark();
+            self.settle_wrong_play();
         }
+        self.wrong_play =
+            Some(super::referee::WrongPlay { slot: a, first: frame, mark: self.shared.output_mark() });
+        let t = monotonic_ns();
+        self.shared.outvoted.fetch_add(1, Relaxed);
+        tracing::error!(
+            "the active (slot {a}) diverged at frame {frame}, outvoted; playing from slot {winner}"
+        );
         let common_start = self.slots[winner].started_at == self.slots[a].started_at;
-        let fresh =
-            common_start && frame < self.slots[winner].started_at + FRESH_BLOCKS * u64::from(self.cfg.block);
+        let fresh = common_start && frame < self.slots[winner].started_at + self.fresh_frames();
         if !self.diverged_on_request(a)
             && let Some(verdict) = self.determinism.diverged(frame, fresh, now)
         {
@@ -386,7 +397,7 @@ impl Supervisor {
 
     /// Slot `i`'s worker was told to diverge (an injected `diverge`): its
     /// divergence says nothing about the DSP's determinism.
-    fn diverged_on_request(&self, i: usize) -> bool {
+    pub(crate) fn diverged_on_request(&self, i: usize) -> bool {
         self.shared.slots[i].region.requested_fault() == Some(chronus_ipc::FaultKind::Diverge)
     }
 

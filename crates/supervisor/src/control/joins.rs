@@ -72,7 +72,7 @@ impl Supervisor {
         }
     }
 
-    fn facts(&self, i: usize, phase: Phase, wanted: bool) -> Facts {
+    pub(crate) fn facts(&self, i: usize, phase: Phase, wanted: bool) -> Facts {
         let s = &self.shared;
         let io = &self.slots[i].io;
         let region = &s.slots[i].region;
@@ -124,7 +124,9 @@ impl Supervisor {
         let mut missing = replicas.saturating_sub(self.live_count() + on_the_way);
         for i in 0..self.slots.len() {
             let phase = self.slots[i].phase();
-            if matches!(phase, Phase::Idle | Phase::Live | Phase::Quarantined) || self.slots[i].fate.ending()
+            if matches!(phase, Phase::Idle | Phase::Live | Phase::Quarantined)
+                || self.slots[i].fate.ending()
+                || self.is_referee(i)
             {
                 // Nothing to do, or its worker is being killed: its exit decides.
                 continue;
@@ -163,7 +165,7 @@ impl Supervisor {
         }
     }
 
-    fn carry_out(&mut self, i: usize, action: Action, phase: Phase, now: Nanos) {
+    pub(crate) fn carry_out(&mut self, i: usize, action: Action, phase: Phase, now: Nanos) {
         let s = self.shared.clone();
         let region = &s.slots[i].region;
         match action {

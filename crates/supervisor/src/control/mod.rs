@@ -11,6 +11,7 @@ mod common_mode;
 mod failover;
 mod joins;
 mod procs;
+mod referee;
 mod slot;
 mod spawner;
 
@@ -33,6 +34,7 @@ use crate::policy::determinism::Determinism;
 use crate::policy::health::{HealthFacts, UNDERRUN_WINDOW, UnderrunWindow, health};
 use crate::policy::join::JoinConfig;
 use crate::policy::placement::{self, Placement};
+use crate::policy::referee::Referee;
 use crate::policy::restart::RestartPolicy;
 use crate::policy::watchdog::{Watchdog, WatchdogConfig};
 use crate::policy::{MAX_SLOTS, Nanos};
@@ -139,6 +141,10 @@ pub(crate) struct Supervisor {
     /// This kernel waits on death words (`futex_waitv`); cleared the first
     /// time it cannot.
     death_words: bool,
+    /// The dispute between two replicas being refereed, if one is.
+    referee: Referee,
+    /// An outvoted replica whose played frames are still to be counted.
+    wrong_play: Option<referee::WrongPlay>,
 }
 
 impl Supervisor {
@@ -218,6 +224,8 @@ impl Supervisor {
             forbidden: ForbiddenTally::default(),
             last_promotion: None,
             death_words: true,
+            referee: Referee::default(),
+            wrong_play: None,
         })
     }
 
@@ -335,6 +343,7 @@ impl Supervisor {
             self.watch(now);
             self.collect_trial_end(now);
             self.step_common_mode(now);
+            self.step_referee(now);
             self.step_joins(now);
             self.compare_replicas(now);
             self.step_checkpoints(now);

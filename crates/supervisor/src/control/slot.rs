@@ -43,6 +43,9 @@ pub(crate) struct Slot {
     /// A replica whose worker died: its frames stay readable by the output
     /// until the slot is retired ([`Slot::retire`]).
     dead: bool,
+    /// A replica found wrong (outvoted, or ruled against by the referee):
+    /// the output must not play its frames again, not even as a fallback.
+    discredited: bool,
     /// The worker process in it.
     pub proc: Option<Proc>,
     /// The generation of the worker the spawner is starting for it, if one
@@ -77,6 +80,7 @@ impl Slot {
             shared,
             join: Join::default(),
             dead: false,
+            discredited: false,
             proc: None,
             spawning: None,
             fate: Fate::default(),
@@ -116,7 +120,11 @@ impl Slot {
     /// The output thread's view, from the phase: the one place it is
     /// written.
     fn publish(&self) {
-        let view = if self.dead {
+        let view = if self.discredited {
+            // Its audio is wrong: no longer readable, though it may still
+            // be rendering until its kill lands.
+            EMPTY
+        } else if self.dead {
             DEAD
         } else if self.join.is_live() {
             LIVE
@@ -160,11 +168,28 @@ impl Slot {
     /// once, and the output's mark taken).
     pub fn worker_lost(&mut self, was_replica: bool) {
         self.join.lost();
+        // A discredited replica's frames must not be played: gone at once.
+        let was_replica = was_replica && !std::mem::take(&mut self.discredited);
         self.dead = was_replica;
         self.publish();
         if !was_replica {
             self.io.quiet_mark = Some(self.shared.output_mark());
         }
+    }
+
+    /// Its joining replacement is verified against `against` from now on
+    /// (the replica it was to be checked against was ruled wrong).
+    pub fn refer_to(&mut self, against: usize) {
+        self.join.refer_to(against);
+    }
+
+    /// Its replica was found wrong: the output stops reading it now (the
+    /// caller takes the output's mark to know when it has). Its worker is
+    /// to be killed; its exit frees the slot at once
+    /// ([`Slot::worker_lost`]).
+    pub fn discredit(&mut self) {
+        self.discredited = true;
+        self.publish();
     }
 
     /// A dead replica's frames are no longer needed: the output must stop
