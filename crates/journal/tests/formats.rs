@@ -161,10 +161,12 @@ fn frames_played_from_an_outvoted_replica_are_skipped_and_nothing_else() {
     let stream = || events.iter().copied().map(Ok);
     let differs = first_difference(&s, SETUP, &Annotations::default(), stream(), recording(), 4_096).unwrap();
     assert_eq!(differs, Some(1_000));
-    let wrong = Annotations { wrong: vec![FrameSpan { first: 1_000, frames: 256 }], ..Annotations::default() };
+    let wrong =
+        Annotations { wrong: vec![FrameSpan { first: 1_000, frames: 256 }], ..Annotations::default() };
     assert_eq!(first_difference(&s, SETUP, &wrong, stream(), recording(), 4_096).unwrap(), None);
     // A span one frame short leaves the last wrong frame a difference.
-    let short = Annotations { wrong: vec![FrameSpan { first: 1_000, frames: 255 }], ..Annotations::default() };
+    let short =
+        Annotations { wrong: vec![FrameSpan { first: 1_000, frames: 255 }], ..Annotations::default() };
     assert_eq!(first_difference(&s, SETUP, &short, stream(), recording(), 4_096).unwrap(), Some(1_255));
 }
 

@@ -372,11 +372,9 @@ impl Supervisor {
         self.shared.active.store(winner as u8, Release);
         self.slots[a].discredit();
         // One outvoted replica at a time is accounted exactly; an earlier
-        // one still unsettled is settled as the output stands now.
-        if let Some(w) = self.wrong_play.as_mut() {
-            w.mark = self.shared.output_mark();
-            self.settle_wrong_play();
-        }
+        // one still unsettled (discredited a pass ago at least, so the
+        // output has all but surely left it) is settled as it stands now.
+        self.settle_wrong_play(true);
         self.wrong_play =
             Some(super::referee::WrongPlay { slot: a, first: frame, mark: self.shared.output_mark() });
         let t = monotonic_ns();

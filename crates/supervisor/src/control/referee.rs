@@ -99,13 +99,21 @@ impl Supervisor {
             return Opinion::Gone;
         }
         let region = &self.shared.slots[r].region;
+        // Only what it rendered since it started counts: before, its ring
+        // and checksums are a previous run's (a trial's, or a reset's zeros).
+        match slot.io.start_req().and_then(|id| region.start_outcome(id)) {
+            Some(Ok(_)) => {}
+            Some(Err(_)) => return Opinion::Gone,
+            None => return Opinion::NotYet,
+        }
+        let written = region.audio_write_frame() / u64::from(self.cfg.block);
+        if written <= block {
+            return Opinion::NotYet;
+        }
         match region.checksum(block) {
             Some(x) => Opinion::Sum(x),
-            None => {
-                let ring = chronus_ipc::layout::CHECKSUMS as u64;
-                let written = region.audio_write_frame() / u64::from(self.cfg.block);
-                if written > block + ring - 1 { Opinion::Gone } else { Opinion::NotYet }
-            }
+            // Rendered past the block, and its checksum overwritten since.
+            None => Opinion::Gone,
         }
     }
 
@@ -113,7 +121,7 @@ impl Supervisor {
     /// played once the output has seen it discredited, and rules on the
     /// open dispute when the referee can tell.
     pub(crate) fn step_referee(&mut self, now: Nanos) {
-        self.settle_wrong_play();
+        self.settle_wrong_play(false);
         let Some(d) = self.referee.dispute() else { return };
         let party = |i: usize| self.slots[i].is_live() && !self.slots[i].fate.ending();
         if !party(d.active) || !party(d.standby) {
@@ -201,12 +209,13 @@ impl Supervisor {
         self.kill(s, DetectedBy::Divergence);
     }
 
-    /// Once the output has seen an outvoted replica discredited: the frames
-    /// it played from it from the first wrong one on are counted and
+    /// Once the output has seen an outvoted replica discredited (or now,
+    /// with `force`: another one is to be accounted for), the frames it
+    /// played from it from the first wrong one on are counted and
     /// journaled (`@wrong`).
-    pub(crate) fn settle_wrong_play(&mut self) {
+    pub(crate) fn settle_wrong_play(&mut self, force: bool) {
         let Some(w) = self.wrong_play else { return };
-        if !self.shared.output_saw(w.mark) {
+        if !force && !self.shared.output_saw(w.mark) {
             return;
         }
         self.wrong_play = None;
