@@ -79,6 +79,22 @@ pub(crate) fn wait_standby(engine: &Engine) {
     }
 }
 
+/// Plays while `target` is told to diverge `times` times, each once a
+/// standby is verified and has played 50 ms, and noticed; then plays 200 ms
+/// more after a last standby is verified.
+pub(crate) fn diverge_while_playing(engine: &Engine, target: Target, times: usize) {
+    while_playing(engine, || {
+        for n in 1..=times {
+            wait_standby(engine);
+            play_for(engine, Duration::from_millis(50));
+            engine.inject(target, FaultKind::Diverge).unwrap();
+            wait_failovers(engine, n);
+        }
+        wait_standby(engine);
+        play_for(engine, Duration::from_millis(200));
+    });
+}
+
 /// Checks everything a run must satisfy; returns the report for more checks.
 fn check_run(report: &RunReport, dir: &TempDir, faults: usize) {
     // Frames the machine did not let the output play (a descheduled virtual
@@ -410,16 +426,7 @@ fn a_diverged_standby_is_caught_by_its_checksums_and_replaced() {
     let _rt = rt_lock();
     let dir = TempDir::new("failover-diverge");
     let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
-    while_playing(&engine, || {
-        for n in 1..=3 {
-            wait_standby(&engine);
-            play_for(&engine, Duration::from_millis(50));
-            engine.inject(Target::Standby, FaultKind::Diverge).unwrap();
-            wait_failovers(&engine, n);
-        }
-        wait_standby(&engine);
-        play_for(&engine, Duration::from_millis(200));
-    });
+    diverge_while_playing(&engine, Target::Standby, 3);
     let report = engine.stop().unwrap();
     check_run(&report, &dir, 3);
     for e in &report.failovers {
@@ -442,16 +449,7 @@ fn with_two_replicas_a_diverged_active_is_refereed_and_replaced_before_it_is_hea
     let _rt = rt_lock();
     let dir = TempDir::new("failover-refereed");
     let engine = Engine::start(config(&dir), PacedSink::new(SR)).unwrap();
-    while_playing(&engine, || {
-        for n in 1..=3 {
-            wait_standby(&engine);
-            play_for(&engine, Duration::from_millis(50));
-            engine.inject(Target::Active, FaultKind::Diverge).unwrap();
-            wait_failovers(&engine, n);
-        }
-        wait_standby(&engine);
-        play_for(&engine, Duration::from_millis(200));
-    });
+    diverge_while_playing(&engine, Target::Active, 3);
     let report = engine.stop().unwrap();
     assert_eq!(report.counters.outvoted, 3, "{:#?}", report.failovers);
     assert_eq!(report.counters.disputes_ruled, 3, "{:?}", report.counters);
@@ -477,16 +475,7 @@ fn with_three_replicas_a_diverged_active_is_outvoted_and_replaced_before_it_is_h
     let mut cfg = config(&dir);
     cfg.replicas = 3;
     let engine = Engine::start(cfg, PacedSink::new(SR)).unwrap();
-    while_playing(&engine, || {
-        for n in 1..=3 {
-            wait_standby(&engine);
-            play_for(&engine, Duration::from_millis(50));
-            engine.inject(Target::Active, FaultKind::Diverge).unwrap();
-            wait_failovers(&engine, n);
-        }
-        wait_standby(&engine);
-        play_for(&engine, Duration::from_millis(200));
-    });
+    diverge_while_playing(&engine, Target::Active, 3);
     let report = engine.stop().unwrap();
     assert_eq!(report.counters.outvoted, 3, "{:#?}", report.failovers);
     for e in &report.failovers {

@@ -13,7 +13,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use crate::failover::{config, freeze, wait_failovers, wait_standby, while_playing, worker_pids};
+use crate::failover::{
+    config, diverge_while_playing, freeze, wait_failovers, wait_standby, while_playing, worker_pids,
+};
 use crate::util::*;
 use chronus::dsp::Arg;
 use chronus::supervisor::{Engine, EngineConfig, FaultKind, Latency, PacedSink, RunReport, Sink, Target};
@@ -148,16 +150,7 @@ fn a_diverged_active_is_heard_in_the_cycle_then_counted_journaled_and_replaced()
     let _rt = rt_lock();
     let dir = TempDir::new("in-cycle-wrong");
     let engine = Engine::start(in_cycle(&dir), PacedSink::new(SR)).unwrap();
-    while_playing(&engine, || {
-        for n in 1..=2 {
-            wait_standby(&engine);
-            play_for(&engine, Duration::from_millis(50));
-            engine.inject(Target::Active, FaultKind::Diverge).unwrap();
-            wait_failovers(&engine, n);
-        }
-        wait_standby(&engine);
-        play_for(&engine, Duration::from_millis(200));
-    });
+    diverge_while_playing(&engine, Target::Active, 2);
     let report = engine.stop().unwrap();
     assert_eq!(report.counters.outvoted, 2, "{:#?}", report.failovers);
     assert!(
