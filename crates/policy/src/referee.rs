@@ -61,6 +61,29 @@ pub enum Opinion {
     Gone,
 }
 
+impl Opinion {
+    /// What a referee that is still running has of grid block `block`:
+    /// `started`, its start's outcome (`None`: not served yet; before it,
+    /// its ring holds a previous run's blocks); `written`, the blocks it has
+    /// written audio for; `sum`, its checksum ring's entry for the block;
+    /// `ring`, how many checksums the ring keeps. A worker publishes a
+    /// block's checksum just *after* its audio: a block written whose
+    /// checksum is not there yet is not an answer yet; only a ring lapped
+    /// past the block is.
+    pub fn of(started: Option<bool>, written: u64, block: u64, sum: Option<u64>, ring: u64) -> Self {
+        match started {
+            None => Opinion::NotYet,
+            Some(false) => Opinion::Gone,
+            Some(true) if written <= block => Opinion::NotYet,
+            Some(true) => match sum {
+                Some(x) => Opinion::Sum(x),
+                None if written > block + ring => Opinion::Gone,
+                None => Opinion::NotYet,
+            },
+        }
+    }
+}
+
 /// Why a dispute could not be ruled on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Undecided {
@@ -232,6 +255,21 @@ mod tests {
         let mut r = opened();
         r.assign(2);
         assert_eq!(r.judge(ms(11), Opinion::Gone, None), Ruling::Undecided(Undecided::RefereeLost));
+    }
+
+    #[test]
+    fn a_block_written_is_an_answer_only_once_its_checksum_is() {
+        // Not started yet: its ring is a previous run's, whatever it holds.
+        assert_eq!(Opinion::of(None, 50, 40, Some(7), 64), Opinion::NotYet);
+        assert_eq!(Opinion::of(Some(false), 0, 40, None, 64), Opinion::Gone);
+        assert_eq!(Opinion::of(Some(true), 40, 40, None, 64), Opinion::NotYet);
+        // The audio of block 40 is written, its checksum a moment later:
+        // not yet (a soak lost a referee to this, ruled "gone").
+        assert_eq!(Opinion::of(Some(true), 41, 40, None, 64), Opinion::NotYet);
+        assert_eq!(Opinion::of(Some(true), 41, 40, Some(7), 64), Opinion::Sum(7));
+        // Lapped once block 104 is written: the entry then holds its checksum.
+        assert_eq!(Opinion::of(Some(true), 104, 40, None, 64), Opinion::NotYet);
+        assert_eq!(Opinion::of(Some(true), 105, 40, None, 64), Opinion::Gone);
     }
 
     #[test]

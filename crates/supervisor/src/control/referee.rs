@@ -99,22 +99,10 @@ impl Supervisor {
             return Opinion::Gone;
         }
         let region = &self.shared.slots[r].region;
-        // Only what it rendered since it started counts: before, its ring
-        // and checksums are a previous run's (a trial's, or a reset's zeros).
-        match slot.io.start_req().and_then(|id| region.start_outcome(id)) {
-            Some(Ok(_)) => {}
-            Some(Err(_)) => return Opinion::Gone,
-            None => return Opinion::NotYet,
-        }
+        let started = slot.io.start_req().and_then(|id| region.start_outcome(id)).map(|r| r.is_ok());
         let written = region.audio_write_frame() / u64::from(self.cfg.block);
-        if written <= block {
-            return Opinion::NotYet;
-        }
-        match region.checksum(block) {
-            Some(x) => Opinion::Sum(x),
-            // Rendered past the block, and its checksum overwritten since.
-            None => Opinion::Gone,
-        }
+        let ring = chronus_ipc::layout::CHECKSUMS as u64;
+        Opinion::of(started, written, block, region.checksum(block), ring)
     }
 
     /// One pass, before the joins: counts what an outvoted replica had
