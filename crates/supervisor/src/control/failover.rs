@@ -318,7 +318,7 @@ impl Supervisor {
             let Some(b) = m else { continue };
             let frame = self.first_differing_frame(a, s, b);
             tracing::error!("standby (slot {s}) diverged from the active at frame {frame}; replacing it");
-            self.replace_standby(a, s, b, now);
+            self.replace_standby(a, s, b, frame, now);
         }
     }
 

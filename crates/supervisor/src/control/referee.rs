@@ -128,7 +128,10 @@ impl Supervisor {
         let Some(d) = self.referee.dispute() else { return };
         let opinion = d.referee.map_or(Opinion::NotYet, |r| self.opinion(r, d.block));
         let ruling = self.referee.judge(now, opinion, missing);
-        let frame = || self.first_differing_frame(d.active, d.standby, d.block);
+        if ruling == Ruling::Wait {
+            return;
+        }
+        let frame = self.first_differing_frame(d.active, d.standby, d.block);
         match ruling {
             Ruling::Wait => {}
             Ruling::ActiveWrong => {
@@ -143,13 +146,13 @@ impl Supervisor {
                 tracing::error!(
                     "the standby (slot {}) diverged at frame {}: the referee agrees with the active; replacing it",
                     d.standby,
-                    frame()
+                    frame
                 );
-                self.replace_standby(d.active, d.standby, d.block, now);
+                self.replace_standby(d.active, d.standby, d.block, frame, now);
             }
             Ruling::NoMajority => {
                 self.shared.disputes_undecided.fetch_add(1, Relaxed);
-                let f = frame();
+                let f = frame;
                 tracing::error!(
                     "the active, the standby and the referee rendered the block at frame {f} three ways: the DSP may \
                      not be deterministic; keeping the active"
@@ -160,7 +163,7 @@ impl Supervisor {
                 if let Some(verdict) = self.determinism.diverged(f, true, now) {
                     self.report_nondeterminism(verdict);
                 }
-                self.replace_standby(d.active, d.standby, d.block, now);
+                self.replace_standby(d.active, d.standby, d.block, frame, now);
             }
             Ruling::Undecided(why) => {
                 self.shared.disputes_undecided.fetch_add(1, Relaxed);
@@ -173,19 +176,19 @@ impl Supervisor {
                 tracing::error!(
                     "the dispute at frame {} could not be refereed ({why}): keeping the active, replacing the standby \
                      (slot {})",
-                    frame(),
+                    frame,
                     d.standby
                 );
-                self.replace_standby(d.active, d.standby, d.block, now);
+                self.replace_standby(d.active, d.standby, d.block, frame, now);
             }
         }
     }
 
-    /// The active `a` and the standby `s` disagree on block `block` and the
-    /// active is kept: the standby is replaced (and the divergence counts
-    /// as evidence about the DSP's determinism, unless it was injected).
-    pub(crate) fn replace_standby(&mut self, a: usize, s: usize, block: u64, now: Nanos) {
-        let frame = self.first_differing_frame(a, s, block);
+    /// The active `a` and the standby `s` disagree on block `block` from
+    /// frame `frame` on, and the active is kept: the standby is replaced
+    /// (and the divergence counts as evidence about the DSP's determinism,
+    /// unless it was injected).
+    pub(crate) fn replace_standby(&mut self, a: usize, s: usize, block: u64, frame: u64, now: Nanos) {
         let common_start = self.slots[s].started_at == self.slots[a].started_at;
         let fresh = common_start
             && block * u64::from(self.cfg.block) < self.slots[s].started_at + self.fresh_frames();
