@@ -186,7 +186,7 @@ pub fn run(args: SoakArgs) -> Result<(), Failure> {
     // Waiting for the last fault's effect: failovers and cuts to reach
     // these counts, by a deadline.
     let mut awaiting: Option<(u64, u64, Instant)> = None;
-    let probe = noise::Probe::start(started).or_exit(OS_ERR, "the noise probe thread")?;
+    let probe = noise::Probe::start(started, duration).or_exit(OS_ERR, "the noise probe thread")?;
     std::thread::scope(|s| {
         let workload = s.spawn(|| workload(osc_addr, &spec, setup, &stop));
         while started.elapsed() < duration {
