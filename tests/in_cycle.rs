@@ -160,7 +160,7 @@ fn a_diverged_active_is_heard_in_the_cycle_then_counted_journaled_and_replaced()
     );
     let wrong: u64 = report.notes.wrong.iter().map(|s| s.frames).sum();
     assert!(wrong > 0, "the wrong blocks were played before the vote, and must be counted");
-    assert_eq!(wrong, report.counters.outvoted_frames_played, "{:?}", report.notes.wrong);
+    assert_eq!(wrong, report.counters.wrong_frames_played, "{:?}", report.notes.wrong);
     let journal = std::fs::read_to_string(dir.path("run.journal")).unwrap();
     assert_eq!(journal.matches("@wrong ").count(), report.notes.wrong.len(), "not journaled");
     assert!(report.lost_frames() <= NOISE_EXCUSE, "{} frames lost", report.lost_frames());

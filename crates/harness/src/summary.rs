@@ -37,6 +37,9 @@ pub struct FailoverSummary {
     pub machine_stalls: usize,
     /// Times the supervisor was itself held off and excused the workers.
     pub supervisor_stalls: u64,
+    /// Times a stalled worker was found starved (runnable, no CPU time)
+    /// and given patience instead of being killed.
+    pub starved_workers: u64,
     /// Frames played from the standby because the active lacked them.
     pub fallback_frames: u64,
     /// Times the active was outvoted (it diverged; two replicas agreed
@@ -169,9 +172,10 @@ impl FailoverSummary {
             machine_stall_frames: report.counters.machine_stall_frames,
             machine_stalls: report.notes.stalls.len(),
             supervisor_stalls: report.counters.supervisor_stalls,
+            starved_workers: report.counters.starved_workers,
             fallback_frames: report.counters.fallback_frames,
             outvoted: report.counters.outvoted,
-            wrong_frames_played: report.counters.outvoted_frames_played,
+            wrong_frames_played: report.counters.wrong_frames_played,
             disputes_ruled: report.counters.disputes_ruled,
             disputes_undecided: report.counters.disputes_undecided,
             device_xruns: report.counters.device_xruns,
@@ -216,12 +220,12 @@ impl FailoverSummary {
     /// machine did not let the output play, and times the supervisor was
     /// held off.
     pub fn stall_note(&self) -> Option<String> {
-        (self.machine_stall_frames > 0 || self.supervisor_stalls > 0).then(|| {
+        (self.machine_stall_frames > 0 || self.supervisor_stalls > 0 || self.starved_workers > 0).then(|| {
             format!(
                 "the machine stalled: {} frames in {} span(s) not played in time (the output thread was \
                  held off past the device buffer; excluded from the bit-exact comparison), supervisor \
-                 held off {} time(s)",
-                self.machine_stall_frames, self.machine_stalls, self.supervisor_stalls
+                 held off {} time(s), {} stalled worker(s) found starved of CPU and spared",
+                self.machine_stall_frames, self.machine_stalls, self.supervisor_stalls, self.starved_workers
             )
         })
     }

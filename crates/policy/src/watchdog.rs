@@ -28,7 +28,19 @@
 //!   common cause than several faults, and killing all of them would lose
 //!   the DSP's state: they are given `common_patience` hang timeouts, and
 //!   when one moves again, all get a full hang timeout afresh (another may
-//!   get its CPU a moment later).
+//!   get its CPU a moment later);
+//! * a *single* replica can be starved too: when the host takes away the
+//!   virtual CPU a worker is running on, the guest still counts it as
+//!   running (state `R`), so it is neither moved to the other CPU nor
+//!   accounted any CPU time. Hung workers look different: a spinning one
+//!   burns CPU, a stopped one is `T`, a blocked one `S` or `D`. A worker
+//!   stalled past the hang timeout that is runnable and got less than half
+//!   the wall time of the stall as CPU time is starved, not hung: it gets
+//!   `common_patience` hang timeouts, as replicas stalled together do, and
+//!   is counted ([`Pass::starved`]). The patience is a bound, so a worker
+//!   that starves itself on purpose (it cannot lower its own priority
+//!   below the others' under the sandbox, but say it could) is still
+//!   killed.
 
 use super::{MAX_SLOTS, Nanos};
 
@@ -68,6 +80,9 @@ pub struct Progress {
     pub rendering: u64,
     /// Its process's CPU time, when [`Watchdog::wants_cpu`] asked for it.
     pub cpu_ns: Option<u64>,
+    /// Whether its render thread is runnable (`R`: running or waiting
+    /// for a CPU), asked for with [`Progress::cpu_ns`].
+    pub runnable: Option<bool>,
 }
 
 /// Why the watchdog kills a worker.
@@ -94,6 +109,10 @@ pub struct Pass {
     pub overloaded: bool,
     /// Workers to kill, and why.
     pub kills: [Option<Verdict>; MAX_SLOTS],
+    /// Workers found starved (runnable, stalled past the hang timeout with
+    /// next to no CPU time) for the first time in their current stall:
+    /// given patience instead of a verdict.
+    pub starved: [bool; MAX_SLOTS],
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -110,6 +129,8 @@ struct Track {
     ok_from: u64,
     /// CPU time and wall time when first seen in the current stall.
     stall_cpu: Option<(u64, Nanos)>,
+    /// Found starved in the current stall (counted once per stall).
+    starved: bool,
 }
 
 /// What the watchdog sees of one slot this pass.
@@ -124,6 +145,8 @@ struct Seen {
     spinning: bool,
     /// The block it is stalled inside (0: none).
     rendering: u64,
+    /// Found starved this pass for the first time in its stall.
+    starved: bool,
 }
 
 /// The watchdog's state across slots.
@@ -174,6 +197,7 @@ impl Watchdog {
             t.last_change = now;
             t.over_budget = 0;
             t.stall_cpu = None;
+            t.starved = false;
         }
     }
 
@@ -196,6 +220,7 @@ impl Watchdog {
                 seen[i] = self.look(i, now, p);
             }
         }
+        let starved: [bool; MAX_SLOTS] = std::array::from_fn(|i| seen[i].starved);
         let replicas = || (0..MAX_SLOTS).filter(|&i| self.tracks[i].watched && self.tracks[i].replica);
         // Slow only next to a replica on time at the same blocks: one whose
         // blocks within budget overlap this one's over budget. (One still
@@ -226,7 +251,7 @@ impl Watchdog {
                 .all(|i| seen[i].rendering == first && seen[i].spinning && seen[i].verdict.is_some());
         if spinning_together {
             self.common_since = None;
-            let mut pass = Pass { common_hang: Some(first - 1), overloaded, ..Pass::default() };
+            let mut pass = Pass { common_hang: Some(first - 1), overloaded, starved, ..Pass::default() };
             for i in replicas() {
                 pass.kills[i] = Some(Verdict::Hung);
             }
@@ -236,16 +261,16 @@ impl Watchdog {
             let since = *self.common_since.get_or_insert(now);
             let patience = self.cfg.hang_timeout.saturating_mul(u64::from(self.cfg.common_patience));
             if now - since < patience {
-                return Pass { common_stall: true, overloaded, ..Pass::default() };
+                return Pass { common_stall: true, overloaded, starved, ..Pass::default() };
             }
         } else if self.common_since.take().is_some() {
             // The common stall just ended: one moves again, and the others,
             // caught by the same cause, may get a CPU a moment later. All get
             // a full hang timeout from now.
             self.restart_timers(now);
-            return Pass { overloaded, ..Pass::default() };
+            return Pass { overloaded, starved, ..Pass::default() };
         }
-        let mut pass = Pass { common_stall: common, overloaded, ..Pass::default() };
+        let mut pass = Pass { common_stall: common, overloaded, starved, ..Pass::default() };
         for (k, s) in pass.kills.iter_mut().zip(&seen) {
             *k = s.verdict;
         }
@@ -263,17 +288,29 @@ impl Watchdog {
             t.last_write = p.write_frame;
             t.last_change = now;
             t.stall_cpu = None;
+            t.starved = false;
         } else {
             let stalled = now.saturating_sub(t.last_change);
             seen.suspect = stalled > cfg.hang_timeout / 2;
-            if stalled > cfg.hang_timeout {
-                seen.verdict = Some(Verdict::Hung);
-            }
             seen.rendering = p.rendering;
+            // Measured over at least half a hang timeout: spinning (CPU
+            // time grew by half the wall time or more) or not.
+            let mut measured_idle = false;
             if let Some(cpu) = p.cpu_ns {
                 let (cpu0, wall0) = *t.stall_cpu.get_or_insert((cpu, now));
                 let wall = now.saturating_sub(wall0);
-                seen.spinning = wall >= cfg.hang_timeout / 2 && cpu.saturating_sub(cpu0) * 2 >= wall;
+                let measured = wall >= cfg.hang_timeout / 2;
+                seen.spinning = measured && cpu.saturating_sub(cpu0) * 2 >= wall;
+                measured_idle = measured && !seen.spinning;
+            }
+            if stalled > cfg.hang_timeout {
+                let patience = cfg.hang_timeout.saturating_mul(u64::from(cfg.common_patience));
+                let starved = measured_idle && p.runnable == Some(true) && stalled <= patience;
+                if starved {
+                    seen.starved = !std::mem::replace(&mut t.starved, true);
+                } else {
+                    seen.verdict = Some(Verdict::Hung);
+                }
             }
         }
         if p.blocks != t.last_blocks {
@@ -534,6 +571,43 @@ mod tests {
         }
         let t = killed_at.expect("found");
         assert!(t > CFG.hang_timeout && t <= 2 * CFG.hang_timeout, "at {t} ns");
+    }
+
+    /// Slot 0 stalls alone (slot 1 renders on) for up to 400 ms, in
+    /// scheduler state `runnable`, its CPU time growing by `cpu_per_ms`
+    /// per ms; returns when the pass that kills it came (ms) and how many
+    /// passes counted it starved.
+    fn stall_alone(runnable: bool, cpu_per_ms: u64) -> (Option<Nanos>, u32) {
+        let mut sim = Sim::new();
+        let mut starved = 0;
+        for _ in 0..400 {
+            sim.now += ms(1);
+            let wants = sim.dog.wants_cpu(0, sim.now);
+            let p = sim.p[0].as_mut().unwrap();
+            p.cpu_ns = wants.then_some(sim.now / ms(1) * cpu_per_ms);
+            p.runnable = wants.then_some(runnable);
+            sim.p[1].as_mut().unwrap().write_frame += 256;
+            let pass = sim.dog.pass(sim.now, &sim.p);
+            starved += u32::from(pass.starved[0]);
+            if pass.kills[0].is_some() {
+                return (Some(sim.now / ms(1)), starved);
+            }
+        }
+        (None, starved)
+    }
+
+    #[test]
+    fn a_runnable_worker_without_cpu_time_is_starved_not_hung_for_a_bounded_patience() {
+        // The host took its CPU away: runnable, no CPU time. Patience (10
+        // hang timeouts), counted once, then killed all the same.
+        let (killed, starved) = stall_alone(true, 0);
+        assert_eq!(starved, 1);
+        let t = killed.expect("killed after the patience");
+        assert!(t > 200 && t <= 202, "at {t} ms");
+        // Spinning (runnable, burning CPU): hung at the timeout.
+        assert_eq!(stall_alone(true, ms(1)), (Some(21), 0));
+        // Stopped or blocked (not runnable): hung at the timeout.
+        assert_eq!(stall_alone(false, 0), (Some(21), 0));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod error;
 mod events;
 mod lease;
 mod output;
+mod play_log;
 mod report;
 mod shared;
 mod status;

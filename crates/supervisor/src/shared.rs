@@ -26,10 +26,6 @@ pub(crate) const DEAD: u8 = 3;
 pub(crate) struct SharedSlot {
     pub region: WorkerRegion,
     state: AtomicU8,
-    /// The end of the last frames the output played from this slot
-    /// (written by the output thread only): how much of a replica later
-    /// found wrong was heard.
-    pub played_to: AtomicU64,
 }
 
 impl SharedSlot {
@@ -57,6 +53,10 @@ pub(crate) struct Shared {
     pub slots: Vec<SharedSlot>,
     /// Index of the slot whose audio is played first.
     pub active: AtomicU8,
+    /// Which slot the output played its frames from, lately (written by
+    /// the output thread only): how much of a replica later found wrong
+    /// was heard.
+    pub plays: crate::play_log::PlayLog,
     /// Frames played (the next frame to play).
     pub frame: AtomicU64,
     /// The render limit last published.
@@ -72,6 +72,10 @@ pub(crate) struct Shared {
     /// Times the supervisor thread itself was held off long enough that the
     /// watchdog excused the workers' lack of progress.
     pub supervisor_stalls: AtomicU64,
+    /// Times the watchdog found a stalled worker starved (runnable, with
+    /// next to no CPU time: the machine did not run it) and gave it
+    /// patience instead of killing it.
+    pub starved_workers: AtomicU64,
     /// Times the audio device ran dry (reported by the device driver).
     pub device_xruns: AtomicU64,
     /// Frames the device played as silence in those xruns (measured).
@@ -82,9 +86,10 @@ pub(crate) struct Shared {
     /// replicas that agreed with each other (two standbys, or the standby
     /// and the referee).
     pub outvoted: AtomicU64,
-    /// Frames of an outvoted active that were played before the vote (its
-    /// wrong audio heard; journaled as `@wrong`).
-    pub outvoted_frames_played: AtomicU64,
+    /// Frames of a replica found wrong that were played before the vote
+    /// (the outvoted active's, a standby's played as a fallback): wrong
+    /// audio heard, journaled as `@wrong`.
+    pub wrong_frames_played: AtomicU64,
     /// Disputes between two replicas a referee ruled on.
     pub disputes_ruled: AtomicU64,
     /// Disputes no referee could rule on in time (the standby was replaced,
@@ -156,9 +161,10 @@ impl Shared {
             underrun_frames: get(&self.underrun_frames),
             machine_stall_frames: get(&self.machine_stall_frames),
             supervisor_stalls: get(&self.supervisor_stalls),
+            starved_workers: get(&self.starved_workers),
             fallback_frames: get(&self.fallback_frames),
             outvoted: get(&self.outvoted),
-            outvoted_frames_played: get(&self.outvoted_frames_played),
+            wrong_frames_played: get(&self.wrong_frames_played),
             disputes_ruled: get(&self.disputes_ruled),
             disputes_undecided: get(&self.disputes_undecided),
             device_xruns: get(&self.device_xruns),
@@ -188,22 +194,20 @@ impl Shared {
             bus,
             slots: regions
                 .into_iter()
-                .map(|region| SharedSlot {
-                    region,
-                    state: AtomicU8::new(EMPTY),
-                    played_to: AtomicU64::new(0),
-                })
+                .map(|region| SharedSlot { region, state: AtomicU8::new(EMPTY) })
                 .collect(),
             active: AtomicU8::new(0),
+            plays: crate::play_log::PlayLog::default(),
             frame: AtomicU64::new(0),
             limit: AtomicU64::new(0),
             cycle: AtomicU64::new(0),
             underrun_frames: AtomicU64::new(0),
             machine_stall_frames: AtomicU64::new(0),
             supervisor_stalls: AtomicU64::new(0),
+            starved_workers: AtomicU64::new(0),
             fallback_frames: AtomicU64::new(0),
             outvoted: AtomicU64::new(0),
-            outvoted_frames_played: AtomicU64::new(0),
+            wrong_frames_played: AtomicU64::new(0),
             disputes_ruled: AtomicU64::new(0),
             disputes_undecided: AtomicU64::new(0),
             device_xruns: AtomicU64::new(0),

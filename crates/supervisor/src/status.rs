@@ -21,15 +21,19 @@ pub struct Counters {
     /// Times the supervisor thread itself was held off so long that the
     /// watchdog excused the workers' missing progress.
     pub supervisor_stalls: u64,
+    /// Times the watchdog found a stalled worker starved (runnable, next
+    /// to no CPU time) and gave it patience instead of killing it.
+    pub starved_workers: u64,
     /// Frames taken from a standby because the active lacked them.
     pub fallback_frames: u64,
     /// Times the active was outvoted by two replicas that agreed (two
     /// standbys, or the standby and a referee), and replaced.
     pub outvoted: u64,
-    /// Frames of an outvoted active played before the vote: wrong audio
-    /// heard (0 whenever the vote came within the lead), journaled as
-    /// `@wrong`.
-    pub outvoted_frames_played: u64,
+    /// Frames of a replica found wrong played before the vote (the
+    /// outvoted active's; a standby's played as a fallback while the
+    /// active was late): wrong audio heard (0 whenever the vote came
+    /// within the lead), journaled as `@wrong`.
+    pub wrong_frames_played: u64,
     /// Disputes between two replicas that a referee ruled on.
     pub disputes_ruled: u64,
     /// Disputes no referee ruled on in time: the standby was replaced, the

@@ -250,6 +250,38 @@ pub fn set_undumpable() -> io::Result<()> {
     nix::sys::prctl::set_dumpable(false).map_err(crate::io)
 }
 
+/// The scheduler state of process `pid`'s main thread, the letter of
+/// `/proc/<pid>/stat`'s third field (`R` runnable or running, `S`
+/// sleeping, `D` in the kernel, `T` stopped, `t` traced, `Z` a zombie);
+/// `None` when it cannot be read (it was reaped). Reads one short procfs
+/// file (no I/O device, no allocation beyond the path on the stack).
+pub fn process_state(pid: u32) -> Option<u8> {
+    use std::io::Write as _;
+    let mut path = [0u8; 32];
+    let len = {
+        let mut w = &mut path[..];
+        write!(w, "/proc/{pid}/stat").ok()?;
+        32 - w.len()
+    };
+    let path = std::str::from_utf8(&path[..len]).ok()?;
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    let mut buf = [0u8; 512];
+    let n = nix::unistd::read(&fd, &mut buf).ok()?;
+    state_of_stat(&buf[..n])
+}
+
+/// The state letter of a `/proc/<pid>/stat` line: the first field after
+/// the command name (in parentheses, which may hold spaces or `)`).
+fn state_of_stat(line: &[u8]) -> Option<u8> {
+    let after = line.iter().rposition(|&b| b == b')')?;
+    line[after + 1..].iter().copied().find(|&b| b != b' ')
+}
+
 /// Counts the calling process's threads through `/proc/self/stat`, opened
 /// once: a sandbox that forbids opening files still lets it be read again
 /// (`pread` on [`ThreadCounter::fd`]), and reading it allocates nothing.

@@ -85,3 +85,28 @@ fn the_kernel_marks_and_wakes_a_death_word_when_its_thread_exits() {
     thread.join().unwrap();
     assert_eq!(armed_by(word.load(Acquire)), None);
 }
+
+#[test]
+fn a_process_state_tells_sleeping_stopped_and_runnable_apart() {
+    use crate::process::process_state;
+    // Waits poll: a state change lands a moment after the signal.
+    let until = |pid: u32, want: u8| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while process_state(pid) != Some(want) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        process_state(pid)
+    };
+    let mut sleeper = std::process::Command::new("sleep").arg("5").spawn().expect("sleep");
+    assert_eq!(until(sleeper.id(), b'S'), Some(b'S'), "sleeping");
+    crate::process::kill(sleeper.id(), crate::SIGSTOP).expect("stop it");
+    assert_eq!(until(sleeper.id(), b'T'), Some(b'T'), "stopped");
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert_eq!(process_state(sleeper.id()), None, "reaped: nothing to read");
+    let mut spinner =
+        std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh");
+    assert_eq!(until(spinner.id(), b'R'), Some(b'R'), "spinning");
+    spinner.kill().unwrap();
+    spinner.wait().unwrap();
+}

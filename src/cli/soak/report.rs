@@ -260,6 +260,12 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
             summary.supervisor_stalls
         ));
     }
+    if summary.starved_workers > 0 {
+        reason.push_str(&format!(
+            " (the watchdog found {} stalled worker(s) starved of CPU, not hung, and spared them)",
+            summary.starved_workers
+        ));
+    }
     let verdict = if pass { "PASS" } else { "FAIL" };
     let line = format!(
         "{verdict}: {:.0} s, {} faults, lost frames {lost}{}, underruns {}, bit-exact {}, RSS growth {rss_growth} KiB{}",
@@ -272,7 +278,7 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
         },
         summary.underruns,
         if summary.bit_exact { "yes" } else { "NO" },
-        if pass && summary.supervisor_stalls == 0 && excused.is_none() {
+        if pass && summary.supervisor_stalls == 0 && summary.starved_workers == 0 && excused.is_none() {
             String::new()
         } else {
             format!(" — {reason}")
@@ -310,6 +316,7 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
          | recording = the journal's render as played | {} |\n| replacements not joined | {} |\n\
          | RSS growth | {rss_growth} KiB |\n| OSC errors | {} |\n| faults deferred (waiting for health) | {} |\n\
          | commands cut out as poisons (senders told) | {} ({}) |\n| overloads | {} |\n\
+         | supervisor held off (workers excused) | {} |\n| stalled workers found starved of CPU (spared) | {} |\n\
          | workers the sandbox killed, by forbidden call | {} |\n\n\
          ## The machine's own noise\n\n\
          A probe thread at the output's priority{} woke every millisecond: {} wake-ups, {} of them at least {STALL_EVIDENCE_MS} ms late, the latest {:.2} ms late.\n\n\
@@ -330,6 +337,8 @@ pub fn write(dir: &Path, i: &Inputs<'_>) -> std::io::Result<Verdict> {
         i.tally.cuts,
         i.tally.cut_replies,
         i.tally.overloads,
+        summary.supervisor_stalls,
+        summary.starved_workers,
         if summary.sandbox_kills.is_empty() {
             "none".to_owned()
         } else {

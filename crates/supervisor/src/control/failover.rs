@@ -202,18 +202,27 @@ impl Supervisor {
             let region = &self.shared.slots[i].region;
             let write_frame = region.audio_write_frame();
             let hb = region.heartbeat();
+            let wants = self.watchdog.wants_cpu(i, now);
             *p = Some(Progress {
                 write_frame,
                 has_work: limit >= write_frame + block && region.audio_space() >= block,
                 blocks: hb.blocks.load(Acquire),
                 last_render: hb.render_ns_last.load(Relaxed),
                 rendering: hb.rendering.load(Acquire),
-                cpu_ns: self.watchdog.wants_cpu(i, now).then(|| self.cpu_time(i)).flatten(),
+                cpu_ns: wants.then(|| self.cpu_time(i)).flatten(),
+                runnable: wants.then(|| self.runnable(i)).flatten(),
             });
         }
         let pass = self.watchdog.pass(now, &progress);
         if pass.held_off {
             self.shared.supervisor_stalls.fetch_add(1, Relaxed);
+        }
+        for (i, _) in pass.starved.iter().enumerate().filter(|(_, s)| **s) {
+            self.shared.starved_workers.fetch_add(1, Relaxed);
+            tracing::warn!(
+                "slot {i}: no progress for a hang timeout, but runnable and given next to no CPU time: starved by \
+                 the machine, not hung; waiting"
+            );
         }
         self.note_overload(pass.overloaded);
         if let Some(frame) = pass.common_hang {
@@ -370,13 +379,7 @@ impl Supervisor {
     pub(crate) fn outvote_active(&mut self, a: usize, winner: usize, block: u64, now: Nanos) {
         let frame = self.first_differing_frame(a, winner, block);
         self.shared.active.store(winner as u8, Release);
-        self.slots[a].discredit();
-        // One outvoted replica at a time is accounted exactly; an earlier
-        // one still unsettled (discredited a pass ago at least, so the
-        // output has all but surely left it) is settled as it stands now.
-        self.settle_wrong_play(true);
-        self.wrong_play =
-            Some(super::referee::WrongPlay { slot: a, first: frame, mark: self.shared.output_mark() });
+        self.discredit(a, frame);
         let t = monotonic_ns();
         self.shared.outvoted.fetch_add(1, Relaxed);
         tracing::error!(

@@ -254,4 +254,10 @@ impl Supervisor {
     pub(crate) fn cpu_time(&self, i: usize) -> Option<u64> {
         self.pid(i).and_then(chronus_sys::clock::process_cpu_ns)
     }
+
+    /// Whether slot `i`'s worker's render thread is runnable (`R`), read
+    /// only for a worker stalled long enough to be a hang candidate.
+    pub(crate) fn runnable(&self, i: usize) -> Option<bool> {
+        self.pid(i).and_then(chronus_sys::process::process_state).map(|s| s == b'R')
+    }
 }

@@ -3,19 +3,20 @@
 //! disputed block to render it again, carrying out the ruling; and counting
 //! and journaling what an outvoted replica had played.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::Supervisor;
 use crate::collector::Note;
 use crate::events::DetectedBy;
+use crate::play_log::{Played, RUNS, played_from};
 use crate::policy::Nanos;
 use crate::policy::referee::{Opinion, Ruling, Undecided};
-use crate::report::FrameSpan;
 use crate::shared::OutputMark;
 
-/// An outvoted replica the output may still have been playing when it was
-/// found wrong: how much of it was heard is known once the output has seen
-/// it discredited (`mark`).
+/// A replica found wrong that the output may have been playing from (the
+/// outvoted active; a standby as a fallback while the active was late):
+/// how much of it was heard is known once the output has seen it
+/// discredited (`mark`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WrongPlay {
     /// Its slot.
@@ -189,6 +190,10 @@ impl Supervisor {
     /// (and the divergence counts as evidence about the DSP's determinism,
     /// unless it was injected).
     pub(crate) fn replace_standby(&mut self, a: usize, s: usize, block: u64, frame: u64, now: Nanos) {
+        // Its frames from `frame` on are wrong: never played again (not
+        // even as a dead replica's, while the active is late), and those
+        // already played as a fallback are counted.
+        self.discredit(s, frame);
         let common_start = self.slots[s].started_at == self.slots[a].started_at;
         let fresh = common_start
             && block * u64::from(self.cfg.block) < self.slots[s].started_at + self.fresh_frames();
@@ -200,28 +205,47 @@ impl Supervisor {
         self.kill(s, DetectedBy::Divergence);
     }
 
-    /// Once the output has seen an outvoted replica discredited (or now,
+    /// Slot `i`'s audio is wrong from `frame` on: the output stops reading
+    /// it now, and what it had played of it is counted once it has seen
+    /// that. One such replica at a time is accounted exactly; an earlier
+    /// one still unsettled (discredited a pass ago at least, so the output
+    /// has all but surely left it) is settled as it stands now.
+    pub(crate) fn discredit(&mut self, i: usize, frame: u64) {
+        self.slots[i].discredit();
+        self.settle_wrong_play(true);
+        self.wrong_play = Some(WrongPlay { slot: i, first: frame, mark: self.shared.output_mark() });
+    }
+
+    /// Once the output has seen a replica found wrong discredited (or now,
     /// with `force`: another one is to be accounted for), the frames it
-    /// played from it from the first wrong one on are counted and
-    /// journaled (`@wrong`).
+    /// played from it from the first wrong one on (the output's play log)
+    /// are counted and journaled (`@wrong`).
     pub(crate) fn settle_wrong_play(&mut self, force: bool) {
         let Some(w) = self.wrong_play else { return };
         if !force && !self.shared.output_saw(w.mark) {
             return;
         }
         self.wrong_play = None;
-        let end = self.shared.slots[w.slot].played_to.load(Acquire);
-        let played = end.saturating_sub(w.first);
+        let mut runs = [Played::default(); RUNS];
+        let (n, truncated) = self.shared.plays.runs(&mut runs);
+        let (mut played, mut spans) = (0, 0);
+        let (shared, notes) = (&self.shared, &mut self.notes);
+        played_from(&runs[..n], truncated, w.slot, w.first, |span| {
+            played += span.frames;
+            spans += 1;
+            if notes.push(Note::Wrong(span)).is_err() {
+                shared.io_overruns.fetch_add(1, Relaxed);
+            }
+        });
         if played == 0 {
-            tracing::info!("none of the outvoted replica's wrong audio (from frame {}) was played", w.first);
+            tracing::info!("none of slot {}'s wrong audio (from frame {}) was played", w.slot, w.first);
             return;
         }
-        self.shared.outvoted_frames_played.fetch_add(played, Relaxed);
-        if self.notes.push(Note::Wrong(FrameSpan { first: w.first, frames: played })).is_err() {
-            self.shared.io_overruns.fetch_add(1, Relaxed);
-        }
+        self.shared.wrong_frames_played.fetch_add(played, Relaxed);
         tracing::error!(
-            "{played} frames of the outvoted replica's wrong audio were played (from frame {}) before the vote",
+            "{played} frames of slot {}'s wrong audio were played (from frame {}, in {spans} span(s)) before the \
+             vote",
+            w.slot,
             w.first
         );
     }

@@ -147,7 +147,7 @@ impl OutputEngine {
         for i in self.readable() {
             let mut reader = AudioReader::new(&self.shared.slots[i].region);
             if reader.copy_frames(from, left, right).is_ok() {
-                self.shared.slots[i].played_to.store(from + left.len() as u64, Relaxed);
+                self.shared.plays.played(i, from, left.len() as u64);
                 if reader.corrupt_samples() > 0 {
                     self.shared.corrupt_samples.fetch_add(reader.corrupt_samples(), Relaxed);
                 }
